@@ -1,0 +1,99 @@
+//! `certscope demo`: one command from nothing to a running product with data.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use certscope_store::seed::{SeedConfig, SeedReport};
+
+use crate::GlobalArgs;
+use crate::database;
+
+pub async fn run(global: &GlobalArgs, listen: &str, seed: SeedConfig) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("failed to listen on {listen}"))?;
+    let db = database::open(global).await?;
+    tracing::info!(database = %db.display_url, "database open");
+    let seeded = certscope_store::bootstrap::prepare_demo(&db.pool, &seed).await?;
+    if let Some(report) = &seeded {
+        print_seed_report(report, report.elapsed);
+    }
+    print_organizations(&db).await?;
+    let addr = listener.local_addr()?;
+    println!();
+    println!("database: {}", db.connect_url);
+    println!("api:      http://{addr}");
+    println!("          curl http://{addr}/healthz");
+    println!("          curl http://{addr}/readyz");
+    println!(
+        "ready in {:.1} s; Ctrl-C stops the API and the private database",
+        started.elapsed().as_secs_f64()
+    );
+
+    let state = certscope_query_api::AppState {
+        pool: db.pool.clone(),
+    };
+    certscope_query_api::serve(listener, state, shutdown_signal()).await?;
+    db.close().await
+}
+
+async fn print_organizations(db: &database::Database) -> anyhow::Result<()> {
+    let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+        "SELECT o.slug, o.name, \
+                (SELECT count(*) FROM certifications c WHERE c.organization_id = o.id), \
+                (SELECT count(*) FROM requirements r WHERE r.organization_id = o.id), \
+                (SELECT count(*) FROM evidence e WHERE e.organization_id = o.id) \
+         FROM organizations o ORDER BY o.id",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    println!();
+    println!(
+        "{:<20} {:<34} {:>14} {:>12} {:>10}",
+        "organization", "name", "certifications", "requirements", "evidence"
+    );
+    for (slug, name, certs, reqs, evidence) in rows {
+        println!("{slug:<20} {name:<34} {certs:>14} {reqs:>12} {evidence:>10}");
+    }
+    Ok(())
+}
+
+pub fn print_seed_report(report: &SeedReport, elapsed: Duration) {
+    println!(
+        "seeded {} organizations, {} users, {} certifications, {} requirements, {} evidence, {} risks, {} history rows",
+        report.organizations,
+        report.users,
+        report.certifications,
+        report.requirements,
+        report.evidence,
+        report.risks,
+        report.history
+    );
+    println!(
+        "{} rows in {:.1} s: {:.0} rows/s",
+        report.total_rows(),
+        elapsed.as_secs_f64(),
+        report.total_rows() as f64 / elapsed.as_secs_f64().max(1e-9)
+    );
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

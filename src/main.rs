@@ -1,0 +1,196 @@
+//! `certscope`: the thin command line that wires the crates together.
+
+mod database;
+mod demo;
+mod telemetry;
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context;
+use certscope_store::seed::{Preset, SeedConfig};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "certscope",
+    version,
+    about = "Search, analytics and reporting for compliance programmes"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct GlobalArgs {
+    /// PostgreSQL to use. Without it, a private cluster is started in --data-dir.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Holds the private PostgreSQL cluster and the index.
+    #[arg(long, env = "CERTSCOPE_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// Log format: pretty for people, json for machines.
+    #[arg(long, env = "CERTSCOPE_LOG_FORMAT", global = true, value_enum, default_value_t = telemetry::LogFormat::Pretty)]
+    pub log_format: telemetry::LogFormat,
+    /// Maximum database connections.
+    #[arg(
+        long,
+        env = "CERTSCOPE_DB_MAX_CONNECTIONS",
+        global = true,
+        default_value_t = 10
+    )]
+    pub db_max_connections: u32,
+    /// Seconds to wait for the database before giving up.
+    #[arg(
+        long,
+        env = "CERTSCOPE_DB_CONNECT_TIMEOUT",
+        global = true,
+        default_value_t = 5
+    )]
+    pub db_connect_timeout: u64,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Apply the schema migrations.
+    Migrate,
+    /// Import an OSCAL catalog (JSON) as a framework with its controls.
+    ImportOscal {
+        /// The catalog file.
+        file: PathBuf,
+        /// Framework slug (default: made from the catalog's title).
+        #[arg(long)]
+        slug: Option<String>,
+    },
+    /// Generate deterministic demo or benchmark data.
+    Seed(SeedArgs),
+    /// Start everything with demo data: private PostgreSQL, schema, catalogs, data, API.
+    Demo {
+        /// Address the API listens on.
+        #[arg(long, env = "CERTSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        seed: SeedArgs,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum PresetArg {
+    Small,
+    Demo,
+    Bench,
+}
+
+#[derive(Debug, Args, Clone)]
+struct SeedArgs {
+    /// Random seed: the same seed, sizes and --as-of give the same data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Named size; the flags below override parts of it.
+    #[arg(long, value_enum, default_value_t = PresetArg::Demo)]
+    preset: PresetArg,
+    /// The "today" of the data (YYYY-MM-DD); default: today.
+    #[arg(long)]
+    as_of: Option<chrono::NaiveDate>,
+    /// Number of organizations (1..=6).
+    #[arg(long)]
+    organizations: Option<usize>,
+    /// Certifications per organization.
+    #[arg(long)]
+    certifications: Option<usize>,
+    /// Average evidence items per requirement.
+    #[arg(long)]
+    evidence_per_requirement: Option<f64>,
+    /// Risks per organization.
+    #[arg(long)]
+    risks: Option<usize>,
+    /// Evidence rows for the first organization (the benchmark preset uses 1,000,000).
+    #[arg(long)]
+    large_org_evidence: Option<u64>,
+}
+
+impl SeedArgs {
+    fn config(&self, progress: bool) -> SeedConfig {
+        let preset = match self.preset {
+            PresetArg::Small => Preset::Small,
+            PresetArg::Demo => Preset::Demo,
+            PresetArg::Bench => Preset::Bench,
+        };
+        let as_of = self
+            .as_of
+            .unwrap_or_else(|| chrono::Utc::now().date_naive());
+        let mut config = SeedConfig::preset(preset, self.seed, as_of);
+        if let Some(n) = self.organizations {
+            config.organizations = n;
+        }
+        if let Some(n) = self.certifications {
+            config.certifications_per_org = n;
+        }
+        if let Some(n) = self.evidence_per_requirement {
+            config.evidence_per_requirement = n;
+        }
+        if let Some(n) = self.risks {
+            config.risks_per_org = n;
+        }
+        if let Some(n) = self.large_org_evidence {
+            config.large_org_evidence = Some(n);
+        }
+        config.progress = progress;
+        config
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    telemetry::init(cli.global.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("certscope")
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(run(cli))
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Migrate => {
+            let db = database::open(&cli.global).await?;
+            certscope_store::migrate(&db.pool).await?;
+            println!("migrations applied");
+            db.close().await
+        }
+        Command::ImportOscal { file, slug } => {
+            let db = database::open(&cli.global).await?;
+            certscope_store::migrate(&db.pool).await?;
+            let bytes = std::fs::read(&file)
+                .with_context(|| format!("failed to read {}", file.display()))?;
+            let summary = certscope_store::oscal::import_catalog(&db.pool, &bytes, slug.as_deref())
+                .await
+                .with_context(|| format!("failed to import {}", file.display()))?;
+            println!(
+                "imported {} as framework {:?}: {} families, {} controls ({} new, {} updated, {} withdrawn)",
+                file.display(),
+                summary.slug,
+                summary.families,
+                summary.controls,
+                summary.inserted,
+                summary.updated,
+                summary.withdrawn
+            );
+            db.close().await
+        }
+        Command::Seed(args) => {
+            let db = database::open(&cli.global).await?;
+            certscope_store::migrate(&db.pool).await?;
+            let started = Instant::now();
+            certscope_store::bootstrap::import_shipped_catalogs(&db.pool).await?;
+            let report = certscope_store::seed::seed(&db.pool, &args.config(true)).await?;
+            demo::print_seed_report(&report, started.elapsed());
+            db.close().await
+        }
+        Command::Demo { listen, seed } => demo::run(&cli.global, &listen, seed.config(true)).await,
+    }
+}
