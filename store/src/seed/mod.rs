@@ -663,7 +663,7 @@ async fn seed_org(
                     .int(req.owner.0);
             });
             written += 1;
-            if written % 4096 == 0 {
+            if written.is_multiple_of(4096) {
                 evidence.send_if_full(&mut sink).await?;
                 bar.set_position(written);
             }
