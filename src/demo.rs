@@ -5,10 +5,15 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use certscope_store::seed::{SeedConfig, SeedReport};
 
-use crate::GlobalArgs;
 use crate::database;
+use crate::{GlobalArgs, IndexArgs};
 
-pub async fn run(global: &GlobalArgs, listen: &str, seed: SeedConfig) -> anyhow::Result<()> {
+pub async fn run(
+    global: &GlobalArgs,
+    index: &IndexArgs,
+    listen: &str,
+    seed: SeedConfig,
+) -> anyhow::Result<()> {
     let started = Instant::now();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -31,10 +36,7 @@ pub async fn run(global: &GlobalArgs, listen: &str, seed: SeedConfig) -> anyhow:
         started.elapsed().as_secs_f64()
     );
 
-    let state = certscope_query_api::AppState {
-        pool: db.pool.clone(),
-    };
-    certscope_query_api::serve(listener, state, shutdown_signal()).await?;
+    crate::serve::run_with(global, index, &db, listener).await?;
     db.close().await
 }
 

@@ -2,6 +2,7 @@
 
 mod database;
 mod demo;
+mod serve;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -67,6 +68,20 @@ enum Command {
     },
     /// Generate deterministic demo or benchmark data.
     Seed(SeedArgs),
+    /// Run the indexer alone: follow PostgreSQL changes into the index until stopped.
+    Index(IndexArgs),
+    /// Rebuild the index from a consistent snapshot, then catch up.
+    Reindex(IndexArgs),
+    /// Compare every indexed (kind, id, version) with PostgreSQL.
+    VerifyIndex(IndexArgs),
+    /// Run the API with the indexer in the same process.
+    Serve {
+        /// Address the API listens on.
+        #[arg(long, env = "CERTSCOPE_LISTEN", default_value = "127.0.0.1:8080")]
+        listen: String,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
     /// Start everything with demo data: private PostgreSQL, schema, catalogs, data, API.
     Demo {
         /// Address the API listens on.
@@ -74,7 +89,32 @@ enum Command {
         listen: String,
         #[command(flatten)]
         seed: SeedArgs,
+        #[command(flatten)]
+        index: IndexArgs,
     },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct IndexArgs {
+    /// Index directory (default: DATA_DIR/index).
+    #[arg(long, env = "CERTSCOPE_INDEX_DIR")]
+    pub index_dir: Option<PathBuf>,
+    /// Milliseconds to let a burst of changes accumulate before indexing it.
+    #[arg(long, env = "CERTSCOPE_BATCH_WINDOW_MS", default_value_t = 15)]
+    pub batch_window_ms: u64,
+    /// Hours of change log to keep for indexes that are behind (older ones rebuild).
+    #[arg(long, env = "CERTSCOPE_CHANGE_RETENTION_HOURS", default_value_t = 24)]
+    pub change_retention_hours: u64,
+    /// Rows of change log to keep at most.
+    #[arg(
+        long,
+        env = "CERTSCOPE_CHANGE_RETENTION_ROWS",
+        default_value_t = 10_000_000
+    )]
+    pub change_retention_rows: i64,
+    /// Index writer memory in MiB.
+    #[arg(long, env = "CERTSCOPE_INDEX_MEMORY_MB", default_value_t = 256)]
+    pub index_memory_mb: usize,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -191,6 +231,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::print_seed_report(&report, started.elapsed());
             db.close().await
         }
-        Command::Demo { listen, seed } => demo::run(&cli.global, &listen, seed.config(true)).await,
+        Command::Index(args) => serve::index(&cli.global, &args).await,
+        Command::Reindex(args) => serve::reindex(&cli.global, &args).await,
+        Command::VerifyIndex(args) => serve::verify(&cli.global, &args).await,
+        Command::Serve { listen, index } => serve::serve(&cli.global, &index, &listen).await,
+        Command::Demo {
+            listen,
+            seed,
+            index,
+        } => demo::run(&cli.global, &index, &listen, seed.config(true)).await,
     }
 }

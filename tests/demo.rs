@@ -66,7 +66,14 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
 
     let run = || {
         certscope()
-            .args(["demo", "--listen", "127.0.0.1:0", "--preset", "small", "--data-dir"])
+            .args([
+                "demo",
+                "--listen",
+                "127.0.0.1:0",
+                "--preset",
+                "small",
+                "--data-dir",
+            ])
             .arg(&data_dir)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -80,23 +87,40 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
     let printed = printed.join("\n");
     assert!(printed.contains("seeded 2 organizations"), "{printed}");
     assert!(printed.contains("northwind-health"), "{printed}");
-    assert!(printed.contains("database: postgres://certscope:"), "{printed}");
-    let health: serde_json::Value = reqwest::get(format!("{api}/healthz")).await.unwrap().json().await.unwrap();
+    assert!(
+        printed.contains("database: postgres://certscope:"),
+        "{printed}"
+    );
+    let health: serde_json::Value = reqwest::get(format!("{api}/healthz"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["status"], "ok");
     let ready = reqwest::get(format!("{api}/readyz")).await.unwrap();
     assert_eq!(ready.status(), 200);
     stop(first);
     let pg_version = data_dir.join("postgres/pgdata/PG_VERSION");
     let initialised = std::fs::metadata(&pg_version).unwrap().modified().unwrap();
-    assert!(!data_dir.join("postgres/pgdata/postmaster.pid").exists(), "the cluster stops with the demo");
+    assert!(
+        !data_dir.join("postgres/pgdata/postmaster.pid").exists(),
+        "the cluster stops with the demo"
+    );
 
     let mut second = run();
     let rx = lines_of(&mut second);
     let (api, printed) = wait_for_api(&rx, Duration::from_secs(60));
     let printed = printed.join("\n");
-    assert!(!printed.contains("seeded"), "the second run keeps the data: {printed}");
+    assert!(
+        !printed.contains("seeded"),
+        "the second run keeps the data: {printed}"
+    );
     assert!(printed.contains("northwind-health"), "{printed}");
-    assert_eq!(std::fs::metadata(&pg_version).unwrap().modified().unwrap(), initialised);
+    assert_eq!(
+        std::fs::metadata(&pg_version).unwrap().modified().unwrap(),
+        initialised
+    );
     let health = reqwest::get(format!("{api}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     stop(second);
@@ -104,18 +128,31 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
 
 #[test]
 fn an_unreachable_database_fails_within_seconds_naming_host_and_port() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let started = Instant::now();
     let out = certscope()
         .arg("migrate")
-        .env("DATABASE_URL", format!("postgres://certscope:secret@127.0.0.1:{port}/certscope"))
+        .env(
+            "DATABASE_URL",
+            format!("postgres://certscope:secret@127.0.0.1:{port}/certscope"),
+        )
         .output()
         .unwrap();
     assert!(!out.status.success());
     assert!(started.elapsed() < Duration::from_secs(10));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}")), "{stderr}");
-    assert!(!stderr.contains("secret"), "the password never reaches the output: {stderr}");
+    assert!(
+        stderr.contains(&format!("cannot reach PostgreSQL at 127.0.0.1:{port}")),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("secret"),
+        "the password never reaches the output: {stderr}"
+    );
 }
 
 #[test]
@@ -129,7 +166,10 @@ fn missing_postgres_binaries_say_what_to_install() {
         .unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("PostgreSQL server binaries (initdb, postgres, pg_ctl) not found"), "{stderr}");
+    assert!(
+        stderr.contains("PostgreSQL server binaries (initdb, postgres, pg_ctl) not found"),
+        "{stderr}"
+    );
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }

@@ -1,11 +1,16 @@
 //! Liveness and readiness probes for orchestrators.
 
+use std::sync::atomic::Ordering;
+
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Serialize;
 
 use crate::{AppState, PROBE_TIMEOUT};
+
+/// Behind by more than this, the index is degraded (still serving).
+const DEGRADED_BEHIND_MS: u64 = 5_000;
 
 #[derive(Debug, Serialize)]
 pub struct Health {
@@ -29,43 +34,72 @@ pub struct Check {
     status: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    position: Option<String>,
 }
 
-/// Ready: the database answers within the probe timeout.
+fn check(name: &'static str, status: &'static str, reason: Option<String>) -> Check {
+    Check {
+        name,
+        status,
+        reason,
+        position: None,
+    }
+}
+
+/// Ready: the database answers and the index is open. A lagging index is
+/// "degraded" (200, still serving); no index or no database is "unavailable" (503).
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let db =
         tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool)).await;
-    let check = match db {
-        Ok(Ok(_)) => Check {
-            name: "database",
-            status: "ok",
-            reason: None,
-        },
+    let database = match db {
+        Ok(Ok(_)) => check("database", "ok", None),
         Ok(Err(e)) => {
             tracing::warn!(error = %e, "readiness: database check failed");
-            Check {
-                name: "database",
-                status: "unavailable",
-                reason: Some("database query failed".into()),
-            }
+            check(
+                "database",
+                "unavailable",
+                Some("database query failed".into()),
+            )
         }
-        Err(_) => Check {
-            name: "database",
-            status: "unavailable",
-            reason: Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
-        },
+        Err(_) => check(
+            "database",
+            "unavailable",
+            Some(format!("no answer within {} s", PROBE_TIMEOUT.as_secs())),
+        ),
     };
-    let ok = check.status == "ok";
-    let body = Readiness {
-        status: if ok { "ok" } else { "unavailable" },
-        checks: vec![check],
+    let view = state.views.borrow().clone();
+    let mut index = match &view {
+        None => check(
+            "index",
+            "unavailable",
+            Some("index is being opened or built".into()),
+        ),
+        Some(view) => {
+            let mut c = check("index", "ok", None);
+            c.position = Some(view.position.snapshot.to_string());
+            c
+        }
     };
-    (
-        if ok {
-            StatusCode::OK
-        } else {
-            StatusCode::SERVICE_UNAVAILABLE
-        },
-        Json(body),
-    )
+    if let (Some(metrics), Some(_)) = (&state.indexer, &view) {
+        let behind = metrics.behind_millis.load(Ordering::Relaxed);
+        if behind > DEGRADED_BEHIND_MS {
+            index.status = "degraded";
+            index.reason = Some(format!("index is {} s behind PostgreSQL", behind / 1000));
+        }
+    }
+    let checks = vec![database, index];
+    let status = if checks.iter().any(|c| c.status == "unavailable") {
+        "unavailable"
+    } else if checks.iter().any(|c| c.status == "degraded") {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let code = if status == "unavailable" {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (code, Json(Readiness { status, checks }))
 }

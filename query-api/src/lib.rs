@@ -4,10 +4,13 @@
 mod health;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use certscope_indexer::IndexView;
+use certscope_indexer::metrics::IndexerMetrics;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -15,6 +18,10 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 pub struct AppState {
     pub pool: PgPool,
+    /// The live index and its position, published by the indexer.
+    pub views: tokio::sync::watch::Receiver<Option<IndexView>>,
+    /// Figures of the in-process indexer, when there is one.
+    pub indexer: Option<Arc<IndexerMetrics>>,
 }
 
 pub fn router(state: AppState) -> Router {

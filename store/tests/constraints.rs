@@ -12,18 +12,21 @@ struct Fixture {
 }
 
 async fn fixture(pool: &PgPool) -> Fixture {
-    let org_a: i64 = sqlx::query_scalar("INSERT INTO organizations (slug, name) VALUES ('a', 'A') RETURNING id")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let org_b: i64 = sqlx::query_scalar("INSERT INTO organizations (slug, name) VALUES ('b', 'B') RETURNING id")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    let control: i64 = sqlx::query_scalar("SELECT id FROM controls WHERE control_key = 'ac-2' LIMIT 1")
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let org_a: i64 =
+        sqlx::query_scalar("INSERT INTO organizations (slug, name) VALUES ('a', 'A') RETURNING id")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let org_b: i64 =
+        sqlx::query_scalar("INSERT INTO organizations (slug, name) VALUES ('b', 'B') RETURNING id")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let control: i64 =
+        sqlx::query_scalar("SELECT id FROM controls WHERE control_key = 'ac-2' LIMIT 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
     let cert = |org: i64| {
         sqlx::query_scalar::<_, i64>(
             "INSERT INTO certifications (organization_id, framework_id, name, status, started_on, target_date) \
@@ -136,7 +139,10 @@ async fn links_across_organizations_are_rejected() {
     .execute(&pool)
     .await
     .unwrap_err();
-    assert_eq!(constraint(err), "requirements_organization_id_certification_id_fkey");
+    assert_eq!(
+        constraint(err),
+        "requirements_organization_id_certification_id_fkey"
+    );
     // evidence of org B attached to a requirement of org A
     let err = sqlx::query(
         "INSERT INTO evidence (organization_id, requirement_id, title, file_name, media_type, sha256, status, collected_on) \
@@ -147,7 +153,10 @@ async fn links_across_organizations_are_rejected() {
     .execute(&pool)
     .await
     .unwrap_err();
-    assert_eq!(constraint(err), "evidence_organization_id_requirement_id_fkey");
+    assert_eq!(
+        constraint(err),
+        "evidence_organization_id_requirement_id_fkey"
+    );
 }
 
 #[tokio::test]
@@ -178,7 +187,10 @@ async fn versions_history_and_change_capture_follow_every_write() {
     .fetch_all(&pool)
     .await
     .unwrap();
-    let history: Vec<(Option<&str>, &str)> = history.iter().map(|(a, b)| (a.as_deref(), b.as_str())).collect();
+    let history: Vec<(Option<&str>, &str)> = history
+        .iter()
+        .map(|(a, b)| (a.as_deref(), b.as_str()))
+        .collect();
     assert_eq!(
         history,
         [
@@ -188,14 +200,22 @@ async fn versions_history_and_change_capture_follow_every_write() {
             (Some("failed"), "implemented")
         ]
     );
-    let changes: i64 = sqlx::query_scalar("SELECT count(*) FROM change_log WHERE entity = 'requirement' AND row_id = $1")
-        .bind(f.req_a)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let changes: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM change_log WHERE entity = 'requirement' AND row_id = $1",
+    )
+    .bind(f.req_a)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(changes, 4);
-    let err = sqlx::query("UPDATE status_history SET to_status = 'x'").execute(&pool).await.unwrap_err();
+    let err = sqlx::query("UPDATE status_history SET to_status = 'x'")
+        .execute(&pool)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("append-only"), "{err}");
-    let err = sqlx::query("TRUNCATE evidence CASCADE").execute(&pool).await.unwrap_err();
+    let err = sqlx::query("TRUNCATE evidence CASCADE")
+        .execute(&pool)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("change capture"), "{err}");
 }

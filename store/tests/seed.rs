@@ -32,7 +32,15 @@ async fn the_same_seed_gives_the_same_data_and_another_seed_does_not() {
     for seed_value in [7, 7, 8] {
         let db = TestDb::with_catalogs().await;
         let pool = db.pool().await;
-        seed(&pool, &SeedConfig { seed: seed_value, ..config.clone() }).await.unwrap();
+        seed(
+            &pool,
+            &SeedConfig {
+                seed: seed_value,
+                ..config.clone()
+            },
+        )
+        .await
+        .unwrap();
         digests.push(content_digest(&pool).await);
     }
     assert_eq!(digests[0], digests[1]);
@@ -43,17 +51,47 @@ async fn the_same_seed_gives_the_same_data_and_another_seed_does_not() {
 async fn seeded_distributions_look_like_a_real_programme() {
     let db = TestDb::with_catalogs().await;
     let pool = db.pool().await;
-    let report = seed(&pool, &SeedConfig::preset(Preset::Demo, 42, as_of())).await.unwrap();
+    let report = seed(&pool, &SeedConfig::preset(Preset::Demo, 42, as_of()))
+        .await
+        .unwrap();
     assert_eq!(report.organizations, 4);
 
     let cert_statuses: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT status FROM certifications ORDER BY 1").fetch_all(&pool).await.unwrap();
-    assert_eq!(cert_statuses, ["certified", "expired", "in_progress", "planned", "under_audit", "withdrawn"]);
+        sqlx::query_scalar("SELECT DISTINCT status FROM certifications ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        cert_statuses,
+        [
+            "certified",
+            "expired",
+            "in_progress",
+            "planned",
+            "under_audit",
+            "withdrawn"
+        ]
+    );
     let req_statuses: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT status FROM requirements ORDER BY 1").fetch_all(&pool).await.unwrap();
-    assert_eq!(req_statuses, ["failed", "implemented", "in_progress", "not_applicable", "not_started"]);
+        sqlx::query_scalar("SELECT DISTINCT status FROM requirements ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        req_statuses,
+        [
+            "failed",
+            "implemented",
+            "in_progress",
+            "not_applicable",
+            "not_started"
+        ]
+    );
     let evidence_statuses: Vec<String> =
-        sqlx::query_scalar("SELECT DISTINCT status FROM evidence ORDER BY 1").fetch_all(&pool).await.unwrap();
+        sqlx::query_scalar("SELECT DISTINCT status FROM evidence ORDER BY 1")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
     assert_eq!(evidence_statuses, ["accepted", "pending", "rejected"]);
 
     let (expired, in_30, in_60, in_90): (i64, i64, i64, i64) = sqlx::query_as(
@@ -66,13 +104,18 @@ async fn seeded_distributions_look_like_a_real_programme() {
     .fetch_one(&pool)
     .await
     .unwrap();
-    assert!(expired > 0 && in_30 > 0 && in_60 > 0 && in_90 > 0, "{expired} {in_30} {in_60} {in_90}");
+    assert!(
+        expired > 0 && in_30 > 0 && in_60 > 0 && in_90 > 0,
+        "{expired} {in_30} {in_60} {in_90}"
+    );
 
     // every cell of the 5x5 inherent grid is used, and treatment lowers residual risk
-    let cells: i64 = sqlx::query_scalar("SELECT count(DISTINCT (inherent_likelihood, inherent_impact)) FROM risks")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let cells: i64 = sqlx::query_scalar(
+        "SELECT count(DISTINCT (inherent_likelihood, inherent_impact)) FROM risks",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert_eq!(cells, 25);
     let lowered: f64 = sqlx::query_scalar(
         "SELECT avg((residual_likelihood * residual_impact < inherent_likelihood * inherent_impact)::int)::float8 \
@@ -102,13 +145,18 @@ async fn seeded_distributions_look_like_a_real_programme() {
     .await
     .unwrap();
     assert_eq!(mismatched, 0);
-    let span_days: i32 = sqlx::query_scalar("SELECT (max(changed_at)::date - min(changed_at)::date) FROM status_history")
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let span_days: i32 = sqlx::query_scalar(
+        "SELECT (max(changed_at)::date - min(changed_at)::date) FROM status_history",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
     assert!(span_days >= 365, "{span_days}");
     // non-Latin organization names survive the round trip
-    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM organizations ORDER BY id").fetch_all(&pool).await.unwrap();
+    let names: Vec<String> = sqlx::query_scalar("SELECT name FROM organizations ORDER BY id")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
     assert!(names.contains(&"さくらクラウド株式会社".to_owned()));
     assert!(names.contains(&"Ελληνικό Δίκτυο Ενέργειας Α.Ε.".to_owned()));
 }
@@ -120,7 +168,9 @@ async fn seeding_twice_is_refused_and_needs_catalogs() {
     let config = SeedConfig::preset(Preset::Small, 1, as_of());
     let err = seed(&pool, &config).await.unwrap_err();
     assert!(err.to_string().contains("import a catalog first"), "{err}");
-    certscope_store::bootstrap::import_shipped_catalogs(&pool).await.unwrap();
+    certscope_store::bootstrap::import_shipped_catalogs(&pool)
+        .await
+        .unwrap();
     seed(&pool, &config).await.unwrap();
     let err = seed(&pool, &config).await.unwrap_err();
     assert!(err.to_string().contains("already exists"), "{err}");

@@ -1,0 +1,179 @@
+//! Reading `change_log` by snapshot difference, and keeping it bounded.
+//!
+//! The changes between index position `from` and a newer snapshot `to` are the rows
+//! whose transaction is finished in `to` but was not in `from`: those with
+//! `xid >= from.xmax`, or listed in `from.xip`, and visible in `to`. Transactions
+//! still open in `to` are simply not read yet; they stay in `to.xip` and are
+//! picked up once they commit, so an open transaction never holds back others and
+//! a lower id committing after a higher one is never skipped.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgExecutor, PgPool};
+
+use crate::position::{Snapshot, SnapshotParseError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    #[error("database error in the change feed")]
+    Db(#[from] sqlx::Error),
+    #[error(transparent)]
+    Snapshot(#[from] SnapshotParseError),
+}
+
+/// One captured row change.
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub xid: u64,
+    pub seq: i64,
+    pub entity: String,
+    pub row_id: i64,
+    pub recorded_at: DateTime<Utc>,
+}
+
+#[derive(sqlx::FromRow)]
+struct ChangeRow {
+    xid: String,
+    seq: i64,
+    entity: String,
+    row_id: i64,
+    recorded_at: DateTime<Utc>,
+}
+
+pub async fn current_snapshot(db: impl PgExecutor<'_>) -> Result<Snapshot, FeedError> {
+    let text: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+        .fetch_one(db)
+        .await?;
+    Ok(Snapshot::parse(&text)?)
+}
+
+/// The next page of changes between `from` and `to`, after `cursor` (xid, seq).
+pub async fn read_page(
+    db: impl PgExecutor<'_>,
+    from: &Snapshot,
+    to: &Snapshot,
+    cursor: Option<(u64, i64)>,
+    limit: i64,
+) -> Result<Vec<Change>, FeedError> {
+    let xip: Vec<String> = from.xip.iter().map(u64::to_string).collect();
+    let (cursor_xid, cursor_seq) = cursor.unwrap_or((0, 0));
+    let rows: Vec<ChangeRow> = sqlx::query_as(
+        "SELECT xid::text AS xid, seq, entity, row_id, recorded_at FROM change_log \
+         WHERE (xid >= $1::text::xid8 OR xid = ANY($2::text[]::xid8[])) \
+           AND pg_visible_in_snapshot(xid, $3::text::pg_snapshot) \
+           AND (xid, seq) > ($4::text::xid8, $5) \
+         ORDER BY xid, seq LIMIT $6",
+    )
+    .bind(from.xmax.to_string())
+    .bind(&xip)
+    .bind(to.to_string())
+    .bind(cursor_xid.to_string())
+    .bind(cursor_seq)
+    .bind(limit)
+    .fetch_all(db)
+    .await?;
+    rows.into_iter()
+        .map(|r| {
+            Ok(Change {
+                xid: r
+                    .xid
+                    .parse()
+                    .map_err(|_| SnapshotParseError(r.xid.clone()))?,
+                seq: r.seq,
+                entity: r.entity,
+                row_id: r.row_id,
+                recorded_at: r.recorded_at,
+            })
+        })
+        .collect()
+}
+
+/// Changes committed but not yet in the index, and the age of the oldest one: the
+/// lag figures. Counts at most `cap` rows to stay cheap.
+pub async fn pending(
+    db: impl PgExecutor<'_>,
+    from: &Snapshot,
+    cap: i64,
+) -> Result<(i64, Option<DateTime<Utc>>), FeedError> {
+    let xip: Vec<String> = from.xip.iter().map(u64::to_string).collect();
+    let row: (i64, Option<DateTime<Utc>>) = sqlx::query_as(
+        "SELECT count(*), min(recorded_at) FROM (SELECT recorded_at FROM change_log \
+         WHERE (xid >= $1::text::xid8 OR xid = ANY($2::text[]::xid8[])) \
+           AND pg_visible_in_snapshot(xid, pg_current_snapshot()) LIMIT $3) p",
+    )
+    .bind(from.xmax.to_string())
+    .bind(&xip)
+    .bind(cap)
+    .fetch_one(db)
+    .await?;
+    Ok(row)
+}
+
+/// Below this transaction id `change_log` has been pruned: an index whose position
+/// is older cannot catch up and must be rebuilt.
+pub async fn pruned_below(db: impl PgExecutor<'_>) -> Result<u64, FeedError> {
+    let text: String = sqlx::query_scalar("SELECT pruned_below::text FROM change_log_horizon")
+        .fetch_one(db)
+        .await?;
+    text.parse().map_err(|_| SnapshotParseError(text).into())
+}
+
+/// How much of `change_log` to keep.
+#[derive(Debug, Clone, Copy)]
+pub struct Retention {
+    pub max_age: Duration,
+    pub max_rows: i64,
+}
+
+impl Default for Retention {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(24 * 3600),
+            max_rows: 10_000_000,
+        }
+    }
+}
+
+/// Deletes changes older than the retention (by age or by count), never any that a
+/// running transaction could still be writing. Returns the rows deleted.
+pub async fn prune(pool: &PgPool, retention: Retention) -> Result<u64, FeedError> {
+    let mut tx = pool.begin().await?;
+    // one pruner at a time across every indexer following this database
+    let locked: bool = sqlx::query_scalar(
+        "SELECT pg_try_advisory_xact_lock(hashtext('certscope-change-log-prune'))",
+    )
+    .fetch_one(&mut *tx)
+    .await?;
+    if !locked {
+        return Ok(0);
+    }
+    let boundary: Option<String> = sqlx::query_scalar(
+        "WITH by_age AS (SELECT max(xid) AS x FROM change_log WHERE recorded_at < now() - make_interval(secs => $1)), \
+              by_count AS (SELECT xid AS x FROM change_log ORDER BY xid DESC, seq DESC OFFSET $2 LIMIT 1), \
+              cut AS (SELECT max(x) AS x FROM (SELECT x FROM by_age UNION ALL SELECT x FROM by_count) c) \
+         SELECT least(((cut.x::text)::numeric + 1)::text::xid8, pg_snapshot_xmin(pg_current_snapshot()))::text \
+         FROM cut WHERE cut.x IS NOT NULL",
+    )
+    .bind(retention.max_age.as_secs_f64())
+    .bind(retention.max_rows)
+    .fetch_optional(&mut *tx)
+    .await?
+    .flatten();
+    let Some(boundary) = boundary else {
+        return Ok(0);
+    };
+    sqlx::query(
+        "UPDATE change_log_horizon SET pruned_below = greatest(pruned_below, $1::text::xid8), pruned_at = now()",
+    )
+    .bind(&boundary)
+    .execute(&mut *tx)
+    .await?;
+    let deleted = sqlx::query("DELETE FROM change_log WHERE xid < $1::text::xid8")
+        .bind(&boundary)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+    tx.commit().await?;
+    Ok(deleted)
+}

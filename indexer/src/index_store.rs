@@ -1,0 +1,303 @@
+//! The index directory: opening it (setting aside one that is missing, corrupt or
+//! of another schema version), the single writer, commits that carry their
+//! position, and readers.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use tantivy::directory::MmapDirectory;
+use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+
+use crate::position::{CommitPayload, IndexPosition, Snapshot};
+use crate::schema::{self, Fields, Kind, doc_key};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("index error in {path}")]
+    Tantivy {
+        path: PathBuf,
+        #[source]
+        source: tantivy::TantivyError,
+    },
+    #[error("another indexer holds the index in {0}; only one writer may run per index directory")]
+    Locked(PathBuf),
+    #[error("failed to {what} {path}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Why an existing index could not be used.
+#[derive(Debug, Clone)]
+pub enum Unusable {
+    Missing,
+    Corrupt(String),
+    SchemaVersion { found: u32 },
+    NoPosition,
+}
+
+impl std::fmt::Display for Unusable {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Unusable::Missing => f.write_str("missing"),
+            Unusable::Corrupt(e) => write!(f, "corrupt: {e}"),
+            Unusable::SchemaVersion { found } => {
+                write!(
+                    f,
+                    "built with schema version {found}, this build uses {}",
+                    schema::SCHEMA_VERSION
+                )
+            }
+            Unusable::NoPosition => f.write_str("no committed position"),
+        }
+    }
+}
+
+/// An open index with its writer.
+pub struct IndexStore {
+    pub dir: PathBuf,
+    pub index: Index,
+    pub fields: Fields,
+    writer: IndexWriter<TantivyDocument>,
+    reader: IndexReader,
+}
+
+fn tv(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> StoreError + '_ {
+    move |source| match source {
+        tantivy::TantivyError::LockFailure(..) => StoreError::Locked(path.to_owned()),
+        source => StoreError::Tantivy {
+            path: path.to_owned(),
+            source,
+        },
+    }
+}
+
+/// Opens the index in `dir` read-only (no writer): for readers in other processes
+/// and for tests. Returns the index, its fields and the committed payload.
+pub fn open_read_only(dir: &Path) -> Result<(Index, Fields, Option<CommitPayload>), StoreError> {
+    let index = Index::open_in_dir(dir).map_err(tv(dir))?;
+    schema::register_tokenizers(&index);
+    let (_, fields) = schema::build();
+    let payload = read_payload(&index);
+    Ok((index, fields, payload))
+}
+
+fn read_payload(index: &Index) -> Option<CommitPayload> {
+    let metas = index.load_metas().ok()?;
+    serde_json::from_str(metas.payload.as_deref()?).ok()
+}
+
+/// Checks the index in `dir`: its position if usable, or why not.
+pub fn inspect(dir: &Path) -> Result<CommitPayload, Unusable> {
+    if !dir.join("meta.json").exists() {
+        return Err(Unusable::Missing);
+    }
+    let index = Index::open_in_dir(dir).map_err(|e| Unusable::Corrupt(e.to_string()))?;
+    let (expected, _) = schema::build();
+    if index.schema() != expected {
+        let found = read_payload(&index).map_or(0, |p| p.schema_version);
+        return Err(Unusable::SchemaVersion { found });
+    }
+    let payload = match index.load_metas() {
+        Ok(metas) => metas.payload,
+        Err(e) => return Err(Unusable::Corrupt(e.to_string())),
+    };
+    let payload: CommitPayload = payload
+        .as_deref()
+        .and_then(|p| serde_json::from_str(p).ok())
+        .ok_or(Unusable::NoPosition)?;
+    if payload.schema_version != schema::SCHEMA_VERSION {
+        return Err(Unusable::SchemaVersion {
+            found: payload.schema_version,
+        });
+    }
+    // every segment file must be readable
+    let reader = index
+        .reader()
+        .map_err(|e| Unusable::Corrupt(e.to_string()))?;
+    let searcher = reader.searcher();
+    for segment in searcher.segment_readers() {
+        if segment.get_store_reader(0).is_err() {
+            return Err(Unusable::Corrupt(format!(
+                "segment {} unreadable",
+                segment.segment_id().short_uuid_string()
+            )));
+        }
+    }
+    if Snapshot::parse(&payload.snapshot).is_err() {
+        return Err(Unusable::NoPosition);
+    }
+    Ok(payload)
+}
+
+/// Moves an unusable index out of the way (kept for inspection, never deleted).
+pub fn set_aside(dir: &Path, reason: &Unusable) -> Result<Option<PathBuf>, StoreError> {
+    if !dir.exists() {
+        return Ok(None);
+    }
+    let stamp = chrono::Utc::now().format("%Y%m%dT%H%M%S%.3f");
+    let aside = dir.with_file_name(format!(
+        "{}.broken-{stamp}",
+        dir.file_name().and_then(|n| n.to_str()).unwrap_or("index")
+    ));
+    std::fs::rename(dir, &aside).map_err(|source| StoreError::Io {
+        what: "set aside",
+        path: dir.to_owned(),
+        source,
+    })?;
+    tracing::warn!(index = %dir.display(), set_aside_to = %aside.display(), reason = %reason, "index set aside; it will be rebuilt");
+    Ok(Some(aside))
+}
+
+impl IndexStore {
+    /// Creates a new, empty index in `dir` (which must not hold one).
+    pub fn create(dir: &Path, writer_memory: usize, threads: usize) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::Io {
+            what: "create",
+            path: dir.to_owned(),
+            source,
+        })?;
+        let (schema, fields) = schema::build();
+        let mmap = MmapDirectory::open(dir).map_err(|e| StoreError::Tantivy {
+            path: dir.to_owned(),
+            source: e.into(),
+        })?;
+        let index =
+            Index::create(mmap, schema, tantivy::IndexSettings::default()).map_err(tv(dir))?;
+        Self::with_index(dir, index, fields, writer_memory, threads)
+    }
+
+    /// Opens an index that `inspect` found usable.
+    pub fn open(dir: &Path, writer_memory: usize, threads: usize) -> Result<Self, StoreError> {
+        let index = Index::open_in_dir(dir).map_err(tv(dir))?;
+        let (_, fields) = schema::build();
+        Self::with_index(dir, index, fields, writer_memory, threads)
+    }
+
+    fn with_index(
+        dir: &Path,
+        index: Index,
+        fields: Fields,
+        writer_memory: usize,
+        threads: usize,
+    ) -> Result<Self, StoreError> {
+        schema::register_tokenizers(&index);
+        let writer = index
+            .writer_with_num_threads(threads, writer_memory)
+            .map_err(tv(dir))?;
+        let reader = index
+            .reader_builder()
+            .reload_policy(ReloadPolicy::Manual)
+            .try_into()
+            .map_err(tv(dir))?;
+        Ok(Self {
+            dir: dir.to_owned(),
+            index,
+            fields,
+            writer,
+            reader,
+        })
+    }
+
+    pub fn reader(&self) -> IndexReader {
+        self.reader.clone()
+    }
+
+    pub fn payload(&self) -> Option<CommitPayload> {
+        read_payload(&self.index)
+    }
+
+    /// Replaces the documents of `kind` with ids `ids` by `docs` (ids without a
+    /// document are deleted).
+    pub fn replace(
+        &mut self,
+        kind: Kind,
+        ids: impl IntoIterator<Item = i64>,
+        docs: Vec<TantivyDocument>,
+    ) -> Result<(), StoreError> {
+        for id in ids {
+            self.writer
+                .delete_term(Term::from_field_text(self.fields.key, &doc_key(kind, id)));
+        }
+        for doc in docs {
+            self.writer.add_document(doc).map_err(tv(&self.dir))?;
+        }
+        Ok(())
+    }
+
+    pub fn add(&mut self, doc: TantivyDocument) -> Result<(), StoreError> {
+        self.writer.add_document(doc).map_err(tv(&self.dir))?;
+        Ok(())
+    }
+
+    /// Commits with `payload` and makes the commit visible to this process's readers.
+    pub fn commit(&mut self, payload: &CommitPayload) -> Result<(), StoreError> {
+        let json = serde_json::to_string(payload).map_err(|e| StoreError::Io {
+            what: "encode payload for",
+            path: self.dir.clone(),
+            source: std::io::Error::other(e),
+        })?;
+        let mut prepared = self.writer.prepare_commit().map_err(tv(&self.dir))?;
+        prepared.set_payload(&json);
+        prepared.commit().map_err(tv(&self.dir))?;
+        self.reader.reload().map_err(tv(&self.dir))?;
+        Ok(())
+    }
+
+    /// Drops uncommitted work (after a failed cycle, so that a retry starts clean).
+    pub fn rollback(&mut self) -> Result<(), StoreError> {
+        self.writer.rollback().map_err(tv(&self.dir))?;
+        Ok(())
+    }
+
+    /// The `embed_sig` of the committed documents of `kind` with these ids.
+    pub fn indexed_signatures(&self, kind: Kind, ids: &[i64]) -> HashMap<i64, u64> {
+        let searcher = self.reader.searcher();
+        let mut out = HashMap::with_capacity(ids.len());
+        for segment in searcher.segment_readers() {
+            let Ok(inverted) = segment.inverted_index(self.fields.key) else {
+                continue;
+            };
+            let Ok(sig_column) = segment.fast_fields().u64("embed_sig") else {
+                continue;
+            };
+            let alive = segment.alive_bitset();
+            for &id in ids {
+                let term = Term::from_field_text(self.fields.key, &doc_key(kind, id));
+                let Ok(Some(mut postings)) =
+                    inverted.read_postings(&term, tantivy::schema::IndexRecordOption::Basic)
+                else {
+                    continue;
+                };
+                use tantivy::DocSet;
+                let mut doc = postings.doc();
+                while doc != tantivy::TERMINATED {
+                    if alive.is_none_or(|a| a.is_alive(doc))
+                        && let Some(sig) = sig_column.first(doc)
+                    {
+                        out.insert(id, sig);
+                    }
+                    doc = postings.advance();
+                }
+            }
+        }
+        out
+    }
+
+    /// Waits for background merges and releases the writer lock.
+    pub fn close(self) -> Result<(), StoreError> {
+        let dir = self.dir.clone();
+        self.writer.wait_merging_threads().map_err(tv(&dir))
+    }
+}
+
+/// The position a payload describes.
+pub fn position_of(payload: &CommitPayload) -> Option<IndexPosition> {
+    Some(IndexPosition {
+        snapshot: Snapshot::parse(&payload.snapshot).ok()?,
+        generation: payload.generation,
+    })
+}

@@ -1,0 +1,229 @@
+//! A full rebuild from one consistent PostgreSQL snapshot into a staging directory,
+//! swapped into place when committed. The snapshot becomes the new index's
+//! position, so catching up afterwards reads exactly the changes that committed
+//! after it: nothing missed, nothing twice.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use futures_util::TryStreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::postgres::PgRow;
+use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool};
+
+use crate::IndexerError;
+use crate::change_feed;
+use crate::documents::{self, Rendered};
+use crate::index_store::{IndexStore, StoreError};
+use crate::position::{CommitPayload, IndexPosition};
+use crate::schema::{Fields, Kind, SCHEMA_VERSION};
+
+/// What a rebuild did.
+#[derive(Debug, Clone)]
+pub struct RebuildReport {
+    pub position: IndexPosition,
+    pub documents: u64,
+    pub seconds: f64,
+}
+
+impl RebuildReport {
+    pub fn docs_per_second(&self) -> f64 {
+        self.documents as f64 / self.seconds.max(1e-9)
+    }
+}
+
+fn staging_dir(dir: &Path) -> PathBuf {
+    let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("index");
+    dir.with_file_name(format!("{name}.staging"))
+}
+
+/// Rebuilds the index in `dir` from PostgreSQL. The live index (if any) keeps
+/// serving until the new one replaces it.
+pub async fn rebuild(
+    pool: &PgPool,
+    dir: &Path,
+    writer_memory: usize,
+    progress: bool,
+) -> Result<RebuildReport, IndexerError> {
+    let started = Instant::now();
+    let staging = staging_dir(dir);
+    if staging.exists() {
+        std::fs::remove_dir_all(&staging).map_err(|source| StoreError::Io {
+            what: "remove",
+            path: staging.clone(),
+            source,
+        })?;
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    let mut store = IndexStore::create(&staging, writer_memory, threads)?;
+
+    let mut tx = pool.begin().await.map_err(change_feed::FeedError::from)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(change_feed::FeedError::from)?;
+    let snapshot = change_feed::current_snapshot(&mut *tx).await?;
+    let total: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM controls) + (SELECT count(*) FROM certifications) + \
+         (SELECT count(*) FROM requirements) + (SELECT count(*) FROM evidence) + (SELECT count(*) FROM risks)",
+    )
+    .fetch_one(&mut *tx)
+    .await
+    .map_err(change_feed::FeedError::from)?;
+    let bar = if progress {
+        ProgressBar::new(total as u64)
+    } else {
+        ProgressBar::hidden()
+    };
+    bar.set_style(
+        ProgressStyle::with_template(
+            "reindex [{bar:40}] {human_pos}/{human_len} docs {per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let fields = store.fields.clone();
+    let mut documents = 0u64;
+    for kind in Kind::ALL {
+        documents += match kind {
+            Kind::Control => {
+                stream(
+                    &mut tx,
+                    &mut store,
+                    &fields,
+                    kind,
+                    &bar,
+                    documents::render_control,
+                )
+                .await?
+            }
+            Kind::Certification => {
+                stream(
+                    &mut tx,
+                    &mut store,
+                    &fields,
+                    kind,
+                    &bar,
+                    documents::render_certification,
+                )
+                .await?
+            }
+            Kind::Requirement => {
+                stream(
+                    &mut tx,
+                    &mut store,
+                    &fields,
+                    kind,
+                    &bar,
+                    documents::render_requirement,
+                )
+                .await?
+            }
+            Kind::Evidence => {
+                stream(
+                    &mut tx,
+                    &mut store,
+                    &fields,
+                    kind,
+                    &bar,
+                    documents::render_evidence,
+                )
+                .await?
+            }
+            Kind::Risk => {
+                stream(
+                    &mut tx,
+                    &mut store,
+                    &fields,
+                    kind,
+                    &bar,
+                    documents::render_risk,
+                )
+                .await?
+            }
+        };
+    }
+    tx.commit().await.map_err(change_feed::FeedError::from)?;
+    let position = IndexPosition {
+        snapshot,
+        generation: 0,
+    };
+    store.commit(&CommitPayload {
+        schema_version: SCHEMA_VERSION,
+        snapshot: position.snapshot.to_string(),
+        generation: 0,
+        built_at: chrono::Utc::now().to_rfc3339(),
+    })?;
+    store.close()?;
+    bar.finish_and_clear();
+    swap_into_place(&staging, dir)?;
+    let report = RebuildReport {
+        position,
+        documents,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    tracing::info!(
+        documents,
+        seconds = report.seconds,
+        docs_per_second = report.docs_per_second() as u64,
+        position = %report.position.snapshot,
+        "index rebuilt"
+    );
+    Ok(report)
+}
+
+async fn stream<R>(
+    conn: &mut PgConnection,
+    store: &mut IndexStore,
+    fields: &Fields,
+    kind: Kind,
+    bar: &ProgressBar,
+    render: fn(&Fields, &R) -> Rendered,
+) -> Result<u64, IndexerError>
+where
+    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
+{
+    let sql = documents::all_rows_sql(kind);
+    let mut rows = sqlx::query_as::<_, R>(AssertSqlSafe(sql)).fetch(&mut *conn);
+    let mut n = 0u64;
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(change_feed::FeedError::from)?
+    {
+        store.add(render(fields, &row).doc)?;
+        n += 1;
+        if n.is_multiple_of(1024) {
+            bar.inc(1024);
+        }
+    }
+    bar.inc(n % 1024);
+    Ok(n)
+}
+
+fn swap_into_place(staging: &Path, dir: &Path) -> Result<(), StoreError> {
+    let io = |what: &'static str, path: &Path| {
+        let path = path.to_owned();
+        move |source| StoreError::Io { what, path, source }
+    };
+    if dir.exists() {
+        let old = dir.with_file_name(format!(
+            "{}.old",
+            dir.file_name().and_then(|n| n.to_str()).unwrap_or("index")
+        ));
+        if old.exists() {
+            std::fs::remove_dir_all(&old).map_err(io("remove", &old))?;
+        }
+        std::fs::rename(dir, &old).map_err(io("move aside", dir))?;
+        std::fs::rename(staging, dir).map_err(io("move into place", staging))?;
+        std::fs::remove_dir_all(&old).map_err(io("remove", &old))?;
+    } else {
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(io("create", parent))?;
+        }
+        std::fs::rename(staging, dir).map_err(io("move into place", staging))?;
+    }
+    Ok(())
+}

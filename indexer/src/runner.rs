@@ -1,0 +1,514 @@
+//! The indexer's loop: wake on NOTIFY (or a poll), read the changes since the
+//! index position, apply them, commit with the new position in the payload, reload
+//! readers, publish. Runs on a thread of its own (tantivy commits block), with its
+//! own runtime and pool.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use sqlx::PgPool;
+use sqlx::postgres::PgListener;
+use tantivy::query::TermQuery;
+use tantivy::schema::IndexRecordOption;
+use tantivy::{Index, IndexReader, Term};
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use crate::change_feed::{self, Retention};
+use crate::index_store::{self, IndexStore, Unusable};
+use crate::metrics::IndexerMetrics;
+use crate::position::{CommitPayload, IndexPosition};
+use crate::rebuild;
+use crate::schema::{Fields, Kind, SCHEMA_VERSION};
+use crate::sync;
+use crate::{IndexerError, NOTIFY_CHANNEL};
+
+/// Settings of a running indexer.
+#[derive(Debug, Clone)]
+pub struct IndexerConfig {
+    pub database_url: String,
+    pub index_dir: PathBuf,
+    /// Time to let a burst of changes accumulate before reading them.
+    pub batch_window: Duration,
+    /// Poll even without notifications (a missed NOTIFY, a restarted server).
+    pub poll_interval: Duration,
+    /// Changes read per query.
+    pub page_size: i64,
+    /// Intermediate commit (position unchanged) after this many documents.
+    pub commit_every: u64,
+    pub writer_memory: usize,
+    pub retention: Retention,
+    pub prune_interval: Duration,
+    pub progress: bool,
+}
+
+impl IndexerConfig {
+    pub fn new(database_url: String, index_dir: PathBuf) -> Self {
+        Self {
+            database_url,
+            index_dir,
+            batch_window: Duration::from_millis(15),
+            poll_interval: Duration::from_millis(1000),
+            page_size: 20_000,
+            commit_every: 200_000,
+            writer_memory: 256 << 20,
+            retention: Retention::default(),
+            prune_interval: Duration::from_secs(300),
+            progress: false,
+        }
+    }
+}
+
+/// What readers need: a reader on the live index and the position it reflects.
+#[derive(Clone)]
+pub struct IndexView {
+    pub index: Index,
+    pub reader: IndexReader,
+    pub fields: Fields,
+    pub position: IndexPosition,
+}
+
+/// A running indexer.
+pub struct IndexerHandle {
+    pub views: watch::Receiver<Option<IndexView>>,
+    pub metrics: Arc<IndexerMetrics>,
+    cancel: CancellationToken,
+    thread: Option<std::thread::JoinHandle<Result<(), IndexerError>>>,
+}
+
+impl IndexerHandle {
+    /// Asks the indexer to stop and waits for it (the last commit is kept).
+    pub fn stop(mut self) -> Result<(), IndexerError> {
+        self.cancel.cancel();
+        self.join()
+    }
+
+    fn join(&mut self) -> Result<(), IndexerError> {
+        match self.thread.take() {
+            Some(thread) => thread.join().unwrap_or(Err(IndexerError::Panicked)),
+            None => Ok(()),
+        }
+    }
+
+    /// Waits until the indexer thread ends on its own (an error, or cancellation).
+    pub async fn finished(mut self) -> Result<(), IndexerError> {
+        let cancel = self.cancel.clone();
+        let thread = self.thread.take();
+        tokio::task::spawn_blocking(move || match thread {
+            Some(t) => t.join().unwrap_or(Err(IndexerError::Panicked)),
+            None => Ok(()),
+        })
+        .await
+        .unwrap_or_else(|_| {
+            cancel.cancel();
+            Err(IndexerError::Panicked)
+        })
+    }
+
+    pub fn cancel_token(&self) -> CancellationToken {
+        self.cancel.clone()
+    }
+
+    /// Waits until the published position covers `target` (every transaction
+    /// finished in `target` is in the index), or `timeout` passes.
+    pub async fn wait_for(&self, target: &crate::Snapshot, timeout: Duration) -> Option<IndexView> {
+        wait_for_view(self.views.clone(), target, timeout).await
+    }
+}
+
+/// Waits on a view channel until its position covers `target`.
+pub async fn wait_for_view(
+    mut views: watch::Receiver<Option<IndexView>>,
+    target: &crate::Snapshot,
+    timeout: Duration,
+) -> Option<IndexView> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if let Some(view) = views.borrow_and_update().as_ref()
+            && view.position.snapshot.covers(target)
+        {
+            return Some(view.clone());
+        }
+        match tokio::time::timeout_at(deadline, views.changed()).await {
+            Ok(Ok(())) => {}
+            _ => return None,
+        }
+    }
+}
+
+impl Drop for IndexerHandle {
+    fn drop(&mut self) {
+        self.cancel.cancel();
+        let _ = self.join();
+    }
+}
+
+/// Starts the indexer on its own thread.
+pub fn spawn(config: IndexerConfig, cancel: CancellationToken) -> IndexerHandle {
+    let (tx, rx) = watch::channel(None);
+    let metrics = Arc::new(IndexerMetrics::default());
+    let thread_metrics = metrics.clone();
+    let thread_cancel = cancel.clone();
+    let thread = std::thread::Builder::new()
+        .name("indexer".into())
+        .spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|source| IndexerError::Runtime(source))?;
+            let result = runtime.block_on(run(config, tx, thread_metrics, thread_cancel.clone()));
+            if let Err(e) = &result {
+                tracing::error!(error = %e, "indexer stopped");
+                thread_cancel.cancel();
+            }
+            result
+        })
+        .map_err(IndexerError::Runtime);
+    let thread = match thread {
+        Ok(t) => Some(t),
+        Err(e) => {
+            tracing::error!(error = %e, "failed to start the indexer thread");
+            cancel.cancel();
+            None
+        }
+    };
+    IndexerHandle {
+        views: rx,
+        metrics,
+        cancel,
+        thread,
+    }
+}
+
+struct Backoff {
+    current: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            current: Duration::from_millis(100),
+        }
+    }
+
+    fn reset(&mut self) {
+        self.current = Duration::from_millis(100);
+    }
+
+    async fn wait(&mut self, cancel: &CancellationToken) {
+        tokio::select! {
+            () = cancel.cancelled() => {}
+            () = tokio::time::sleep(self.current) => {}
+        }
+        self.current = (self.current * 2).min(Duration::from_secs(10));
+    }
+}
+
+async fn connect(config: &IndexerConfig, cancel: &CancellationToken) -> Option<PgPool> {
+    let mut backoff = Backoff::new();
+    let opts = certscope_store::PoolOptions {
+        max_connections: 4,
+        ..Default::default()
+    };
+    loop {
+        match certscope_store::connect(&config.database_url, &opts).await {
+            Ok(pool) => return Some(pool),
+            Err(e) => {
+                tracing::warn!(error = %e, "indexer cannot reach the database; retrying");
+                backoff.wait(cancel).await;
+                if cancel.is_cancelled() {
+                    return None;
+                }
+            }
+        }
+    }
+}
+
+struct Live {
+    store: IndexStore,
+    position: IndexPosition,
+    payload: CommitPayload,
+}
+
+/// Opens the index, setting aside and rebuilding one that is unusable.
+async fn open_or_rebuild(
+    pool: &PgPool,
+    config: &IndexerConfig,
+    metrics: &IndexerMetrics,
+) -> Result<Live, IndexerError> {
+    let dir = &config.index_dir;
+    match index_store::inspect(dir) {
+        Ok(_) => {}
+        Err(Unusable::Missing) => {
+            tracing::info!(index = %dir.display(), "no index yet; building it from PostgreSQL");
+            rebuild::rebuild(pool, dir, config.writer_memory, config.progress).await?;
+            metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
+        }
+        Err(reason) => {
+            index_store::set_aside(dir, &reason)?;
+            rebuild::rebuild(pool, dir, config.writer_memory, config.progress).await?;
+            metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+    let store = IndexStore::open(dir, config.writer_memory, 1)?;
+    let payload = store.payload().ok_or(IndexerError::NoPosition)?;
+    let position = index_store::position_of(&payload).ok_or(IndexerError::NoPosition)?;
+    Ok(Live {
+        store,
+        position,
+        payload,
+    })
+}
+
+fn publish(live: &Live, tx: &watch::Sender<Option<IndexView>>, metrics: &IndexerMetrics) {
+    metrics
+        .generation
+        .store(live.position.generation, Ordering::Relaxed);
+    metrics
+        .position_xmax
+        .store(live.position.snapshot.xmax, Ordering::Relaxed);
+    let view = IndexView {
+        index: live.store.index.clone(),
+        reader: live.store.reader(),
+        fields: live.store.fields.clone(),
+        position: live.position.clone(),
+    };
+    tx.send_replace(Some(view));
+}
+
+fn count_docs(live: &Live, metrics: &IndexerMetrics) {
+    let searcher = live.store.reader().searcher();
+    for (i, kind) in Kind::ALL.iter().enumerate() {
+        let term = Term::from_field_text(live.store.fields.kind, kind.as_str());
+        let n = searcher
+            .search(
+                &TermQuery::new(term, IndexRecordOption::Basic),
+                &tantivy::collector::Count,
+            )
+            .unwrap_or(0);
+        metrics.docs[i].store(n as u64, Ordering::Relaxed);
+    }
+}
+
+async fn run(
+    config: IndexerConfig,
+    tx: watch::Sender<Option<IndexView>>,
+    metrics: Arc<IndexerMetrics>,
+    cancel: CancellationToken,
+) -> Result<(), IndexerError> {
+    let Some(pool) = connect(&config, &cancel).await else {
+        return Ok(());
+    };
+    let mut live = open_or_rebuild(&pool, &config, &metrics).await?;
+    publish(&live, &tx, &metrics);
+    count_docs(&live, &metrics);
+    tracing::info!(position = %live.position.snapshot, generation = live.position.generation, "indexer following changes");
+
+    let mut listener: Option<PgListener> = None;
+    let mut backoff = Backoff::new();
+    let mut last_prune = Instant::now() - config.prune_interval;
+    let mut last_lag = Instant::now() - Duration::from_secs(60);
+    let mut last_count = Instant::now();
+    loop {
+        if cancel.is_cancelled() {
+            break;
+        }
+        // (re)subscribe; a lost connection is re-established with backoff
+        if listener.is_none() {
+            match PgListener::connect_with(&pool).await {
+                Ok(mut l) => match l.listen(NOTIFY_CHANNEL).await {
+                    Ok(()) => listener = Some(l),
+                    Err(e) => tracing::warn!(error = %e, "indexer cannot LISTEN; polling"),
+                },
+                Err(e) => {
+                    tracing::warn!(error = %e, "indexer cannot open its notification connection; polling")
+                }
+            }
+        }
+        let woke = match listener.as_mut() {
+            Some(l) => tokio::select! {
+                () = cancel.cancelled() => break,
+                n = l.recv() => n.map(|_| ()).map_err(|e| e.to_string()),
+                () = tokio::time::sleep(config.poll_interval) => Ok(()),
+            },
+            None => tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(config.poll_interval) => Ok(()),
+            },
+        };
+        if let Err(error) = woke {
+            tracing::warn!(error, "notification connection lost; reconnecting");
+            listener = None;
+            backoff.wait(&cancel).await;
+            continue;
+        }
+        // let a burst accumulate, then drain what is already queued
+        tokio::time::sleep(config.batch_window).await;
+        if let Some(l) = listener.as_mut() {
+            while let Ok(Some(_)) = l.try_recv().await {}
+        }
+
+        match cycle(&pool, &config, &mut live, &metrics).await {
+            Ok(advanced) => {
+                backoff.reset();
+                if advanced {
+                    publish(&live, &tx, &metrics);
+                    if last_count.elapsed() > Duration::from_secs(2) {
+                        count_docs(&live, &metrics);
+                        last_count = Instant::now();
+                    }
+                }
+            }
+            Err(IndexerError::NeedsRebuild {
+                position,
+                pruned_below,
+            }) => {
+                tracing::warn!(
+                    position,
+                    pruned_below,
+                    "index position is older than the retained changes; rebuilding"
+                );
+                let dir = config.index_dir.clone();
+                let Live { store, .. } = live;
+                store.close()?;
+                rebuild::rebuild(&pool, &dir, config.writer_memory, config.progress).await?;
+                metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
+                live = open_or_rebuild(&pool, &config, &metrics).await?;
+                publish(&live, &tx, &metrics);
+                count_docs(&live, &metrics);
+            }
+            Err(e) if e.is_transient() => {
+                metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "indexer cycle failed; retrying");
+                live.store.rollback()?;
+                backoff.wait(&cancel).await;
+                continue;
+            }
+            Err(e) => return Err(e),
+        }
+        if last_lag.elapsed() > Duration::from_secs(2) {
+            if let Ok((pending, oldest)) =
+                change_feed::pending(&pool, &live.position.snapshot, 1_000_000).await
+            {
+                metrics.pending_changes.store(pending, Ordering::Relaxed);
+                let behind = oldest.map_or(0, |t| {
+                    (chrono::Utc::now() - t).num_milliseconds().max(0) as u64
+                });
+                metrics.behind_millis.store(behind, Ordering::Relaxed);
+            }
+            last_lag = Instant::now();
+        }
+        if last_prune.elapsed() > config.prune_interval {
+            match change_feed::prune(&pool, config.retention).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned change log"),
+                Err(e) => tracing::warn!(error = %e, "change log pruning failed"),
+            }
+            last_prune = Instant::now();
+        }
+    }
+    live.store.close()?;
+    pool.close().await;
+    tracing::info!("indexer stopped");
+    Ok(())
+}
+
+/// Builds the index if needed and applies every change committed before the call;
+/// for `certscope reindex` and tests. Returns the position reached.
+pub async fn catch_up(config: &IndexerConfig) -> Result<IndexPosition, IndexerError> {
+    let cancel = CancellationToken::new();
+    let Some(pool) = connect(config, &cancel).await else {
+        return Err(IndexerError::NoPosition);
+    };
+    let metrics = IndexerMetrics::default();
+    let mut live = open_or_rebuild(&pool, config, &metrics).await?;
+    let target = change_feed::current_snapshot(&pool).await?;
+    while !live.position.snapshot.covers(&target) {
+        cycle(&pool, config, &mut live, &metrics).await?;
+    }
+    let position = live.position.clone();
+    live.store.close()?;
+    pool.close().await;
+    Ok(position)
+}
+
+/// One pass: everything committed since the position. Returns whether the
+/// position moved.
+async fn cycle(
+    pool: &PgPool,
+    config: &IndexerConfig,
+    live: &mut Live,
+    metrics: &IndexerMetrics,
+) -> Result<bool, IndexerError> {
+    let mut conn = pool.acquire().await.map_err(change_feed::FeedError::from)?;
+    let to = change_feed::current_snapshot(&mut *conn).await?;
+    if to == live.position.snapshot {
+        return Ok(false);
+    }
+    let pruned_below = change_feed::pruned_below(&mut *conn).await?;
+    if live.position.snapshot.xmin < pruned_below {
+        return Err(IndexerError::NeedsRebuild {
+            position: live.position.snapshot.xmin,
+            pruned_below,
+        });
+    }
+    let from = live.position.snapshot.clone();
+    let unchanged = live.payload.clone();
+    let mut cursor = None;
+    let mut changes = 0u64;
+    let mut docs = 0u64;
+    loop {
+        let page = change_feed::read_page(&mut *conn, &from, &to, cursor, config.page_size).await?;
+        let Some(last) = page.last() else { break };
+        cursor = Some((last.xid, last.seq));
+        let applied = sync::apply(
+            &mut conn,
+            &mut live.store,
+            &page,
+            |s| s.commit(&unchanged),
+            config.commit_every,
+        )
+        .await?;
+        changes += applied.changes;
+        docs += applied.total_docs();
+        if (page.len() as i64) < config.page_size {
+            break;
+        }
+    }
+    let position = IndexPosition {
+        snapshot: to,
+        generation: live.position.generation + u64::from(changes > 0),
+    };
+    if changes == 0 {
+        // nothing in between: the index already reflects `to`
+        live.position = position;
+        return Ok(true);
+    }
+    let payload = CommitPayload {
+        schema_version: SCHEMA_VERSION,
+        snapshot: position.snapshot.to_string(),
+        generation: position.generation,
+        built_at: live.payload.built_at.clone(),
+    };
+    let started = Instant::now();
+    live.store.commit(&payload)?;
+    metrics
+        .commit_seconds
+        .observe(started.elapsed().as_secs_f64());
+    metrics.batch_changes.observe(changes as f64);
+    metrics.batch_docs.observe(docs as f64);
+    metrics
+        .changes_applied
+        .fetch_add(changes, Ordering::Relaxed);
+    tracing::debug!(
+        changes,
+        docs,
+        generation = position.generation,
+        "index advanced"
+    );
+    live.position = position;
+    live.payload = payload;
+    Ok(true)
+}

@@ -1,0 +1,217 @@
+//! The tantivy schema: the contract between the indexer (sole writer) and
+//! query-api (reader). Bump [`SCHEMA_VERSION`] on any change of fields, options or
+//! analysers; an index built with another version is set aside and rebuilt.
+
+use tantivy::schema::{
+    DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, STRING,
+    Schema, TextFieldIndexing, TextOptions,
+};
+use tantivy::tokenizer::{
+    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+};
+use tantivy::{Index, Term};
+
+/// Version of the schema and analysers written into every commit's payload.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// English words: split, lowercase, stem.
+pub const TOKENIZER_EN: &str = "certscope_en";
+/// Identifiers: the whole value, lowercased, never stemmed or split.
+pub const TOKENIZER_IDENT: &str = "certscope_ident";
+
+/// The kinds of documents in the index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Control,
+    Certification,
+    Requirement,
+    Evidence,
+    Risk,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Control,
+        Kind::Certification,
+        Kind::Requirement,
+        Kind::Evidence,
+        Kind::Risk,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Control => "control",
+            Kind::Certification => "certification",
+            Kind::Requirement => "requirement",
+            Kind::Evidence => "evidence",
+            Kind::Risk => "risk",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == s)
+    }
+}
+
+/// The document key: one document per (kind, primary key).
+pub fn doc_key(kind: Kind, id: i64) -> String {
+    format!("{}:{id}", kind.as_str())
+}
+
+/// Handles to every field.
+#[derive(Debug, Clone)]
+pub struct Fields {
+    pub key: Field,
+    pub kind: Field,
+    pub id: Field,
+    pub org_id: Field,
+    pub version: Field,
+    /// Hash of the fields that child documents copy from this one; when it changes,
+    /// the children are re-rendered.
+    pub embed_sig: Field,
+    // full text
+    pub title: Field,
+    pub body: Field,
+    pub detail: Field,
+    pub context: Field,
+    pub ident: Field,
+    // facets, filters, sorts, display
+    pub control: Field,
+    pub control_title: Field,
+    pub family: Field,
+    pub family_title: Field,
+    pub framework: Field,
+    pub framework_name: Field,
+    pub certification_id: Field,
+    pub certification: Field,
+    pub requirement_id: Field,
+    pub status: Field,
+    pub owner_id: Field,
+    pub owner: Field,
+    pub media_type: Field,
+    pub file_name: Field,
+    pub sha256: Field,
+    pub category: Field,
+    pub treatment: Field,
+    pub inherent_likelihood: Field,
+    pub inherent_impact: Field,
+    pub residual_likelihood: Field,
+    pub residual_impact: Field,
+    pub inherent_score: Field,
+    pub residual_score: Field,
+    pub risk_level: Field,
+    pub due_date: Field,
+    pub expires_on: Field,
+    pub collected_on: Field,
+    pub target_date: Field,
+    pub updated_at: Field,
+}
+
+fn text(tokenizer: &str, stored: bool) -> TextOptions {
+    let opts = TextOptions::default().set_indexing_options(
+        TextFieldIndexing::default()
+            .set_tokenizer(tokenizer)
+            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+    );
+    if stored { opts.set_stored() } else { opts }
+}
+
+fn keyword() -> TextOptions {
+    STRING | STORED | FAST
+}
+
+fn number() -> NumericOptions {
+    NumericOptions::default()
+        .set_indexed()
+        .set_fast()
+        .set_stored()
+}
+
+fn date() -> DateOptions {
+    DateOptions::default()
+        .set_indexed()
+        .set_fast()
+        .set_stored()
+        .set_precision(DateTimePrecision::Seconds)
+}
+
+/// Builds the schema and the handles to its fields.
+pub fn build() -> (Schema, Fields) {
+    let mut b = Schema::builder();
+    let fields = Fields {
+        key: b.add_text_field("key", STRING | STORED),
+        kind: b.add_text_field("kind", keyword()),
+        id: b.add_u64_field("id", number()),
+        org_id: b.add_u64_field("org_id", number()),
+        version: b.add_u64_field("version", FAST | STORED),
+        embed_sig: b.add_u64_field("embed_sig", FAST | STORED),
+        title: b.add_text_field("title", text(TOKENIZER_EN, true)),
+        body: b.add_text_field("body", text(TOKENIZER_EN, true)),
+        detail: b.add_text_field("detail", text(TOKENIZER_EN, false)),
+        context: b.add_text_field("context", text(TOKENIZER_EN, false)),
+        ident: b.add_text_field("ident", text(TOKENIZER_IDENT, false)),
+        control: b.add_text_field("control", keyword()),
+        control_title: b.add_text_field("control_title", STORED),
+        family: b.add_text_field("family", keyword()),
+        family_title: b.add_text_field("family_title", STORED),
+        framework: b.add_text_field("framework", keyword()),
+        framework_name: b.add_text_field("framework_name", STORED),
+        certification_id: b.add_u64_field("certification_id", number()),
+        certification: b.add_text_field("certification", STORED),
+        requirement_id: b.add_u64_field("requirement_id", number()),
+        status: b.add_text_field("status", keyword()),
+        owner_id: b.add_u64_field("owner_id", number()),
+        owner: b.add_text_field("owner", keyword()),
+        media_type: b.add_text_field("media_type", keyword()),
+        file_name: b.add_text_field("file_name", STORED),
+        sha256: b.add_text_field("sha256", STRING | STORED),
+        category: b.add_text_field("category", keyword()),
+        treatment: b.add_text_field("treatment", keyword()),
+        inherent_likelihood: b.add_u64_field("inherent_likelihood", number()),
+        inherent_impact: b.add_u64_field("inherent_impact", number()),
+        residual_likelihood: b.add_u64_field("residual_likelihood", number()),
+        residual_impact: b.add_u64_field("residual_impact", number()),
+        inherent_score: b.add_u64_field("inherent_score", number()),
+        residual_score: b.add_u64_field("residual_score", number()),
+        risk_level: b.add_text_field("risk_level", keyword()),
+        due_date: b.add_date_field("due_date", date()),
+        expires_on: b.add_date_field("expires_on", date()),
+        collected_on: b.add_date_field("collected_on", date()),
+        target_date: b.add_date_field("target_date", date()),
+        updated_at: b.add_date_field("updated_at", date()),
+    };
+    (b.build(), fields)
+}
+
+/// Registers Certscope's analysers on an index (readers must do this too).
+pub fn register_tokenizers(index: &Index) {
+    let en = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .filter(Stemmer::new(tantivy::tokenizer::Language::English))
+        .build();
+    let ident = TextAnalyzer::builder(RawTokenizer::default())
+        .filter(LowerCaser)
+        .build();
+    index.tokenizers().register(TOKENIZER_EN, en);
+    index.tokenizers().register(TOKENIZER_IDENT, ident);
+}
+
+/// Risk level of a likelihood × impact score on the 5×5 grid.
+pub fn risk_level(score: u64) -> &'static str {
+    match score {
+        0..=4 => "low",
+        5..=9 => "medium",
+        10..=16 => "high",
+        _ => "critical",
+    }
+}
+
+/// Normalises an identifier the way the `ident` field stores it.
+pub fn normalize_ident(s: &str) -> String {
+    s.trim().to_lowercase()
+}
+
+pub fn key_term(fields: &Fields, kind: Kind, id: i64) -> Term {
+    Term::from_field_text(fields.key, &doc_key(kind, id))
+}
