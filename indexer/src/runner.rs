@@ -347,7 +347,7 @@ async fn run(
         // let a burst accumulate, then drain what is already queued
         tokio::time::sleep(config.batch_window).await;
         if let Some(l) = listener.as_mut() {
-            while let Ok(Some(_)) = l.try_recv().await {}
+            while l.next_buffered().is_some() {}
         }
 
         match cycle(&pool, &config, &mut live, &metrics).await {
@@ -409,6 +409,8 @@ async fn run(
             last_prune = Instant::now();
         }
     }
+    // the listener holds a pooled connection: close() would wait for it forever
+    drop(listener);
     live.store.close()?;
     pool.close().await;
     tracing::info!("indexer stopped");

@@ -1,0 +1,318 @@
+//! The indexer against a real PostgreSQL and a real index on disk.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use certscope_indexer::schema::Kind;
+use common::{Fixture, document, eventually, text, version};
+use sqlx::Connection;
+
+#[tokio::test]
+async fn an_open_transaction_does_not_hold_back_a_later_commit() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let (risk_a, risk_b): (i64, i64) = sqlx::query_as("SELECT min(id), max(id) FROM risks")
+        .fetch_one(&fx.pool)
+        .await
+        .unwrap();
+
+    // T1 writes first and stays open
+    let mut t1_conn = sqlx::PgConnection::connect(&fx.db.url).await.unwrap();
+    let mut t1 = t1_conn.begin().await.unwrap();
+    sqlx::query("UPDATE risks SET title = title || ' (t1)' WHERE id = $1")
+        .bind(risk_a)
+        .execute(&mut *t1)
+        .await
+        .unwrap();
+    // T2 writes later and commits
+    sqlx::query("UPDATE risks SET title = title || ' (t2)' WHERE id = $1")
+        .bind(risk_b)
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    assert!(
+        eventually(&handle, Duration::from_secs(3), |v| version(
+            v,
+            Kind::Risk,
+            risk_b
+        ) == Some(2))
+        .await,
+        "T2 must be indexed while T1 is still open"
+    );
+    let promptly = started.elapsed();
+    assert!(promptly < Duration::from_secs(2), "took {promptly:?}");
+    let view = handle.views.borrow().clone().unwrap();
+    assert_eq!(
+        version(&view, Kind::Risk, risk_a),
+        Some(1),
+        "T1 is not committed yet"
+    );
+
+    t1.commit().await.unwrap();
+    assert!(
+        eventually(&handle, Duration::from_secs(3), |v| version(
+            v,
+            Kind::Risk,
+            risk_a
+        ) == Some(2))
+        .await,
+        "T1 must be indexed once it commits"
+    );
+    fx.assert_converged(&handle).await;
+}
+
+#[tokio::test]
+async fn inserts_updates_deletes_and_rollbacks_leave_the_index_equal_to_the_tables() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let pool = &fx.pool;
+    let (org, req, user): (i64, i64, i64) =
+        sqlx::query_as("SELECT organization_id, id, owner_id FROM requirements WHERE owner_id IS NOT NULL ORDER BY id LIMIT 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let insert = "INSERT INTO evidence (organization_id, requirement_id, title, content, file_name, media_type, sha256, \
+                  status, collected_on, submitted_by) VALUES ($1, $2, $3, 'content', 'f.pdf', 'application/pdf', \
+                  encode(sha256($3::bytea), 'hex'), 'pending', DATE '2026-10-01', $4) RETURNING id";
+    // insert
+    let kept: i64 = sqlx::query_scalar(insert)
+        .bind(org)
+        .bind(req)
+        .bind("kept")
+        .bind(user)
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    // a row updated many times in one transaction
+    let mut tx = pool.begin().await.unwrap();
+    for n in 0..25 {
+        sqlx::query("UPDATE evidence SET title = $2 WHERE id = $1")
+            .bind(kept)
+            .bind(format!("kept rev {n}"))
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // rolled back: never visible
+    let mut tx = pool.begin().await.unwrap();
+    let ghost: i64 = sqlx::query_scalar(insert)
+        .bind(org)
+        .bind(req)
+        .bind("ghost")
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    tx.rollback().await.unwrap();
+    // inserted, updated, then deleted in one transaction
+    let mut tx = pool.begin().await.unwrap();
+    let brief: i64 = sqlx::query_scalar(insert)
+        .bind(org)
+        .bind(req)
+        .bind("brief")
+        .bind(user)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE evidence SET status = 'accepted' WHERE id = $1")
+        .bind(brief)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM evidence WHERE id = $1")
+        .bind(brief)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    // a savepoint rolled back inside a committed transaction
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query("UPDATE evidence SET title = 'kept final' WHERE id = $1")
+        .bind(kept)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let mut sp = tx.begin().await.unwrap();
+    sqlx::query("DELETE FROM evidence WHERE id = $1")
+        .bind(kept)
+        .execute(&mut *sp)
+        .await
+        .unwrap();
+    sp.rollback().await.unwrap();
+    tx.commit().await.unwrap();
+    // a delete of an existing row, and a cascade
+    let deleted_risk: i64 =
+        sqlx::query_scalar("DELETE FROM risks WHERE id = (SELECT min(id) FROM risks) RETURNING id")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let parent: i64 = sqlx::query_scalar(
+        "SELECT requirement_id FROM evidence WHERE id <> $1 GROUP BY requirement_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .bind(kept)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM requirements WHERE id = $1")
+        .bind(parent)
+        .execute(pool)
+        .await
+        .unwrap();
+    let cascaded: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM evidence WHERE requirement_id = $1")
+            .bind(parent)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    assert_eq!(cascaded, 0, "evidence went with its requirement");
+
+    fx.assert_converged(&handle).await;
+    let view = fx.caught_up(&handle).await;
+    let doc = document(&view, Kind::Evidence, kept).expect("kept evidence indexed");
+    assert_eq!(text(&view, &doc, view.fields.title), "kept final");
+    assert!(document(&view, Kind::Evidence, ghost).is_none());
+    assert!(document(&view, Kind::Evidence, brief).is_none());
+    assert!(document(&view, Kind::Risk, deleted_risk).is_none());
+}
+
+#[tokio::test]
+async fn renaming_a_control_or_a_certification_rerenders_every_dependent_document() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let pool = &fx.pool;
+    let control: i64 = sqlx::query_scalar(
+        "SELECT r.control_id FROM requirements r JOIN evidence e ON e.requirement_id = r.id \
+         GROUP BY r.control_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE controls SET title = 'Renamed Control Title' WHERE id = $1")
+        .bind(control)
+        .execute(pool)
+        .await
+        .unwrap();
+    let cert: i64 = sqlx::query_scalar("SELECT certification_id FROM requirements r JOIN evidence e ON e.requirement_id = r.id LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE certifications SET name = 'Renamed Certification' WHERE id = $1")
+        .bind(cert)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let view = fx.caught_up(&handle).await;
+    let searcher = view.reader.searcher();
+    let dependents: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'requirement', id FROM requirements WHERE control_id = $1 UNION ALL \
+         SELECT 'evidence', e.id FROM evidence e JOIN requirements r ON r.id = e.requirement_id WHERE r.control_id = $1",
+    )
+    .bind(control)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    assert!(
+        dependents.iter().any(|d| d.0 == "evidence"),
+        "the fixture has evidence under the control"
+    );
+    for (kind, id) in &dependents {
+        let doc = document(&view, Kind::parse(kind).unwrap(), *id).unwrap();
+        assert_eq!(
+            text(&view, &doc, view.fields.control_title),
+            "Renamed Control Title",
+            "{kind} {id}"
+        );
+    }
+    let control_doc = document(&view, Kind::Control, control).unwrap();
+    assert_eq!(
+        text(&view, &control_doc, view.fields.title),
+        "Renamed Control Title"
+    );
+
+    let cert_dependents: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT 'requirement', id FROM requirements WHERE certification_id = $1 UNION ALL \
+         SELECT 'evidence', e.id FROM evidence e JOIN requirements r ON r.id = e.requirement_id WHERE r.certification_id = $1",
+    )
+    .bind(cert)
+    .fetch_all(pool)
+    .await
+    .unwrap();
+    for (kind, id) in &cert_dependents {
+        let doc = document(&view, Kind::parse(kind).unwrap(), *id).unwrap();
+        assert_eq!(
+            text(&view, &doc, view.fields.certification),
+            "Renamed Certification",
+            "{kind} {id}"
+        );
+    }
+    drop(searcher);
+
+    // a status change of a requirement does not re-render its evidence (nothing copied changed)
+    let (req, ev): (i64, i64) =
+        sqlx::query_as("SELECT requirement_id, id FROM evidence ORDER BY id LIMIT 1")
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    let before = handle
+        .metrics
+        .changes_applied
+        .load(std::sync::atomic::Ordering::Relaxed);
+    sqlx::query("UPDATE requirements SET status = 'failed' WHERE id = $1")
+        .bind(req)
+        .execute(pool)
+        .await
+        .unwrap();
+    let view = fx.caught_up(&handle).await;
+    assert_eq!(
+        text(
+            &view,
+            &document(&view, Kind::Requirement, req).unwrap(),
+            view.fields.status
+        ),
+        "failed"
+    );
+    assert_eq!(version(&view, Kind::Evidence, ev), Some(1));
+    assert!(
+        handle
+            .metrics
+            .changes_applied
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > before
+    );
+    fx.assert_converged(&handle).await;
+}
+
+#[tokio::test]
+async fn a_user_rename_reaches_every_document_they_own() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let user: i64 = sqlx::query_scalar(
+        "SELECT owner_id FROM requirements GROUP BY owner_id ORDER BY count(*) DESC LIMIT 1",
+    )
+    .fetch_one(&fx.pool)
+    .await
+    .unwrap();
+    sqlx::query("UPDATE users SET display_name = 'Zuzana Nováková' WHERE id = $1")
+        .bind(user)
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    let view = fx.caught_up(&handle).await;
+    let reqs: Vec<i64> = sqlx::query_scalar("SELECT id FROM requirements WHERE owner_id = $1")
+        .bind(user)
+        .fetch_all(&fx.pool)
+        .await
+        .unwrap();
+    for id in reqs {
+        let doc = document(&view, Kind::Requirement, id).unwrap();
+        assert_eq!(text(&view, &doc, view.fields.owner), "Zuzana Nováková");
+    }
+}
