@@ -13,6 +13,8 @@ const EMBEDDED_DATABASE: &str = "certscope";
 
 pub struct Database {
     pub pool: PgPool,
+    /// The URL to connect with, password included: for the in-process indexer.
+    pub url: String,
     /// The URL to print (password hidden for external servers).
     pub display_url: String,
     /// The URL to connect with, for people: includes the private cluster's password.
@@ -53,6 +55,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Database> {
         let display_url = redact(url);
         return Ok(Database {
             pool,
+            url: url.clone(),
             display_url: display_url.clone(),
             connect_url: display_url,
             cluster: None,
@@ -82,6 +85,7 @@ pub async fn open(global: &GlobalArgs) -> anyhow::Result<Database> {
     let pool = certscope_store::connect(&cluster.url(EMBEDDED_DATABASE), &opts).await?;
     Ok(Database {
         pool,
+        url: cluster.url(EMBEDDED_DATABASE),
         display_url: cluster.display_url(EMBEDDED_DATABASE),
         connect_url: cluster.url(EMBEDDED_DATABASE),
         cluster: Some(cluster),

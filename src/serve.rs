@@ -15,7 +15,7 @@ fn indexer_config(global: &GlobalArgs, args: &IndexArgs, db: &Database) -> Index
         .index_dir
         .clone()
         .unwrap_or_else(|| database::data_dir(global).join("index"));
-    let mut config = IndexerConfig::new(db.connect_url.clone(), dir);
+    let mut config = IndexerConfig::new(db.url.clone(), dir);
     config.batch_window = Duration::from_millis(args.batch_window_ms);
     config.retention = Retention {
         max_age: Duration::from_secs(args.change_retention_hours * 3600),
