@@ -1,5 +1,6 @@
 //! `certscope`: the thin command line that wires the crates together.
 
+mod bench;
 mod database;
 mod demo;
 mod serve;
@@ -74,6 +75,9 @@ enum Command {
     Reindex(IndexArgs),
     /// Compare every indexed (kind, id, version) with PostgreSQL.
     VerifyIndex(IndexArgs),
+    /// Benchmarks that print their figures (see BENCHMARKS.md).
+    #[command(subcommand)]
+    Bench(BenchCommand),
     /// Run the API with the indexer in the same process.
     Serve {
         /// Address the API listens on.
@@ -89,6 +93,21 @@ enum Command {
         listen: String,
         #[command(flatten)]
         seed: SeedArgs,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Commit-to-searchable latency at a fixed rate of row changes (open loop).
+    IndexLatency {
+        /// Row changes per second.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// How long to send changes.
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
         #[command(flatten)]
         index: IndexArgs,
     },
@@ -231,6 +250,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             demo::print_seed_report(&report, started.elapsed());
             db.close().await
         }
+        Command::Bench(BenchCommand::IndexLatency {
+            rate,
+            seconds,
+            index,
+        }) => bench::index_latency(&cli.global, &index, rate, seconds).await,
         Command::Index(args) => serve::index(&cli.global, &args).await,
         Command::Reindex(args) => serve::reindex(&cli.global, &args).await,
         Command::VerifyIndex(args) => serve::verify(&cli.global, &args).await,

@@ -10,7 +10,7 @@ use crate::database::{self, Database};
 use crate::demo::shutdown_signal;
 use crate::{GlobalArgs, IndexArgs};
 
-fn indexer_config(global: &GlobalArgs, args: &IndexArgs, db: &Database) -> IndexerConfig {
+pub fn indexer_config(global: &GlobalArgs, args: &IndexArgs, db: &Database) -> IndexerConfig {
     let dir = args
         .index_dir
         .clone()

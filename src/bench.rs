@@ -1,0 +1,141 @@
+//! `certscope bench index-latency`: commit-to-searchable latency at a fixed rate of
+//! row changes, measured open-loop (writes are scheduled by the clock, not by the
+//! previous write finishing), with the indexer in this process.
+//!
+//! Each write updates one evidence row, commits, then takes a snapshot; the
+//! latency is the time from the commit's return to the first published index
+//! position that covers that snapshot (i.e. the change is searchable).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use certscope_indexer::Snapshot;
+use tokio::sync::Mutex;
+use tokio_util::sync::CancellationToken;
+
+use crate::database;
+use crate::{GlobalArgs, IndexArgs};
+
+pub async fn index_latency(
+    global: &GlobalArgs,
+    args: &IndexArgs,
+    rate: u32,
+    seconds: u64,
+) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        (1..=5_000).contains(&rate),
+        "--rate must be 1..=5000 changes per second"
+    );
+    anyhow::ensure!((1..=600).contains(&seconds), "--seconds must be 1..=600");
+    let db = database::open(global).await?;
+    let max_id: Option<i64> = sqlx::query_scalar("SELECT max(id) FROM evidence")
+        .fetch_one(&db.pool)
+        .await?;
+    let max_id = max_id.context("no evidence rows: seed first (certscope seed)")?;
+    let config = crate::serve::indexer_config(global, args, &db);
+    let cancel = CancellationToken::new();
+    let handle = certscope_indexer::spawn(config, cancel.clone());
+    let mut views = handle.views.clone();
+    println!("waiting for the index to open (a first run builds it)...");
+    while views.borrow_and_update().is_none() {
+        views
+            .changed()
+            .await
+            .context("indexer stopped before opening the index")?;
+    }
+
+    let pending: Arc<Mutex<VecDeque<(Snapshot, Instant)>>> = Arc::default();
+    let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    // the observer: on every published position, retire what it covers
+    let observer = {
+        let (pending, latencies, mut views) =
+            (pending.clone(), latencies.clone(), handle.views.clone());
+        tokio::spawn(async move {
+            while views.changed().await.is_ok() {
+                let now = Instant::now();
+                let Some(position) = views
+                    .borrow_and_update()
+                    .as_ref()
+                    .map(|v| v.position.snapshot.clone())
+                else {
+                    continue;
+                };
+                let mut pending = pending.lock().await;
+                let mut lat = latencies.lock().await;
+                pending.retain(|(snap, at)| {
+                    if position.covers(snap) {
+                        lat.push(now.duration_since(*at).as_secs_f64() * 1000.0);
+                        false
+                    } else {
+                        true
+                    }
+                });
+            }
+        })
+    };
+
+    let total = rate as u64 * seconds;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let limiter = Arc::new(tokio::sync::Semaphore::new(16));
+    for n in 0..total {
+        let due = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let permit = limiter.clone().acquire_owned().await?;
+        let (pool, pending) = (db.pool.clone(), pending.clone());
+        let id = 1 + (n as i64 * 7919) % max_id;
+        tasks.spawn(async move {
+            let _permit = permit;
+            let mut conn = pool.acquire().await?;
+            sqlx::query("UPDATE evidence SET description = description || '.' WHERE id = $1")
+                .bind(id)
+                .execute(&mut *conn)
+                .await?;
+            let committed = Instant::now();
+            let text: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+                .fetch_one(&mut *conn)
+                .await?;
+            pending
+                .lock()
+                .await
+                .push_back((Snapshot::parse(&text)?, committed));
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done??;
+    }
+    let sent_in = started.elapsed().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !pending.lock().await.is_empty() && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    observer.abort();
+    cancel.cancel();
+    handle.finished().await?;
+    let mut lat = latencies.lock().await.clone();
+    lat.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    println!(
+        "index latency at {rate} changes/s for {seconds} s: {} changes sent in {sent_in:.1} s ({:.0}/s), {} measured, {} unconfirmed",
+        total,
+        total as f64 / sent_in,
+        lat.len(),
+        pending.lock().await.len()
+    );
+    println!(
+        "commit-to-searchable ms: p50 {:.1}  p90 {:.1}  p99 {:.1}  max {:.1}",
+        pct(0.5),
+        pct(0.9),
+        pct(0.99),
+        pct(1.0)
+    );
+    db.close().await
+}
