@@ -202,6 +202,10 @@ impl IndexStore {
         })
     }
 
+    pub fn set_merge_policy(&self, policy: Box<dyn tantivy::merge_policy::MergePolicy>) {
+        self.writer.set_merge_policy(policy);
+    }
+
     pub fn reader(&self) -> IndexReader {
         self.reader.clone()
     }

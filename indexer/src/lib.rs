@@ -3,6 +3,7 @@
 //! capture, checkpoints (the position in each commit's payload), rebuilds and the
 //! published index position. Knows nothing of HTTP.
 
+pub mod analysis;
 pub mod change_feed;
 pub mod documents;
 pub mod index_store;

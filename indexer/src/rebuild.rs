@@ -32,6 +32,9 @@ impl RebuildReport {
     }
 }
 
+/// Writer memory for rebuilds (fewer, larger segments).
+const REBUILD_MEMORY: usize = 1 << 30;
+
 fn staging_dir(dir: &Path) -> PathBuf {
     let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("index");
     dir.with_file_name(format!("{name}.staging"))
@@ -57,7 +60,10 @@ pub async fn rebuild(
     let threads = std::thread::available_parallelism()
         .map_or(2, |n| n.get())
         .clamp(1, 4);
-    let mut store = IndexStore::create(&staging, writer_memory, threads)?;
+    // a rebuild writes each document once: merging while writing would redo the
+    // work; large segments and no merges until the normal policy takes over
+    let mut store = IndexStore::create(&staging, writer_memory.max(REBUILD_MEMORY), threads)?;
+    store.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
 
     let mut tx = pool.begin().await.map_err(change_feed::FeedError::from)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")

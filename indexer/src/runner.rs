@@ -157,7 +157,7 @@ pub fn spawn(config: IndexerConfig, cancel: CancellationToken) -> IndexerHandle 
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
-                .map_err(|source| IndexerError::Runtime(source))?;
+                .map_err(IndexerError::Runtime)?;
             let result = runtime.block_on(run(config, tx, thread_metrics, thread_cancel.clone()));
             if let Err(e) = &result {
                 tracing::error!(error = %e, "indexer stopped");

@@ -7,7 +7,7 @@ use tantivy::schema::{
     Schema, TextFieldIndexing, TextOptions,
 };
 use tantivy::tokenizer::{
-    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, Stemmer, TextAnalyzer,
+    LowerCaser, RawTokenizer, RemoveLongFilter, SimpleTokenizer, TextAnalyzer,
 };
 use tantivy::{Index, Term};
 
@@ -107,11 +107,18 @@ pub struct Fields {
     pub updated_at: Field,
 }
 
-fn text(tokenizer: &str, stored: bool) -> TextOptions {
+/// A text field; `positions` only where phrase queries need them (titles and
+/// bodies): positions are the largest part of indexing cost.
+fn text(tokenizer: &str, stored: bool, positions: bool) -> TextOptions {
+    let record = if positions {
+        IndexRecordOption::WithFreqsAndPositions
+    } else {
+        IndexRecordOption::WithFreqs
+    };
     let opts = TextOptions::default().set_indexing_options(
         TextFieldIndexing::default()
             .set_tokenizer(tokenizer)
-            .set_index_option(IndexRecordOption::WithFreqsAndPositions),
+            .set_index_option(record),
     );
     if stored { opts.set_stored() } else { opts }
 }
@@ -145,11 +152,11 @@ pub fn build() -> (Schema, Fields) {
         org_id: b.add_u64_field("org_id", number()),
         version: b.add_u64_field("version", FAST | STORED),
         embed_sig: b.add_u64_field("embed_sig", FAST | STORED),
-        title: b.add_text_field("title", text(TOKENIZER_EN, true)),
-        body: b.add_text_field("body", text(TOKENIZER_EN, true)),
-        detail: b.add_text_field("detail", text(TOKENIZER_EN, false)),
-        context: b.add_text_field("context", text(TOKENIZER_EN, false)),
-        ident: b.add_text_field("ident", text(TOKENIZER_IDENT, false)),
+        title: b.add_text_field("title", text(TOKENIZER_EN, true, true)),
+        body: b.add_text_field("body", text(TOKENIZER_EN, true, true)),
+        detail: b.add_text_field("detail", text(TOKENIZER_EN, false, false)),
+        context: b.add_text_field("context", text(TOKENIZER_EN, false, false)),
+        ident: b.add_text_field("ident", text(TOKENIZER_IDENT, false, false)),
         control: b.add_text_field("control", keyword()),
         control_title: b.add_text_field("control_title", STORED),
         family: b.add_text_field("family", keyword()),
@@ -188,7 +195,7 @@ pub fn register_tokenizers(index: &Index) {
     let en = TextAnalyzer::builder(SimpleTokenizer::default())
         .filter(RemoveLongFilter::limit(40))
         .filter(LowerCaser)
-        .filter(Stemmer::new(tantivy::tokenizer::Language::English))
+        .filter(crate::analysis::MemoStemmer)
         .build();
     let ident = TextAnalyzer::builder(RawTokenizer::default())
         .filter(LowerCaser)
