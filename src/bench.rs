@@ -80,7 +80,7 @@ pub async fn index_latency(
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
-    let limiter = Arc::new(tokio::sync::Semaphore::new(16));
+    let limiter = Arc::new(tokio::sync::Semaphore::new(64));
     for n in 0..total {
         let due = started + interval.mul_f64(n as f64);
         tokio::time::sleep_until(due.into()).await;
