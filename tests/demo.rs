@@ -98,8 +98,27 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
         .await
         .unwrap();
     assert_eq!(health["status"], "ok");
-    let ready = reqwest::get(format!("{api}/readyz")).await.unwrap();
-    assert_eq!(ready.status(), 200);
+    // the index of the demo data is built right after the API starts
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        let ready = reqwest::get(format!("{api}/readyz")).await.unwrap();
+        if ready.status() == 200 {
+            break;
+        }
+        assert!(Instant::now() < until, "not ready within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let metrics = reqwest::get(format!("{api}/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("certscope_index_documents{kind=\"evidence\"}"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("certscope_index_lag_seconds"), "{metrics}");
     stop(first);
     let pg_version = data_dir.join("postgres/pgdata/PG_VERSION");
     let initialised = std::fs::metadata(&pg_version).unwrap().modified().unwrap();

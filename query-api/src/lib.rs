@@ -2,6 +2,7 @@
 //! live events as they arrive. The only crate that knows HTTP and JSON.
 
 mod health;
+mod metrics;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -28,6 +29,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(metrics::metrics))
         .with_state(state)
 }
 

@@ -1,0 +1,129 @@
+//! `GET /metrics`: Prometheus text exposition of the indexer's figures and the
+//! database pool. (Per-route HTTP histograms arrive with the search API.)
+
+use std::fmt::Write as _;
+use std::sync::atomic::Ordering::Relaxed;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+use certscope_indexer::metrics::Histogram;
+use certscope_indexer::schema::Kind;
+
+use crate::AppState;
+
+fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
+    let (buckets, sum, count) = h.snapshot();
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    for (bound, cumulative) in buckets {
+        let le = if bound.is_infinite() {
+            "+Inf".to_owned()
+        } else {
+            bound.to_string()
+        };
+        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+    }
+    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+}
+
+fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
+    let _ = writeln!(
+        out,
+        "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+    );
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut out = String::with_capacity(4096);
+    gauge(
+        &mut out,
+        "certscope_db_pool_connections",
+        "open database connections",
+        state.pool.size(),
+    );
+    gauge(
+        &mut out,
+        "certscope_db_pool_idle",
+        "idle database connections",
+        state.pool.num_idle(),
+    );
+    let position = state.views.borrow().as_ref().map(|v| v.position.clone());
+    gauge(
+        &mut out,
+        "certscope_index_open",
+        "1 when an index is open for reading",
+        u8::from(position.is_some()),
+    );
+    if let Some(m) = &state.indexer {
+        gauge(
+            &mut out,
+            "certscope_index_generation",
+            "commits that advanced the index position",
+            m.generation.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "certscope_index_position_xmax",
+            "xmax of the index position's snapshot",
+            m.position_xmax.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "certscope_index_lag_changes",
+            "committed changes not yet indexed",
+            m.pending_changes.load(Relaxed),
+        );
+        gauge(
+            &mut out,
+            "certscope_index_lag_seconds",
+            "age of the oldest committed change not yet indexed",
+            m.behind_millis.load(Relaxed) as f64 / 1000.0,
+        );
+        let _ = writeln!(
+            out,
+            "# HELP certscope_index_documents live documents per kind\n# TYPE certscope_index_documents gauge"
+        );
+        for (i, kind) in Kind::ALL.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "certscope_index_documents{{kind=\"{}\"}} {}",
+                kind.as_str(),
+                m.docs[i].load(Relaxed)
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# TYPE certscope_index_changes_applied_total counter\ncertscope_index_changes_applied_total {}",
+            m.changes_applied.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE certscope_index_rebuilds_total counter\ncertscope_index_rebuilds_total {}",
+            m.rebuilds.load(Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# TYPE certscope_index_errors_total counter\ncertscope_index_errors_total {}",
+            m.errors.load(Relaxed)
+        );
+        histogram(
+            &mut out,
+            "certscope_index_batch_changes",
+            "changes per applied batch",
+            &m.batch_changes,
+        );
+        histogram(
+            &mut out,
+            "certscope_index_batch_documents",
+            "documents written per batch after fan-out",
+            &m.batch_docs,
+        );
+        histogram(
+            &mut out,
+            "certscope_index_commit_seconds",
+            "index commit durations",
+            &m.commit_seconds,
+        );
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+}
