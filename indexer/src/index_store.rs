@@ -35,8 +35,12 @@ pub enum StoreError {
 pub enum Unusable {
     Missing,
     Corrupt(String),
-    SchemaVersion { found: u32 },
+    SchemaVersion {
+        found: u32,
+    },
     NoPosition,
+    /// Its position is below the pruned change log: it cannot catch up.
+    BehindRetention,
 }
 
 impl std::fmt::Display for Unusable {
@@ -52,6 +56,7 @@ impl std::fmt::Display for Unusable {
                 )
             }
             Unusable::NoPosition => f.write_str("no committed position"),
+            Unusable::BehindRetention => f.write_str("older than the retained change log"),
         }
     }
 }

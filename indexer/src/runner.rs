@@ -262,6 +262,31 @@ async fn open_or_rebuild(
     })
 }
 
+/// `open_or_rebuild`, retried with backoff while the database is unreachable (a
+/// restart during a rebuild must not end the indexer). `None` when cancelled.
+async fn open_with_retry(
+    pool: &PgPool,
+    config: &IndexerConfig,
+    metrics: &IndexerMetrics,
+    cancel: &CancellationToken,
+) -> Result<Option<Live>, IndexerError> {
+    let mut backoff = Backoff::new();
+    loop {
+        match open_or_rebuild(pool, config, metrics).await {
+            Ok(live) => return Ok(Some(live)),
+            Err(e) if e.is_transient() => {
+                metrics.errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(error = %e, "opening or rebuilding the index failed; retrying");
+                backoff.wait(cancel).await;
+                if cancel.is_cancelled() {
+                    return Ok(None);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
 fn publish(live: &Live, tx: &watch::Sender<Option<IndexView>>, metrics: &IndexerMetrics) {
     metrics
         .generation
@@ -301,7 +326,9 @@ async fn run(
     let Some(pool) = connect(&config, &cancel).await else {
         return Ok(());
     };
-    let mut live = open_or_rebuild(&pool, &config, &metrics).await?;
+    let Some(mut live) = open_with_retry(&pool, &config, &metrics, &cancel).await? else {
+        return Ok(());
+    };
     publish(&live, &tx, &metrics);
     count_docs(&live, &metrics);
     tracing::info!(position = %live.position.snapshot, generation = live.position.generation, "indexer following changes");
@@ -370,12 +397,15 @@ async fn run(
                     pruned_below,
                     "index position is older than the retained changes; rebuilding"
                 );
-                let dir = config.index_dir.clone();
                 let Live { store, .. } = live;
                 store.close()?;
-                rebuild::rebuild(&pool, &dir, config.writer_memory, config.progress).await?;
-                metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
-                live = open_or_rebuild(&pool, &config, &metrics).await?;
+                // below the horizon: set the index aside so that opening rebuilds it
+                index_store::set_aside(&config.index_dir, &Unusable::BehindRetention)?;
+                let Some(reopened) = open_with_retry(&pool, &config, &metrics, &cancel).await?
+                else {
+                    return Ok(());
+                };
+                live = reopened;
                 publish(&live, &tx, &metrics);
                 count_docs(&live, &metrics);
             }

@@ -316,3 +316,25 @@ async fn a_user_rename_reaches_every_document_they_own() {
         assert_eq!(text(&view, &doc, view.fields.owner), "Zuzana Nováková");
     }
 }
+
+#[tokio::test]
+async fn two_independent_indexes_follow_the_same_database() {
+    let fx = Fixture::seeded().await;
+    let first = fx.start();
+    let other_dir = tempfile::tempdir().unwrap();
+    let mut config = fx.config();
+    config.index_dir = other_dir.path().join("index");
+    let second = certscope_indexer::spawn(config, tokio_util::sync::CancellationToken::new());
+    sqlx::query("UPDATE evidence SET title = title || ' (both)' WHERE id IN (SELECT id FROM evidence ORDER BY id LIMIT 10)")
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    fx.assert_converged(&first).await;
+    fx.assert_converged(&second).await;
+    // nothing per consumer is kept on the server: only the shared change log
+    let slots: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_replication_slots")
+        .fetch_one(&fx.pool)
+        .await
+        .unwrap();
+    assert_eq!(slots, 0);
+}
