@@ -60,3 +60,48 @@ async fn an_index_of_another_schema_version_is_rebuilt_not_misread() {
         certscope_indexer::schema::SCHEMA_VERSION
     );
 }
+
+#[tokio::test]
+async fn a_rebuilt_evidence_document_equals_the_incrementally_rendered_one() {
+    use certscope_indexer::schema::Kind;
+    use tantivy::Document;
+    let fx = Fixture::seeded().await;
+    certscope_indexer::catch_up(&fx.config()).await.unwrap();
+    let (index, fields, _) = index_store::open_read_only(&fx.config().index_dir).unwrap();
+    let reader = index.reader().unwrap();
+    let view = certscope_indexer::IndexView {
+        index: index.clone(),
+        reader,
+        fields: fields.clone(),
+        position: certscope_indexer::IndexPosition {
+            snapshot: common::snapshot(&fx.pool).await,
+            generation: 0,
+        },
+    };
+    let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM evidence ORDER BY id LIMIT 50")
+        .fetch_all(&fx.pool)
+        .await
+        .unwrap();
+    let mut conn = fx.pool.acquire().await.unwrap();
+    let rendered =
+        certscope_indexer::documents::render_ids(&mut conn, &fields, Kind::Evidence, &ids)
+            .await
+            .unwrap();
+    assert_eq!(rendered.len(), ids.len());
+    let schema = index.schema();
+    let stored: Vec<String> = schema
+        .fields()
+        .filter(|(_, entry)| entry.is_stored())
+        .map(|(_, entry)| entry.name().to_owned())
+        .collect();
+    for r in rendered {
+        let rebuilt = common::document(&view, Kind::Evidence, r.id).unwrap();
+        let rebuilt: serde_json::Value = serde_json::from_str(&rebuilt.to_json(&schema)).unwrap();
+        let mut fresh: serde_json::Value = serde_json::from_str(&r.doc.to_json(&schema)).unwrap();
+        fresh
+            .as_object_mut()
+            .unwrap()
+            .retain(|k, _| stored.contains(k));
+        assert_eq!(rebuilt, fresh, "evidence {}", r.id);
+    }
+}
