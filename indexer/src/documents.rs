@@ -4,7 +4,7 @@
 //! incremental work (`WHERE id = ANY($1)`), so both paths render identically.
 
 use chrono::{DateTime, NaiveDate, Utc};
-use sqlx::{AssertSqlSafe, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection};
 use tantivy::{DateTime as TvDate, TantivyDocument};
 
 use crate::schema::{Fields, Kind, doc_key, normalize_ident, risk_level};
@@ -532,12 +532,12 @@ pub async fn render_ids(
 }
 
 /// Counts rows of every kind, for progress bars.
-pub async fn count_rows(pool: &PgPool) -> Result<u64, sqlx::Error> {
+pub async fn count_rows(db: impl sqlx::PgExecutor<'_>) -> Result<u64, sqlx::Error> {
     let n: i64 = sqlx::query_scalar(
         "SELECT (SELECT count(*) FROM controls) + (SELECT count(*) FROM certifications) + \
          (SELECT count(*) FROM requirements) + (SELECT count(*) FROM evidence) + (SELECT count(*) FROM risks)",
     )
-    .fetch_one(pool)
+    .fetch_one(db)
     .await?;
     Ok(n as u64)
 }

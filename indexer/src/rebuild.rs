@@ -71,15 +71,11 @@ pub async fn rebuild(
         .await
         .map_err(change_feed::FeedError::from)?;
     let snapshot = change_feed::current_snapshot(&mut *tx).await?;
-    let total: i64 = sqlx::query_scalar(
-        "SELECT (SELECT count(*) FROM controls) + (SELECT count(*) FROM certifications) + \
-         (SELECT count(*) FROM requirements) + (SELECT count(*) FROM evidence) + (SELECT count(*) FROM risks)",
-    )
-    .fetch_one(&mut *tx)
-    .await
-    .map_err(change_feed::FeedError::from)?;
+    let total = documents::count_rows(&mut *tx)
+        .await
+        .map_err(change_feed::FeedError::from)?;
     let bar = if progress {
-        ProgressBar::new(total as u64)
+        ProgressBar::new(total)
     } else {
         ProgressBar::hidden()
     };

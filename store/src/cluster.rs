@@ -193,23 +193,7 @@ impl PrivateCluster {
             return Ok(());
         }
         self.started_here = false;
-        let status = self
-            .command("pg_ctl")
-            .arg("stop")
-            .arg("-D")
-            .arg(&self.pgdata)
-            .args(["-m", "fast", "-w", "-t", "30"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .map_err(io_err("run pg_ctl in", &self.bin_dir))?;
-        if !status.success() {
-            return Err(ClusterError::CommandFailed {
-                what: "pg_ctl stop",
-                status: status.to_string(),
-                log: self.log_file.display().to_string(),
-            });
-        }
+        self.pg_ctl_stop()?;
         tracing::info!("private PostgreSQL cluster stopped");
         Ok(())
     }
@@ -217,6 +201,13 @@ impl PrivateCluster {
     /// Restarts the server in place (same port, same data): for tests that check
     /// how the indexer survives a database restart.
     pub async fn restart(&mut self) -> Result<(), ClusterError> {
+        self.pg_ctl_stop()?;
+        self.launch()?;
+        self.ready(Duration::from_secs(60)).await
+    }
+
+    /// Fast shutdown: open sessions are ended, everything committed is on disk.
+    fn pg_ctl_stop(&self) -> Result<(), ClusterError> {
         let status = self
             .command("pg_ctl")
             .arg("stop")
@@ -234,8 +225,7 @@ impl PrivateCluster {
                 log: self.log_file.display().to_string(),
             });
         }
-        self.launch()?;
-        self.ready(Duration::from_secs(60)).await
+        Ok(())
     }
 
     fn initdb(&self) -> Result<(), ClusterError> {
