@@ -43,8 +43,19 @@ pub fn data_dir(global: &GlobalArgs) -> PathBuf {
 fn pool_options(global: &GlobalArgs) -> PoolOptions {
     PoolOptions {
         max_connections: global.db_max_connections,
+        min_connections: global.db_min_connections,
+        acquire_timeout: Duration::from_millis(global.db_acquire_timeout_ms.max(1)),
+        statement_timeout: (global.db_statement_timeout_ms > 0)
+            .then(|| Duration::from_millis(global.db_statement_timeout_ms)),
         connect_timeout: Duration::from_secs(global.db_connect_timeout),
-        ..PoolOptions::default()
+    }
+}
+
+/// The pool the API reads details from: the read replica when configured.
+pub async fn read_pool(global: &GlobalArgs, db: &Database) -> anyhow::Result<PgPool> {
+    match &global.database_read_url {
+        Some(url) => Ok(certscope_store::connect(url, &pool_options(global)).await?),
+        None => Ok(db.pool.clone()),
     }
 }
 

@@ -5,16 +5,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use certscope_store::seed::{SeedConfig, SeedReport};
 
+use crate::api::ApiArgs;
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
 
 pub async fn run(
     global: &GlobalArgs,
     index: &IndexArgs,
+    api: &ApiArgs,
     listen: &str,
     seed: SeedConfig,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
+    let config = crate::api::config(global, api)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to listen on {listen}"))?;
@@ -31,12 +34,28 @@ pub async fn run(
     println!("api:      http://{addr}");
     println!("          curl http://{addr}/healthz");
     println!("          curl http://{addr}/readyz");
+    println!("docs:     http://{addr}/docs");
+    let keys = certscope_query_api::Keys::new(&config.jwt_secret);
+    let tokens = crate::api::demo_tokens(&db.pool, &keys).await?;
+    println!();
+    println!(
+        "officer tokens (valid 7 days; more with `certscope token --org <slug> --role <role>`):"
+    );
+    for (slug, token) in &tokens {
+        println!("  {slug}: {token}");
+    }
+    if let Some((_, token)) = tokens.first() {
+        println!();
+        println!(
+            "  curl -H 'Authorization: Bearer {token}' 'http://{addr}/v1/search?q=access+control&limit=3'"
+        );
+    }
     println!(
         "ready in {:.1} s; Ctrl-C stops the API and the private database",
         started.elapsed().as_secs_f64()
     );
 
-    crate::serve::run_with(global, index, &db, listener).await?;
+    crate::serve::run_with(global, index, config, &db, listener).await?;
     db.close().await
 }
 

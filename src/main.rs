@@ -1,5 +1,6 @@
 //! `certscope`: the thin command line that wires the crates together.
 
+mod api;
 mod bench;
 mod database;
 mod demo;
@@ -53,6 +54,34 @@ pub struct GlobalArgs {
         default_value_t = 5
     )]
     pub db_connect_timeout: u64,
+    /// Connections the pool keeps open.
+    #[arg(
+        long,
+        env = "CERTSCOPE_DB_MIN_CONNECTIONS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub db_min_connections: u32,
+    /// Milliseconds a request waits for a free connection.
+    #[arg(
+        long,
+        env = "CERTSCOPE_DB_ACQUIRE_TIMEOUT_MS",
+        global = true,
+        default_value_t = 5_000
+    )]
+    pub db_acquire_timeout_ms: u64,
+    /// statement_timeout of the API's connections, in milliseconds (0: the server's).
+    #[arg(
+        long,
+        env = "CERTSCOPE_DB_STATEMENT_TIMEOUT_MS",
+        global = true,
+        default_value_t = 0
+    )]
+    pub db_statement_timeout_ms: u64,
+    /// A read replica for the API's detail lookups and labels (the indexer always
+    /// reads the primary).
+    #[arg(long, env = "DATABASE_READ_URL", global = true, hide_env_values = true)]
+    pub database_read_url: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -85,6 +114,29 @@ enum Command {
         listen: String,
         #[command(flatten)]
         index: IndexArgs,
+        #[command(flatten)]
+        api: api::ApiArgs,
+    },
+    /// Print a bearer token for the API.
+    Token {
+        /// Organization slug.
+        #[arg(long)]
+        org: String,
+        /// officer, executive, auditor or admin.
+        #[arg(long, default_value = "officer")]
+        role: String,
+        /// The user (email); default: the organization's first user with the role.
+        #[arg(long)]
+        user: Option<String>,
+        /// For auditors: a certification it may see (repeat); default: its assignments.
+        #[arg(long = "certification")]
+        certifications: Vec<i64>,
+        /// Hours the token is valid.
+        #[arg(long, default_value_t = 12)]
+        ttl_hours: u64,
+        /// HS256 secret (default: DATA_DIR/jwt-secret).
+        #[arg(long, env = "CERTSCOPE_JWT_SECRET", hide_env_values = true)]
+        jwt_secret: Option<String>,
     },
     /// Start everything with demo data: private PostgreSQL, schema, catalogs, data, API.
     Demo {
@@ -95,6 +147,8 @@ enum Command {
         seed: SeedArgs,
         #[command(flatten)]
         index: IndexArgs,
+        #[command(flatten)]
+        api: api::ApiArgs,
     },
 }
 
@@ -258,11 +312,42 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Index(args) => serve::index(&cli.global, &args).await,
         Command::Reindex(args) => serve::reindex(&cli.global, &args).await,
         Command::VerifyIndex(args) => serve::verify(&cli.global, &args).await,
-        Command::Serve { listen, index } => serve::serve(&cli.global, &index, &listen).await,
+        Command::Serve { listen, index, api } => {
+            serve::serve(&cli.global, &index, &api, &listen).await
+        }
+        Command::Token {
+            org,
+            role,
+            user,
+            certifications,
+            ttl_hours,
+            jwt_secret,
+        } => {
+            let role = certscope_query_api::Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?}; roles are officer, executive, auditor, admin")
+            })?;
+            let keys =
+                certscope_query_api::Keys::new(&api::secret(&cli.global, jwt_secret.as_deref())?);
+            let db = database::open(&cli.global).await?;
+            let token = api::issue_token(
+                &db.pool,
+                &keys,
+                &org,
+                role,
+                user.as_deref(),
+                &certifications,
+                std::time::Duration::from_secs(ttl_hours * 3600),
+            )
+            .await;
+            db.close().await?;
+            println!("{}", token?);
+            Ok(())
+        }
         Command::Demo {
             listen,
             seed,
             index,
-        } => demo::run(&cli.global, &index, &listen, seed.config(true)).await,
+            api,
+        } => demo::run(&cli.global, &index, &api, &listen, seed.config(true)).await,
     }
 }

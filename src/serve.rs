@@ -6,6 +6,7 @@ use anyhow::Context;
 use certscope_indexer::{IndexerConfig, change_feed::Retention};
 use tokio_util::sync::CancellationToken;
 
+use crate::api::ApiArgs;
 use crate::database::{self, Database};
 use crate::demo::shutdown_signal;
 use crate::{GlobalArgs, IndexArgs};
@@ -114,13 +115,19 @@ pub async fn verify(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()>
 }
 
 /// `certscope serve`: the API with the indexer in the same process.
-pub async fn serve(global: &GlobalArgs, args: &IndexArgs, listen: &str) -> anyhow::Result<()> {
+pub async fn serve(
+    global: &GlobalArgs,
+    args: &IndexArgs,
+    api: &ApiArgs,
+    listen: &str,
+) -> anyhow::Result<()> {
+    let config = crate::api::config(global, api)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("failed to listen on {listen}"))?;
     let db = database::open(global).await?;
     certscope_store::migrate(&db.pool).await?;
-    run_with(global, args, &db, listener).await?;
+    run_with(global, args, config, &db, listener).await?;
     db.close().await
 }
 
@@ -128,16 +135,19 @@ pub async fn serve(global: &GlobalArgs, args: &IndexArgs, listen: &str) -> anyho
 pub async fn run_with(
     global: &GlobalArgs,
     args: &IndexArgs,
+    api: certscope_query_api::ApiConfig,
     db: &Database,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
+    let read_pool = database::read_pool(global, db).await?;
     let config = indexer_config(global, args, db);
     let cancel = CancellationToken::new();
     let handle = certscope_indexer::spawn(config, cancel.clone());
     let state = certscope_query_api::AppState {
-        pool: db.pool.clone(),
+        pool: read_pool,
         views: handle.views.clone(),
         indexer: Some(handle.metrics.clone()),
+        api: std::sync::Arc::new(certscope_query_api::Api::new(api)),
     };
     let stop = cancel.clone();
     let shutdown = async move {

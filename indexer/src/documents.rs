@@ -7,7 +7,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::{AssertSqlSafe, PgConnection};
 use tantivy::{DateTime as TvDate, TantivyDocument};
 
-use crate::schema::{Fields, Kind, doc_key, normalize_ident, risk_level};
+use crate::schema::{Fields, Kind, doc_key, normalize_ident, risk_level, title_sort_key};
 
 const CONTROL_SQL: &str = "SELECT c.id, c.version, c.display_id, c.control_key, c.title, c.statement, c.guidance, \
     c.family_key, c.family_title, c.withdrawn, c.updated_at, f.slug AS framework, f.name AS framework_name, \
@@ -231,6 +231,10 @@ impl<'f> DocBuilder<'f> {
     fn text(&mut self, field: tantivy::schema::Field, value: &str) -> &mut Self {
         if !value.is_empty() {
             self.doc.add_text(field, value);
+            if field == self.f.title {
+                self.doc.add_text(self.f.title_sort, title_sort_key(value));
+                self.doc.add_text(self.f.title_words, value);
+            }
         }
         self
     }

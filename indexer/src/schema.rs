@@ -12,10 +12,12 @@ use tantivy::tokenizer::{
 use tantivy::{Index, Term};
 
 /// Version of the schema and analysers written into every commit's payload.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// English words: split, lowercase, stem.
 pub const TOKENIZER_EN: &str = "certscope_en";
+/// Title words: split and lowercased, not stemmed, for prefix search and suggestions.
+pub const TOKENIZER_WORDS: &str = "certscope_words";
 /// Identifiers: the whole value, lowercased, never stemmed or split.
 pub const TOKENIZER_IDENT: &str = "certscope_ident";
 
@@ -71,6 +73,10 @@ pub struct Fields {
     pub embed_sig: Field,
     // full text
     pub title: Field,
+    /// The title lowercased and cut to [`TITLE_SORT_CHARS`], for sorting by name.
+    pub title_sort: Field,
+    /// The title's words unstemmed, for prefixes (`authenticat*`) and autocomplete.
+    pub title_words: Field,
     pub body: Field,
     pub detail: Field,
     pub context: Field,
@@ -153,6 +159,8 @@ pub fn build() -> (Schema, Fields) {
         version: b.add_u64_field("version", FAST | STORED),
         embed_sig: b.add_u64_field("embed_sig", FAST | STORED),
         title: b.add_text_field("title", text(TOKENIZER_EN, true, true)),
+        title_sort: b.add_text_field("title_sort", TextOptions::default().set_fast("raw")),
+        title_words: b.add_text_field("title_words", text(TOKENIZER_WORDS, false, false)),
         body: b.add_text_field("body", text(TOKENIZER_EN, true, true)),
         detail: b.add_text_field("detail", text(TOKENIZER_EN, false, false)),
         context: b.add_text_field("context", text(TOKENIZER_EN, false, false)),
@@ -200,7 +208,12 @@ pub fn register_tokenizers(index: &Index) {
     let ident = TextAnalyzer::builder(RawTokenizer::default())
         .filter(LowerCaser)
         .build();
+    let words = TextAnalyzer::builder(SimpleTokenizer::default())
+        .filter(RemoveLongFilter::limit(40))
+        .filter(LowerCaser)
+        .build();
     index.tokenizers().register(TOKENIZER_EN, en);
+    index.tokenizers().register(TOKENIZER_WORDS, words);
     index.tokenizers().register(TOKENIZER_IDENT, ident);
 }
 
@@ -212,6 +225,19 @@ pub fn risk_level(score: u64) -> &'static str {
         10..=16 => "high",
         _ => "critical",
     }
+}
+
+/// Characters of a title kept for sorting by name.
+pub const TITLE_SORT_CHARS: usize = 64;
+
+/// The sort key of a title: lowercased, cut to [`TITLE_SORT_CHARS`] characters.
+pub fn title_sort_key(title: &str) -> String {
+    title
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(TITLE_SORT_CHARS)
+        .collect()
 }
 
 /// Normalises an identifier the way the `ident` field stores it.

@@ -1,8 +1,16 @@
-//! Certscope's HTTP API: health and readiness today; search, detail, metrics and
-//! live events as they arrive. The only crate that knows HTTP and JSON.
+//! Certscope's HTTP API: search, suggestions, listings and details, strictly
+//! scoped to the caller's organization; health, readiness, metrics and the
+//! OpenAPI document. The only crate that knows HTTP and JSON.
 
+pub mod auth;
+mod detail;
+pub mod error;
 mod health;
+mod http;
 mod metrics;
+mod openapi;
+mod routes;
+pub mod search;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,6 +23,71 @@ use certscope_indexer::metrics::IndexerMetrics;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
+pub use auth::{Keys, Role, Scope};
+pub use http::RouteMetrics;
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// HS256 secret tokens are signed with.
+    pub jwt_secret: Vec<u8>,
+    /// Origins allowed by CORS; empty allows none.
+    pub cors_origins: Vec<String>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+    pub max_uri_bytes: usize,
+    /// Sustained requests per second per token, and the burst above it.
+    pub rate_per_token: f64,
+    pub burst_per_token: f64,
+    pub rate_per_ip: f64,
+    pub burst_per_ip: f64,
+    /// Longest wait for a `min_position` before 503.
+    pub max_position_wait: Duration,
+    /// Cached responses kept.
+    pub cache_entries: u64,
+}
+
+impl ApiConfig {
+    pub fn new(jwt_secret: Vec<u8>) -> Self {
+        Self {
+            jwt_secret,
+            cors_origins: Vec::new(),
+            request_timeout: Duration::from_secs(10),
+            max_body_bytes: 64 << 10,
+            max_uri_bytes: 8 << 10,
+            rate_per_token: 200.0,
+            burst_per_token: 400.0,
+            rate_per_ip: 500.0,
+            burst_per_ip: 1000.0,
+            max_position_wait: Duration::from_secs(5),
+            cache_entries: 2_000,
+        }
+    }
+}
+
+/// Long-lived parts of the API shared by all requests.
+pub struct Api {
+    pub config: ApiConfig,
+    pub keys: Keys,
+    pub search: search::SearchService,
+    pub cache: http::ResponseCache,
+    pub limiter: http::RateLimiter,
+    pub routes: RouteMetrics,
+}
+
+impl Api {
+    pub fn new(config: ApiConfig) -> Self {
+        Self {
+            keys: Keys::new(&config.jwt_secret),
+            search: search::SearchService::default(),
+            cache: http::ResponseCache::new(config.cache_entries),
+            limiter: http::RateLimiter::default(),
+            routes: RouteMetrics::default(),
+            config,
+        }
+    }
+}
+
 /// Everything a handler may reach.
 #[derive(Clone)]
 pub struct AppState {
@@ -23,14 +96,47 @@ pub struct AppState {
     pub views: tokio::sync::watch::Receiver<Option<IndexView>>,
     /// Figures of the in-process indexer, when there is one.
     pub indexer: Option<Arc<IndexerMetrics>>,
+    pub api: Arc<Api>,
 }
 
+/// Every route, for the OpenAPI document and its test.
+pub const ROUTES: &[(&str, &str)] = &[
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
+    ("get", "/openapi.json"),
+    ("get", "/docs"),
+    ("get", "/v1/search"),
+    ("get", "/v1/suggest"),
+    ("get", "/v1/certifications"),
+    ("get", "/v1/requirements"),
+    ("get", "/v1/certifications/{id}"),
+    ("get", "/v1/requirements/{id}"),
+    ("get", "/v1/evidence/{id}"),
+    ("get", "/v1/risks/{id}"),
+];
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let api = Router::new()
+        .route("/v1/search", get(routes::search))
+        .route("/v1/suggest", get(routes::suggest))
+        .route("/v1/certifications", get(routes::list_certifications))
+        .route("/v1/requirements", get(routes::list_requirements))
+        .route("/v1/certifications/{id}", get(detail::certification))
+        .route("/v1/requirements/{id}", get(detail::requirement))
+        .route("/v1/evidence/{id}", get(detail::evidence))
+        .route("/v1/risks/{id}", get(detail::risk))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::rate_limit,
+        ));
+    let ops = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(metrics::metrics))
-        .with_state(state)
+        .route("/openapi.json", get(openapi::document))
+        .route("/docs", get(openapi::docs_page));
+    http::layers(api.merge(ops), &state).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then drains in-flight requests.
@@ -41,9 +147,12 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "http api listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Bound on how long readiness probes wait for the database.

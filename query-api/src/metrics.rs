@@ -1,5 +1,5 @@
 //! `GET /metrics`: Prometheus text exposition of the indexer's figures and the
-//! database pool. (Per-route HTTP histograms arrive with the search API.)
+//! database pool, and per-route HTTP latency histograms and status counts.
 
 use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
@@ -13,17 +13,67 @@ use certscope_indexer::schema::Kind;
 use crate::AppState;
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
-    let (buckets, sum, count) = h.snapshot();
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+    histogram_series(out, name, "", h);
+}
+
+/// The series of one histogram; `labels` like `route="/v1/search",`.
+fn histogram_series(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    let (buckets, sum, count) = h.snapshot();
     for (bound, cumulative) in buckets {
         let le = if bound.is_infinite() {
             "+Inf".to_owned()
         } else {
             bound.to_string()
         };
-        let _ = writeln!(out, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        let _ = writeln!(out, "{name}_bucket{{{labels}le=\"{le}\"}} {cumulative}");
     }
-    let _ = writeln!(out, "{name}_sum {sum}\n{name}_count {count}");
+    let trimmed = labels.trim_end_matches(',');
+    let _ = writeln!(
+        out,
+        "{name}_sum{{{trimmed}}} {sum}\n{name}_count{{{trimmed}}} {count}"
+    );
+}
+
+fn http_figures(out: &mut String, state: &AppState) {
+    let search = &state.api.search;
+    histogram(
+        out,
+        "certscope_search_seconds",
+        "time to execute a search on the index (cache misses)",
+        &search.latency,
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE certscope_search_executions_total counter\ncertscope_search_executions_total {}",
+        search.executed.load(Relaxed)
+    );
+    let routes = state.api.routes.all();
+    let _ = writeln!(
+        out,
+        "# HELP certscope_http_request_seconds request latency per route\n# TYPE certscope_http_request_seconds histogram"
+    );
+    for (route, f) in &routes {
+        histogram_series(
+            out,
+            "certscope_http_request_seconds",
+            &format!("route=\"{route}\","),
+            &f.latency,
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP certscope_http_responses_total responses per route and status class\n# TYPE certscope_http_responses_total counter"
+    );
+    for (route, f) in &routes {
+        for (i, class) in ["2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "certscope_http_responses_total{{route=\"{route}\",status=\"{class}\"}} {}",
+                f.statuses[i].load(Relaxed)
+            );
+        }
+    }
 }
 
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
@@ -125,5 +175,6 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             &m.commit_seconds,
         );
     }
+    http_figures(&mut out, &state);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

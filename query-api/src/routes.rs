@@ -1,0 +1,348 @@
+//! Search, suggestions and index-served listings.
+
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use certscope_indexer::schema::Kind;
+use certscope_indexer::{IndexView, Snapshot};
+
+use crate::AppState;
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::http::{Cached, MIN_POSITION_HEADER};
+use crate::search::collect::Facet;
+use crate::search::params::{self, Route, SearchParams};
+use crate::search::{Pinned, SearchResponse};
+
+/// Query-string pairs, repeated keys kept.
+pub fn pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
+    match raw {
+        None => Ok(vec![]),
+        Some(q) => serde_urlencoded::from_str(&q).map_err(|_| {
+            ApiError::bad(
+                "bad_parameter",
+                "the query string is not valid URL encoding",
+            )
+        }),
+    }
+}
+
+/// The index view to answer from: the current one, or, when the request asks
+/// for a position the index has not reached, the first that covers it within the
+/// allowed wait; else 503 with Retry-After.
+pub async fn view_at(state: &AppState, min: Option<&Snapshot>) -> ApiResult<IndexView> {
+    let current = state.views.borrow().clone();
+    let not_open = || ApiError::Unavailable {
+        message: "the index is not open yet".into(),
+        retry_after: Duration::from_secs(1),
+    };
+    let Some(min) = min else {
+        return current.ok_or_else(not_open);
+    };
+    if let Some(v) = &current
+        && v.position.snapshot.covers(min)
+    {
+        return Ok(v.clone());
+    }
+    let wait = state.api.config.max_position_wait;
+    match certscope_indexer::wait_for_view(state.views.clone(), min, wait).await {
+        Some(v) => Ok(v),
+        None => Err(ApiError::Unavailable {
+            message: format!(
+                "the index has not reached position {min} within {} ms (it is at {}); retry later",
+                wait.as_millis(),
+                current.map_or_else(|| "nothing".into(), |v| v.position.snapshot.to_string())
+            ),
+            retry_after: Duration::from_secs(1),
+        }),
+    }
+}
+
+/// `min_position` from the header (or the parameter, which wins).
+fn min_position(headers: &HeaderMap, param: Option<Snapshot>) -> ApiResult<Option<Snapshot>> {
+    if param.is_some() {
+        return Ok(param);
+    }
+    match headers.get(MIN_POSITION_HEADER) {
+        None => Ok(None),
+        Some(v) => {
+            let text = v.to_str().map_err(|_| {
+                ApiError::bad(
+                    "bad_position",
+                    format!("`{MIN_POSITION_HEADER}` is not text"),
+                )
+            })?;
+            params::parse_position(text).map(Some)
+        }
+    }
+}
+
+fn today_start() -> i64 {
+    chrono::Utc::now()
+        .date_naive()
+        .and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp())
+}
+
+fn to_body(value: &impl serde::Serialize) -> ApiResult<axum::body::Bytes> {
+    serde_json::to_vec(value)
+        .map(Into::into)
+        .map_err(|e| ApiError::internal("serialize", e))
+}
+
+async fn run_search(
+    state: AppState,
+    scope: Scope,
+    raw: Option<String>,
+    headers: HeaderMap,
+    route: Route,
+) -> ApiResult<Response> {
+    let params = params::parse(&pairs(raw)?, route)?;
+    if let Some(allowed) = &scope.certifications {
+        for c in params.selections.get(Facet::Certification) {
+            let id: i64 = c.parse().unwrap_or(-1);
+            if !allowed.contains(&id) {
+                return Err(ApiError::Forbidden(format!(
+                    "certification {c} is outside your audit scope"
+                )));
+            }
+        }
+    }
+    let min = min_position(&headers, params.min_position.clone())?;
+    let view = view_at(&state, min.as_ref()).await?;
+    let snapshots = &state.api.search.snapshots;
+    let pinned = params
+        .cursor
+        .as_ref()
+        .and_then(|c| snapshots.get(c.s))
+        .unwrap_or_else(|| snapshots.current(&view));
+    let today = today_start();
+    let key = format!(
+        "{route:?}|{}|{}|{today}|{}|{}",
+        scope.cache_key(),
+        pinned.id,
+        params.canonical,
+        params
+            .cursor
+            .as_ref()
+            .map(|c| c.encode())
+            .unwrap_or_default()
+    );
+    let fields = view.fields.clone();
+    let compute = {
+        let state = state.clone();
+        let scope = scope.clone();
+        async move {
+            let position = pinned.position.clone();
+            let mut response =
+                blocking_search(&state, pinned, fields, scope.clone(), params, today).await?;
+            attach_labels(&state, &scope, &mut response).await?;
+            Ok(Cached {
+                body: to_body(&response)?,
+                position,
+            })
+        }
+    };
+    Ok(state
+        .api
+        .cache
+        .get_or_compute(key, compute)
+        .await?
+        .into_response())
+}
+
+async fn blocking_search(
+    state: &AppState,
+    pinned: Pinned,
+    fields: certscope_indexer::schema::Fields,
+    scope: Scope,
+    params: SearchParams,
+    today: i64,
+) -> ApiResult<SearchResponse> {
+    let api = state.api.clone();
+    tokio::task::spawn_blocking(move || api.search.search(&pinned, &fields, &scope, &params, today))
+        .await
+        .map_err(|e| ApiError::internal("search task", e))?
+}
+
+/// Human labels for facet values that are ids or keys.
+async fn attach_labels(state: &AppState, scope: &Scope, r: &mut SearchResponse) -> ApiResult<()> {
+    let values = |name: &str| -> Vec<String> {
+        r.facets
+            .get(name)
+            .map(|v| v.iter().map(|f| f.value.clone()).collect())
+            .unwrap_or_default()
+    };
+    let mut labels: HashMap<(&str, String), String> = HashMap::new();
+    let certs: Vec<i64> = values("certification")
+        .iter()
+        .filter_map(|v| v.parse().ok())
+        .collect();
+    if !certs.is_empty() {
+        let rows: Vec<(i64, String)> = sqlx::query_as(
+            "SELECT id, name FROM certifications WHERE organization_id = $1 AND id = ANY($2)",
+        )
+        .bind(scope.org_id)
+        .bind(&certs)
+        .fetch_all(&state.pool)
+        .await?;
+        for (id, name) in rows {
+            labels.insert(("certification", id.to_string()), name);
+        }
+    }
+    let frameworks = values("framework");
+    if !frameworks.is_empty() {
+        let rows: Vec<(String, String)> =
+            sqlx::query_as("SELECT slug, name FROM frameworks WHERE slug = ANY($1)")
+                .bind(&frameworks)
+                .fetch_all(&state.pool)
+                .await?;
+        for (slug, name) in rows {
+            labels.insert(("framework", slug), name);
+        }
+    }
+    let families = values("family");
+    if !families.is_empty() {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT DISTINCT ON (family_key) family_key, family_title FROM controls \
+             WHERE family_key = ANY($1) ORDER BY family_key, family_title",
+        )
+        .bind(&families)
+        .fetch_all(&state.pool)
+        .await?;
+        for (key, title) in rows {
+            labels.insert(("family", key), title);
+        }
+    }
+    for (name, values) in r.facets.iter_mut() {
+        for v in values {
+            v.label = labels.get(&(*name, v.value.clone())).cloned();
+        }
+    }
+    Ok(())
+}
+
+/// `GET /v1/search`
+pub async fn search(
+    State(state): State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    run_search(state, scope, raw, headers, Route::Search).await
+}
+
+/// `GET /v1/certifications`: a listing served from the index.
+pub async fn list_certifications(
+    State(state): State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    run_search(
+        state,
+        scope,
+        raw,
+        headers,
+        Route::Listing(Kind::Certification),
+    )
+    .await
+}
+
+/// `GET /v1/requirements`: a listing served from the index.
+pub async fn list_requirements(
+    State(state): State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    run_search(
+        state,
+        scope,
+        raw,
+        headers,
+        Route::Listing(Kind::Requirement),
+    )
+    .await
+}
+
+pub const MAX_SUGGEST_CHARS: usize = 100;
+pub const MAX_SUGGESTIONS: usize = 20;
+
+/// `GET /v1/suggest?q=`: titles and control ids starting with what was typed.
+pub async fn suggest(
+    State(state): State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let mut q = None;
+    let mut limit = 8usize;
+    let mut min = None;
+    let mut seen = BTreeSet::new();
+    for (name, value) in pairs(raw)? {
+        if !seen.insert(name.clone()) {
+            return Err(ApiError::bad(
+                "bad_parameter",
+                format!("`{name}` given more than once"),
+            ));
+        }
+        match name.as_str() {
+            "q" => q = Some(value),
+            "limit" => {
+                limit = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=MAX_SUGGESTIONS).contains(n))
+                    .ok_or_else(|| {
+                        ApiError::bad(
+                            "bad_parameter",
+                            format!("`limit` must be between 1 and {MAX_SUGGESTIONS}"),
+                        )
+                    })?;
+            }
+            "min_position" => min = Some(params::parse_position(&value)?),
+            other => {
+                return Err(ApiError::bad(
+                    "unknown_parameter",
+                    format!("unknown parameter `{other}`; suggest takes q, limit, min_position"),
+                ));
+            }
+        }
+    }
+    let q = q.ok_or_else(|| ApiError::bad("bad_parameter", "`q` is required"))?;
+    if q.chars().count() > MAX_SUGGEST_CHARS {
+        return Err(ApiError::bad(
+            "query_too_long",
+            format!("`q` is longer than {MAX_SUGGEST_CHARS} characters"),
+        ));
+    }
+    let min = min_position(&headers, min)?;
+    let view = view_at(&state, min.as_ref()).await?;
+    let pinned = state.api.search.snapshots.current(&view);
+    let key = format!("suggest|{}|{}|{limit}|{q}", scope.cache_key(), pinned.id);
+    let api = state.api.clone();
+    let fields = view.fields.clone();
+    let compute = async move {
+        let position = pinned.position.clone();
+        let items = tokio::task::spawn_blocking(move || {
+            crate::search::suggest(&api.search.stats, &pinned, &fields, &scope, &q, limit)
+        })
+        .await
+        .map_err(|e| ApiError::internal("suggest task", e))??;
+        let body = serde_json::json!({ "suggestions": items, "position": position });
+        Ok(Cached {
+            body: to_body(&body)?,
+            position,
+        })
+    };
+    Ok(state
+        .api
+        .cache
+        .get_or_compute(key, compute)
+        .await?
+        .into_response())
+}

@@ -1,0 +1,413 @@
+//! Request decoding: query-string pairs into a validated search request. Every
+//! unknown parameter, bad value or out-of-range limit is a precise 400.
+
+use certscope_indexer::Snapshot;
+use certscope_indexer::schema::Kind;
+use chrono::NaiveDate;
+
+use super::collect::{DUE_BUCKETS, Facet, Selections, Sort, SortBy};
+use super::cursor::Cursor;
+use super::parser::{self, Node};
+use crate::error::ApiError;
+
+pub const MAX_QUERY_CHARS: usize = 512;
+pub const DEFAULT_LIMIT: usize = 20;
+pub const MAX_LIMIT: usize = 100;
+pub const DEFAULT_FACET_SIZE: usize = 10;
+pub const MAX_FACET_SIZE: usize = 100;
+pub const MAX_VALUES_PER_FACET: usize = 50;
+pub const RISK_LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
+
+/// Date fields that take `<name>_after` / `<name>_before` filters, and sorts.
+pub const DATE_FIELDS: [&str; 5] = ["due", "expires", "collected", "target", "updated"];
+pub const SORTS: [&str; 9] = [
+    "relevance",
+    "due_date",
+    "expires_on",
+    "collected_on",
+    "target_date",
+    "updated_at",
+    "residual_score",
+    "inherent_score",
+    "title",
+];
+
+pub fn date_field(name: &str) -> &'static str {
+    match name {
+        "due" => "due_date",
+        "expires" => "expires_on",
+        "collected" => "collected_on",
+        "target" => "target_date",
+        _ => "updated_at",
+    }
+}
+
+/// An inclusive date range on a date field, in seconds.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DateRange {
+    pub field: &'static str,
+    pub from: Option<i64>,
+    /// Exclusive: the start of the day after `<name>_before`'s date... see [`parse`].
+    pub until: Option<i64>,
+}
+
+/// What a route lets a request do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    Search,
+    /// A listing of one kind (certifications, requirements).
+    Listing(Kind),
+}
+
+#[derive(Debug, Clone)]
+pub struct SearchParams {
+    pub q: String,
+    pub node: Option<Node>,
+    pub selections: Selections,
+    pub ranges: Vec<DateRange>,
+    pub sort: Sort,
+    pub limit: usize,
+    pub cursor: Option<Cursor>,
+    pub facets: Vec<Facet>,
+    pub facet_size: usize,
+    pub min_position: Option<Snapshot>,
+    pub kind: Option<Kind>,
+    /// The request without cursor and position: what a cursor is bound to.
+    pub canonical: String,
+}
+
+fn parse_date(name: &str, value: &str) -> Result<i64, ApiError> {
+    let d = NaiveDate::parse_from_str(value, "%Y-%m-%d").map_err(|_| {
+        ApiError::bad(
+            "bad_date",
+            format!("`{name}`: `{value}` is not a date; expected YYYY-MM-DD"),
+        )
+    })?;
+    Ok(d.and_hms_opt(0, 0, 0)
+        .map_or(0, |t| t.and_utc().timestamp()))
+}
+
+fn parse_count(name: &str, value: &str, max: usize) -> Result<usize, ApiError> {
+    let n: i64 = value.trim().parse().map_err(|_| {
+        ApiError::bad(
+            "bad_parameter",
+            format!("`{name}` must be a whole number, not `{value}`"),
+        )
+    })?;
+    if n < 1 || n as u64 > max as u64 {
+        return Err(ApiError::bad(
+            "bad_parameter",
+            format!("`{name}` must be between 1 and {max}, not {n}"),
+        ));
+    }
+    Ok(n as usize)
+}
+
+pub fn parse_position(value: &str) -> Result<Snapshot, ApiError> {
+    Snapshot::parse(value).map_err(|_| {
+        ApiError::bad(
+            "bad_position",
+            format!("`{value}` is not an index position; expected xmin:xmax:xip,... as returned in `position`"),
+        )
+    })
+}
+
+fn single<'a>(seen: &mut Vec<&'a str>, name: &'a str) -> Result<(), ApiError> {
+    if seen.contains(&name) {
+        return Err(ApiError::bad(
+            "bad_parameter",
+            format!("`{name}` given more than once"),
+        ));
+    }
+    seen.push(name);
+    Ok(())
+}
+
+/// Decodes query-string pairs for `route`.
+pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, ApiError> {
+    let mut q = String::new();
+    let mut selections = Selections::default();
+    let mut bounds: Vec<(&'static str, Option<i64>, Option<i64>)> = Vec::new();
+    let mut sort_text: Option<String> = None;
+    let mut limit = DEFAULT_LIMIT;
+    let mut cursor = None;
+    let mut facets: Option<Vec<Facet>> = None;
+    let mut facet_size = DEFAULT_FACET_SIZE;
+    let mut min_position = None;
+    let mut seen = Vec::new();
+    let mut canonical: Vec<(&str, &str)> = Vec::new();
+    for (name, value) in pairs {
+        let name = name.as_str();
+        if !matches!(name, "cursor" | "min_position") {
+            canonical.push((name, value));
+        }
+        if let Some(facet) = Facet::parse(name) {
+            if route != Route::Search && facet == Facet::Kind {
+                return Err(ApiError::bad(
+                    "unknown_parameter",
+                    "`kind` is fixed by this listing",
+                ));
+            }
+            for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+                validate_facet_value(facet, v)?;
+                let list = selections.get_mut(facet);
+                if !list.iter().any(|x| x == v) {
+                    list.push(v.to_owned());
+                }
+                if list.len() > MAX_VALUES_PER_FACET {
+                    return Err(ApiError::bad(
+                        "bad_parameter",
+                        format!("at most {MAX_VALUES_PER_FACET} values of `{name}`"),
+                    ));
+                }
+            }
+            continue;
+        }
+        if let Some((field, side)) = name.rsplit_once('_')
+            && matches!(side, "after" | "before")
+            && let Some(field) = DATE_FIELDS.iter().find(|f| **f == field)
+        {
+            single(&mut seen, name)?;
+            let t = parse_date(name, value)?;
+            let entry = match bounds.iter_mut().find(|b| b.0 == date_field(field)) {
+                Some(e) => e,
+                None => {
+                    bounds.push((date_field(field), None, None));
+                    bounds
+                        .last_mut()
+                        .ok_or_else(|| ApiError::internal("params", "bounds"))?
+                }
+            };
+            if side == "after" {
+                entry.1 = Some(t);
+            } else {
+                entry.2 = Some(t);
+            }
+            continue;
+        }
+        match name {
+            "q" => {
+                single(&mut seen, "q")?;
+                if value.chars().count() > MAX_QUERY_CHARS {
+                    return Err(ApiError::bad(
+                        "query_too_long",
+                        format!("`q` is longer than {MAX_QUERY_CHARS} characters"),
+                    ));
+                }
+                q = value.clone();
+            }
+            "sort" => {
+                single(&mut seen, "sort")?;
+                sort_text = Some(value.clone());
+            }
+            "limit" => {
+                single(&mut seen, "limit")?;
+                limit = parse_count("limit", value, MAX_LIMIT)?;
+            }
+            "cursor" => {
+                single(&mut seen, "cursor")?;
+                cursor = Some(Cursor::decode(value)?);
+            }
+            "facets" => {
+                single(&mut seen, "facets")?;
+                let mut list = Vec::new();
+                for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
+                    if v == "none" {
+                        continue;
+                    }
+                    let f = Facet::parse(v).ok_or_else(|| {
+                        ApiError::bad(
+                            "unknown_facet",
+                            format!(
+                                "unknown facet `{v}`; facets are {}",
+                                Facet::ALL.map(Facet::name).join(", ")
+                            ),
+                        )
+                    })?;
+                    if !list.contains(&f) {
+                        list.push(f);
+                    }
+                }
+                facets = Some(list);
+            }
+            "facet_size" => {
+                single(&mut seen, "facet_size")?;
+                facet_size = parse_count("facet_size", value, MAX_FACET_SIZE)?;
+            }
+            "min_position" => {
+                single(&mut seen, "min_position")?;
+                min_position = Some(parse_position(value)?);
+            }
+            other => {
+                return Err(ApiError::bad(
+                    "unknown_parameter",
+                    format!("unknown parameter `{other}`"),
+                ));
+            }
+        }
+    }
+    let mut ranges = Vec::new();
+    for (field, from, until) in bounds {
+        if let (Some(a), Some(b)) = (from, until)
+            && a > b
+        {
+            return Err(ApiError::bad(
+                "bad_date",
+                format!(
+                    "the `{field}` range is inverted: its `after` date is later than its `before` date"
+                ),
+            ));
+        }
+        ranges.push(DateRange { field, from, until });
+    }
+    let node = parser::parse(&q).map_err(|e| ApiError::bad("bad_query", format!("`q`: {e}")))?;
+    let sort = parse_sort(sort_text.as_deref(), node.is_some(), route)?;
+    let facets = facets.unwrap_or_else(|| match route {
+        Route::Search => Facet::ALL.to_vec(),
+        Route::Listing(_) => vec![],
+    });
+    canonical.sort();
+    let canonical = serde_urlencoded::to_string(&canonical).unwrap_or_default();
+    Ok(SearchParams {
+        q,
+        node,
+        selections,
+        ranges,
+        sort,
+        limit,
+        cursor,
+        facets,
+        facet_size,
+        min_position,
+        kind: match route {
+            Route::Search => None,
+            Route::Listing(k) => Some(k),
+        },
+        canonical,
+    })
+}
+
+fn validate_facet_value(facet: Facet, v: &str) -> Result<(), ApiError> {
+    let bad = |allowed: &str| {
+        Err(ApiError::bad(
+            "bad_parameter",
+            format!(
+                "`{}`: unknown value `{v}`; allowed: {allowed}",
+                facet.name()
+            ),
+        ))
+    };
+    match facet {
+        Facet::Kind if Kind::parse(v).is_none() => {
+            bad("control, certification, requirement, evidence, risk")
+        }
+        Facet::RiskLevel if !RISK_LEVELS.contains(&v) => bad(&RISK_LEVELS.join(", ")),
+        Facet::Due if !DUE_BUCKETS.contains(&v) => bad(&DUE_BUCKETS.join(", ")),
+        Facet::Certification if v.parse::<u64>().is_err() => bad("certification ids"),
+        _ if v.len() > 200 => Err(ApiError::bad(
+            "bad_parameter",
+            format!("`{}`: value longer than 200 bytes", facet.name()),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn parse_sort(text: Option<&str>, has_query: bool, route: Route) -> Result<Sort, ApiError> {
+    let default = match (has_query, route) {
+        (true, _) => "relevance",
+        (false, Route::Search) => "-updated_at",
+        (false, Route::Listing(Kind::Certification)) => "title",
+        (false, Route::Listing(_)) => "due_date",
+    };
+    let text = text.unwrap_or(default);
+    let (name, descending) = match text.strip_prefix('-') {
+        Some(n) => (n, true),
+        None => (text, false),
+    };
+    let by = match name {
+        "relevance" => SortBy::Relevance,
+        "title" => SortBy::Title,
+        "residual_score" => SortBy::Number("residual_score"),
+        "inherent_score" => SortBy::Number("inherent_score"),
+        "due_date" => SortBy::Date("due_date"),
+        "expires_on" => SortBy::Date("expires_on"),
+        "collected_on" => SortBy::Date("collected_on"),
+        "target_date" => SortBy::Date("target_date"),
+        "updated_at" => SortBy::Date("updated_at"),
+        other => {
+            return Err(ApiError::bad(
+                "bad_sort",
+                format!(
+                    "unknown sort `{other}`; sorts are {} (prefix `-` for descending)",
+                    SORTS.join(", ")
+                ),
+            ));
+        }
+    };
+    if by == SortBy::Relevance && !has_query {
+        return Err(ApiError::bad(
+            "bad_sort",
+            "`sort=relevance` needs a query `q`",
+        ));
+    }
+    Ok(Sort {
+        by,
+        // relevance is always best first
+        descending: descending || by == SortBy::Relevance,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(q: &str) -> Vec<(String, String)> {
+        serde_urlencoded::from_str(q).unwrap()
+    }
+
+    #[test]
+    fn decodes_filters_sorts_and_limits() {
+        let p = parse(&pairs("q=access&status=accepted,pending&status=rejected&due_after=2026-01-01&sort=-due_date&limit=5&facets=kind,status"), Route::Search).unwrap();
+        assert_eq!(
+            p.selections.get(Facet::Status),
+            ["accepted", "pending", "rejected"]
+        );
+        assert_eq!(p.limit, 5);
+        assert_eq!(
+            p.sort,
+            Sort {
+                by: SortBy::Date("due_date"),
+                descending: true
+            }
+        );
+        assert_eq!(p.facets, vec![Facet::Kind, Facet::Status]);
+        assert_eq!(p.ranges.len(), 1);
+    }
+
+    #[test]
+    fn refuses_bad_parameters_precisely() {
+        for (q, needle) in [
+            ("limit=0", "between 1 and 100"),
+            ("limit=-3", "between 1 and 100"),
+            ("limit=100000", "between 1 and 100"),
+            ("limit=ten", "whole number"),
+            ("colour=red", "unknown parameter `colour`"),
+            ("facets=size", "unknown facet `size`"),
+            ("kind=widget", "unknown value `widget`"),
+            ("due=soon", "unknown value `soon`"),
+            ("due_before=2026-13-01", "not a date"),
+            ("due_after=2026-05-01&due_before=2026-01-01", "inverted"),
+            ("sort=colour", "unknown sort"),
+            ("sort=relevance", "needs a query"),
+            ("q=a&q=b", "more than once"),
+            ("cursor=%%%", "cursor"),
+            ("min_position=yesterday", "not an index position"),
+            ("q=(a", "never closed"),
+        ] {
+            let err = parse(&pairs(q), Route::Search).expect_err(q).to_string();
+            assert!(err.contains(needle), "{q}: {err}");
+        }
+        let long = format!("q={}", "a".repeat(MAX_QUERY_CHARS + 1));
+        assert!(parse(&pairs(&long), Route::Search).is_err());
+    }
+}

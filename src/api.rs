@@ -1,0 +1,183 @@
+//! API settings from flags and environment, the token secret, and `certscope token`.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use certscope_query_api::{ApiConfig, Keys, Role, auth};
+use clap::Args;
+use sqlx::PgPool;
+
+use crate::GlobalArgs;
+use crate::database;
+
+#[derive(Debug, Args, Clone)]
+pub struct ApiArgs {
+    /// HS256 secret for bearer tokens (default: DATA_DIR/jwt-secret, created on first use).
+    #[arg(long, env = "CERTSCOPE_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Origins allowed by CORS (repeat, or comma-separate in the environment).
+    #[arg(
+        long = "cors-origin",
+        env = "CERTSCOPE_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// Per-request timeout in milliseconds.
+    #[arg(long, env = "CERTSCOPE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    pub request_timeout_ms: u64,
+    /// Sustained requests per second allowed per token (burst: twice that).
+    #[arg(long, env = "CERTSCOPE_RATE_PER_TOKEN", default_value_t = 200.0)]
+    pub rate_per_token: f64,
+    /// Sustained requests per second allowed per client address (burst: twice that).
+    #[arg(long, env = "CERTSCOPE_RATE_PER_IP", default_value_t = 500.0)]
+    pub rate_per_ip: f64,
+    /// Longest wait, in milliseconds, for a requested index position.
+    #[arg(long, env = "CERTSCOPE_MAX_POSITION_WAIT_MS", default_value_t = 5_000)]
+    pub max_position_wait_ms: u64,
+    /// Responses kept in the cache.
+    #[arg(long, env = "CERTSCOPE_CACHE_ENTRIES", default_value_t = 2_000)]
+    pub cache_entries: u64,
+}
+
+/// The token secret: the flag/environment, else a file in the data dir.
+pub fn secret(global: &GlobalArgs, explicit: Option<&str>) -> anyhow::Result<Vec<u8>> {
+    if let Some(s) = explicit {
+        if s.len() < 16 {
+            bail!("CERTSCOPE_JWT_SECRET must be at least 16 bytes");
+        }
+        return Ok(s.as_bytes().to_vec());
+    }
+    let path = database::data_dir(global).join("jwt-secret");
+    secret_file(&path)
+}
+
+fn secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
+    if let Ok(bytes) = std::fs::read(path) {
+        return Ok(bytes);
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("failed to create {}", dir.display()))?;
+    }
+    let mut bytes = [0u8; 32];
+    rand::fill(&mut bytes);
+    let text = hex::encode(bytes);
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("failed to create {}", path.display()))?;
+    f.write_all(text.as_bytes())?;
+    tracing::info!(path = %path.display(), "created a token secret");
+    Ok(text.into_bytes())
+}
+
+pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> {
+    let mut c = ApiConfig::new(secret(global, args.jwt_secret.as_deref())?);
+    c.cors_origins = args.cors_origins.clone();
+    c.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
+    if args.rate_per_token <= 0.0 || args.rate_per_ip <= 0.0 {
+        bail!("rates must be positive");
+    }
+    c.rate_per_token = args.rate_per_token;
+    c.burst_per_token = args.rate_per_token * 2.0;
+    c.rate_per_ip = args.rate_per_ip;
+    c.burst_per_ip = args.rate_per_ip * 2.0;
+    c.max_position_wait = Duration::from_millis(args.max_position_wait_ms);
+    c.cache_entries = args.cache_entries;
+    Ok(c)
+}
+
+/// Issues a token for a user of organization `org_slug` with `role`. Without
+/// `email`, the organization's first user with that role. An auditor's
+/// certifications default to its assignments.
+pub async fn issue_token(
+    pool: &PgPool,
+    keys: &Keys,
+    org_slug: &str,
+    role: Role,
+    email: Option<&str>,
+    certifications: &[i64],
+    ttl: Duration,
+) -> anyhow::Result<String> {
+    let org: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
+        .bind(org_slug)
+        .fetch_optional(pool)
+        .await?;
+    let org = org.with_context(|| format!("no organization with slug {org_slug:?}"))?;
+    let user: Option<i64> = sqlx::query_scalar(
+        "SELECT id FROM users WHERE organization_id = $1 AND role = $2 \
+         AND ($3::text IS NULL OR lower(email) = lower($3)) ORDER BY id LIMIT 1",
+    )
+    .bind(org)
+    .bind(role.as_str())
+    .bind(email)
+    .fetch_optional(pool)
+    .await?;
+    let user = user.with_context(|| {
+        format!(
+            "organization {org_slug:?} has no {} user{}",
+            role.as_str(),
+            email.map(|e| format!(" {e}")).unwrap_or_default()
+        )
+    })?;
+    let certs = if role == Role::Auditor {
+        let certs: Vec<i64> = if certifications.is_empty() {
+            sqlx::query_scalar(
+                "SELECT certification_id FROM auditor_assignments WHERE organization_id = $1 AND user_id = $2 ORDER BY 1",
+            )
+            .bind(org)
+            .bind(user)
+            .fetch_all(pool)
+            .await?
+        } else {
+            let found: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM certifications WHERE organization_id = $1 AND id = ANY($2) ORDER BY 1",
+            )
+            .bind(org)
+            .bind(certifications)
+            .fetch_all(pool)
+            .await?;
+            if let Some(missing) = certifications.iter().find(|c| !found.contains(c)) {
+                bail!("certification {missing} does not belong to {org_slug:?}");
+            }
+            found
+        };
+        Some(certs)
+    } else {
+        if !certifications.is_empty() {
+            bail!("--certification is only for auditors");
+        }
+        None
+    };
+    Ok(keys.issue(&auth::claims(user, org, role, certs, ttl))?)
+}
+
+/// One officer token per organization, for the demo's printout.
+pub async fn demo_tokens(pool: &PgPool, keys: &Keys) -> anyhow::Result<Vec<(String, String)>> {
+    let slugs: Vec<String> = sqlx::query_scalar(
+        "SELECT o.slug FROM organizations o WHERE EXISTS \
+         (SELECT 1 FROM users u WHERE u.organization_id = o.id AND u.role = 'officer') ORDER BY o.id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::new();
+    for slug in slugs {
+        let token = issue_token(
+            pool,
+            keys,
+            &slug,
+            Role::Officer,
+            None,
+            &[],
+            Duration::from_secs(7 * 24 * 3600),
+        )
+        .await?;
+        out.push((slug, token));
+    }
+    Ok(out)
+}
