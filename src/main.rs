@@ -2,6 +2,7 @@
 
 mod api;
 mod bench;
+mod bench_search;
 mod database;
 mod demo;
 mod serve;
@@ -154,6 +155,27 @@ enum Command {
 
 #[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Search latency and throughput: Certscope over HTTP against PostgreSQL
+    /// full-text search and ILIKE, same queries, same data, one run.
+    Search {
+        /// Rotating queries (plain, phrase, id, faceted, filtered, sorted).
+        #[arg(long, default_value_t = 240)]
+        queries: usize,
+        /// Concurrent clients of the second closed-loop run.
+        #[arg(long, default_value_t = 4)]
+        clients: usize,
+        /// Requests per second of the open-loop runs.
+        #[arg(long, default_value_t = 50)]
+        rate: u32,
+        /// Seconds of each open-loop run.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Queries also run with ILIKE (slow: it scans every row).
+        #[arg(long, default_value_t = 12)]
+        ilike_queries: usize,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
     /// Commit-to-searchable latency at a fixed rate of row changes (open loop).
     IndexLatency {
         /// Row changes per second.
@@ -303,6 +325,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let report = certscope_store::seed::seed(&db.pool, &args.config(true)).await?;
             demo::print_seed_report(&report, started.elapsed());
             db.close().await
+        }
+        Command::Bench(BenchCommand::Search {
+            queries,
+            clients,
+            rate,
+            seconds,
+            ilike_queries,
+            index,
+        }) => {
+            let b = bench_search::SearchBench {
+                queries,
+                clients,
+                rate,
+                seconds,
+                ilike_queries,
+            };
+            bench_search::run(&cli.global, &index, b).await
         }
         Command::Bench(BenchCommand::IndexLatency {
             rate,

@@ -172,6 +172,9 @@ pub struct Plan {
     pub limit: usize,
     /// Start of today (UTC), seconds, for the due buckets.
     pub today: i64,
+    /// For auditors: the only certification ids that may be counted (a risk
+    /// linked to several certifications must not reveal the others).
+    pub visible_certifications: Option<Vec<u64>>,
 }
 
 #[derive(Debug, Default)]
@@ -219,6 +222,7 @@ enum FacetColumn {
         col: Column<u64>,
         selected: Vec<u64>,
         counts: HashMap<u64, u64>,
+        visible: Option<Vec<u64>>,
     },
     Due {
         selected: u8,
@@ -320,6 +324,10 @@ impl Collector for SearchCollector {
                     col: reader.fast_fields().u64("certification_id")?,
                     selected: ids,
                     counts: HashMap::new(),
+                    visible: plan.visible_certifications.clone().map(|mut v| {
+                        v.sort_unstable();
+                        v
+                    }),
                 }
             } else {
                 let mut mask = 0u8;
@@ -444,9 +452,19 @@ impl SegmentState {
                     }
                 }
             }
-            FacetColumn::Cert { col, counts, .. } => {
+            FacetColumn::Cert {
+                col,
+                counts,
+                visible,
+                ..
+            } => {
                 for v in col.values_for_doc(doc) {
-                    *counts.entry(v).or_default() += 1;
+                    if visible
+                        .as_ref()
+                        .is_none_or(|ids| ids.binary_search(&v).is_ok())
+                    {
+                        *counts.entry(v).or_default() += 1;
+                    }
                 }
             }
             FacetColumn::Due { counts, .. } => {

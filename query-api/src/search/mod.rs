@@ -331,6 +331,10 @@ impl SearchService {
             after,
             limit: p.limit + 1,
             today,
+            visible_certifications: scope
+                .certifications
+                .as_ref()
+                .map(|c| c.iter().map(|id| *id as u64).collect()),
         };
         let collector = SearchCollector { plan };
         let mut fruit = searcher.search_with_statistics_provider(&query, &collector, &stats)?;

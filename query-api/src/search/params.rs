@@ -410,4 +410,71 @@ mod tests {
         let long = format!("q={}", "a".repeat(MAX_QUERY_CHARS + 1));
         assert!(parse(&pairs(&long), Route::Search).is_err());
     }
+
+    /// Property: any combination of names and values decodes or fails with a
+    /// 400 naming the problem; never a panic.
+    #[test]
+    fn random_requests_never_panic() {
+        use rand::{Rng, SeedableRng};
+        let names = [
+            "q",
+            "kind",
+            "status",
+            "due",
+            "due_after",
+            "due_before",
+            "limit",
+            "sort",
+            "cursor",
+            "facets",
+            "facet_size",
+            "certification",
+            "risk_level",
+            "min_position",
+            "x",
+            "",
+        ];
+        let values = [
+            "",
+            "0",
+            "-1",
+            "101",
+            "20",
+            "2026-01-01",
+            "2026-99-01",
+            "evidence",
+            "overdue",
+            "-due_date",
+            "title",
+            "relevance",
+            "AC-2(1)",
+            "\"a",
+            "((a))",
+            "a OR",
+            "1:2:",
+            "kind,status",
+            "none",
+            "eyJzIjoxfQ",
+            "\u{0}",
+            "漢字",
+            "status:accepted",
+        ];
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(3);
+        for _ in 0..20_000 {
+            let n = rng.random_range(0..5);
+            let pairs: Vec<(String, String)> = (0..n)
+                .map(|_| {
+                    (
+                        names[rng.random_range(0..names.len())].to_owned(),
+                        values[rng.random_range(0..values.len())].to_owned(),
+                    )
+                })
+                .collect();
+            match parse(&pairs, Route::Search) {
+                Ok(p) => assert!((1..=MAX_LIMIT).contains(&p.limit)),
+                Err(ApiError::BadRequest { message, .. }) => assert!(!message.is_empty()),
+                Err(other) => panic!("{pairs:?}: {other:?}"),
+            }
+        }
+    }
 }

@@ -1,0 +1,622 @@
+//! `certscope bench search`: the same rotating queries against Certscope over
+//! HTTP, PostgreSQL full-text search (tsvector + GIN, facets by GROUP BY) and
+//! ILIKE '%term%', in one run on the same data; closed loop (1 and N clients) and
+//! open loop at a fixed rate; the server's resident memory.
+//!
+//! The server runs as a child process (`certscope serve`, response cache off), so
+//! its memory is its own and every request executes a real search.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use certscope_query_api::{Keys, Role};
+use indicatif::{ProgressBar, ProgressStyle};
+use sqlx::PgPool;
+
+use crate::database::{self, Database};
+use crate::{GlobalArgs, IndexArgs};
+
+/// One benchmark query, in both dialects.
+#[derive(Debug, Clone)]
+pub struct BenchQuery {
+    pub label: &'static str,
+    /// Query string of `/v1/search`.
+    pub http: String,
+    /// websearch_to_tsquery text.
+    pub text: String,
+    /// Plain words for ILIKE.
+    pub words: Vec<String>,
+    pub kinds: Vec<&'static str>,
+    pub statuses: Vec<&'static str>,
+    pub overdue: bool,
+    pub sort_due_desc: bool,
+}
+
+fn enc(s: &str) -> String {
+    let mut out = String::new();
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Realistic queries from the NIST control catalogue: plain words, phrases,
+/// control ids, faceted, filtered and sorted.
+pub async fn queries(pool: &PgPool, n: usize) -> anyhow::Result<Vec<BenchQuery>> {
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT display_id, title FROM controls WHERE NOT withdrawn ORDER BY framework_id, sort_key, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    if rows.is_empty() {
+        bail!("no controls: import the catalogs and seed first");
+    }
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0usize;
+    while out.len() < n {
+        let (display_id, title) = &rows[(i * 7) % rows.len()];
+        let words: Vec<String> = title
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.len() >= 4)
+            .map(str::to_lowercase)
+            .collect();
+        i += 1;
+        if words.is_empty() {
+            continue;
+        }
+        let two: Vec<String> = words.iter().take(2).cloned().collect();
+        let one = vec![words[0].clone()];
+        let q = |label, text: String, words: Vec<String>| BenchQuery {
+            label,
+            http: format!("q={}", enc(&text)),
+            text,
+            words,
+            kinds: vec![],
+            statuses: vec![],
+            overdue: false,
+            sort_due_desc: false,
+        };
+        let item = match out.len() % 6 {
+            0 => q("plain", two.join(" "), two),
+            1 => q("phrase", format!("\"{}\"", two.join(" ")), two),
+            2 => q("id", display_id.clone(), vec![display_id.clone()]),
+            3 => {
+                let mut b = q("faceted", one[0].clone(), one);
+                b.http.push_str("&kind=evidence&status=accepted,pending");
+                b.kinds = vec!["evidence"];
+                b.statuses = vec!["accepted", "pending"];
+                b
+            }
+            4 => {
+                let mut b = q("filtered", one[0].clone(), one);
+                b.http.push_str("&due=overdue");
+                b.overdue = true;
+                b
+            }
+            _ => {
+                let mut b = q("sorted", one[0].clone(), one);
+                b.http.push_str("&kind=requirement,evidence&sort=-due_date");
+                b.kinds = vec!["requirement", "evidence"];
+                b.sort_due_desc = true;
+                b
+            }
+        };
+        out.push(item);
+    }
+    Ok(out)
+}
+
+const FTS_TABLE_SQL: &str = "
+CREATE TABLE bench_fts AS
+SELECT 'control'::text AS kind, c.id, 0::bigint AS org_id, c.title, c.statement || ' ' || c.guidance AS body,
+       CASE WHEN c.withdrawn THEN 'withdrawn' ELSE 'active' END AS status, f.slug AS framework,
+       c.family_key AS family, NULL::text AS owner, NULL::bigint AS certification_id, NULL::date AS due_date,
+       c.updated_at
+FROM controls c JOIN frameworks f ON f.id = c.framework_id
+UNION ALL
+SELECT 'certification', x.id, x.organization_id, x.name, x.description, x.status, f.slug, NULL, u.display_name,
+       x.id, x.target_date, x.updated_at
+FROM certifications x JOIN frameworks f ON f.id = x.framework_id LEFT JOIN users u ON u.id = x.owner_id
+UNION ALL
+SELECT 'requirement', r.id, r.organization_id, c.display_id || ' ' || c.title, c.statement || ' ' || r.notes,
+       r.status, f.slug, c.family_key, u.display_name, r.certification_id, r.due_date, r.updated_at
+FROM requirements r JOIN controls c ON c.id = r.control_id JOIN frameworks f ON f.id = c.framework_id
+LEFT JOIN users u ON u.id = r.owner_id
+UNION ALL
+SELECT 'evidence', e.id, e.organization_id, e.title, e.content || ' ' || e.description, e.status, f.slug,
+       c.family_key, u.display_name, r.certification_id, e.expires_on, e.updated_at
+FROM evidence e JOIN requirements r ON r.id = e.requirement_id JOIN controls c ON c.id = r.control_id
+JOIN frameworks f ON f.id = c.framework_id LEFT JOIN users u ON u.id = e.submitted_by
+UNION ALL
+SELECT 'risk', k.id, k.organization_id, k.title, k.description, k.status, NULL, NULL, u.display_name, NULL,
+       k.due_date, k.updated_at
+FROM risks k LEFT JOIN users u ON u.id = k.owner_id";
+
+/// A tsvector + GIN copy of every searchable row, made once per data set.
+async fn ensure_fts(pool: &PgPool) -> anyhow::Result<()> {
+    let rows = certscope_indexer::documents::count_rows(pool).await? as i64;
+    let existing: Option<i64> = sqlx::query_scalar(
+        "SELECT CASE WHEN to_regclass('bench_fts') IS NULL THEN NULL ELSE (SELECT count(*) FROM bench_fts) END",
+    )
+    .fetch_one(pool)
+    .await?;
+    if existing == Some(rows) {
+        return Ok(());
+    }
+    let bar = ProgressBar::new_spinner().with_message(format!(
+        "building the PostgreSQL full-text table for {rows} rows (tsvector + GIN, once per data set)"
+    ));
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let started = Instant::now();
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET LOCAL maintenance_work_mem = '1GB'")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("DROP TABLE IF EXISTS bench_fts")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(FTS_TABLE_SQL).execute(&mut *tx).await?;
+    sqlx::query(
+        "ALTER TABLE bench_fts ADD COLUMN tsv tsvector GENERATED ALWAYS AS \
+         (setweight(to_tsvector('english', title), 'A') || setweight(to_tsvector('english', body), 'B')) STORED",
+    )
+    .execute(&mut *tx)
+    .await?;
+    sqlx::query("CREATE INDEX bench_fts_tsv ON bench_fts USING gin (tsv)")
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query("CREATE INDEX bench_fts_org ON bench_fts (org_id, kind)")
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    sqlx::query("ANALYZE bench_fts").execute(pool).await?;
+    bar.finish_with_message(format!(
+        "built bench_fts in {:.0} s",
+        started.elapsed().as_secs_f64()
+    ));
+    Ok(())
+}
+
+fn conditions(q: &BenchQuery) -> String {
+    let mut c = "org_id IN ($1, 0)".to_owned();
+    if !q.kinds.is_empty() {
+        let list: Vec<String> = q.kinds.iter().map(|k| format!("'{k}'")).collect();
+        c.push_str(&format!(" AND kind IN ({})", list.join(",")));
+    }
+    if !q.statuses.is_empty() {
+        let list: Vec<String> = q.statuses.iter().map(|k| format!("'{k}'")).collect();
+        c.push_str(&format!(" AND status IN ({})", list.join(",")));
+    }
+    if q.overdue {
+        c.push_str(" AND due_date < current_date");
+    }
+    c
+}
+
+const FACETS_SQL: &str = "SELECT kind, status, framework, family, owner, certification_id, count(*) FROM m \
+     GROUP BY GROUPING SETS ((kind), (status), (framework), (family), (owner), (certification_id))";
+
+/// The same search on PostgreSQL full-text search: hits with headlines, then
+/// totals and facet counts by GROUP BY.
+async fn pg_fts(pool: &PgPool, org: i64, q: &BenchQuery) -> anyhow::Result<()> {
+    let cond = format!(
+        "{} AND tsv @@ websearch_to_tsquery('english', $2)",
+        conditions(q)
+    );
+    let order = if q.sort_due_desc {
+        "due_date DESC NULLS LAST, id"
+    } else {
+        "ts_rank(tsv, websearch_to_tsquery('english', $2)) DESC, id"
+    };
+    let hits = format!(
+        "SELECT kind, id, title, ts_headline('english', body, websearch_to_tsquery('english', $2)) \
+         FROM (SELECT kind, id, title, body FROM bench_fts WHERE {cond} ORDER BY {order} LIMIT 20) t"
+    );
+    let _: Vec<(String, i64, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(hits))
+        .bind(org)
+        .bind(&q.text)
+        .fetch_all(pool)
+        .await?;
+    let facets =
+        format!("WITH m AS MATERIALIZED (SELECT * FROM bench_fts WHERE {cond}) {FACETS_SQL}");
+    sqlx::query(sqlx::AssertSqlSafe(facets))
+        .bind(org)
+        .bind(&q.text)
+        .fetch_all(pool)
+        .await?;
+    Ok(())
+}
+
+/// How listings were searched before: ILIKE '%word%' on title and body.
+async fn pg_ilike(pool: &PgPool, org: i64, q: &BenchQuery) -> anyhow::Result<()> {
+    let mut cond = conditions(q);
+    for i in 0..q.words.len() {
+        cond.push_str(&format!(
+            " AND (title ILIKE ${n} OR body ILIKE ${n})",
+            n = i + 2
+        ));
+    }
+    let order = if q.sort_due_desc {
+        "due_date DESC NULLS LAST, id"
+    } else {
+        "updated_at DESC, id"
+    };
+    let patterns: Vec<String> = q.words.iter().map(|w| format!("%{w}%")).collect();
+    let hits =
+        format!("SELECT kind, id, title FROM bench_fts WHERE {cond} ORDER BY {order} LIMIT 20");
+    let facets =
+        format!("WITH m AS MATERIALIZED (SELECT * FROM bench_fts WHERE {cond}) {FACETS_SQL}");
+    for sql in [hits, facets] {
+        let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org);
+        for p in &patterns {
+            query = query.bind(p);
+        }
+        query.fetch_all(pool).await?;
+    }
+    Ok(())
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum System {
+    Certscope,
+    Fts,
+    Ilike,
+}
+
+impl System {
+    fn name(self) -> &'static str {
+        match self {
+            System::Certscope => "certscope (HTTP)",
+            System::Fts => "postgres FTS",
+            System::Ilike => "postgres ILIKE",
+        }
+    }
+}
+
+struct Target {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+    pool: PgPool,
+    org: i64,
+}
+
+impl Target {
+    async fn run(&self, system: System, q: &BenchQuery) -> anyhow::Result<()> {
+        match system {
+            System::Certscope => {
+                let r = self
+                    .http
+                    .get(format!("{}/v1/search?limit=20&{}", self.base, q.http))
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await?;
+                let status = r.status();
+                let body = r.bytes().await?;
+                if !status.is_success() {
+                    bail!("{} -> {status}: {}", q.http, String::from_utf8_lossy(&body));
+                }
+                Ok(())
+            }
+            System::Fts => pg_fts(&self.pool, self.org, q).await,
+            System::Ilike => pg_ilike(&self.pool, self.org, q).await,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Figures {
+    ms: Vec<f64>,
+    /// The query of each figure (closed loop).
+    query: Vec<usize>,
+    seconds: f64,
+    dropped: usize,
+}
+
+impl Figures {
+    fn pct(&self, p: f64) -> f64 {
+        let mut v = self.ms.clone();
+        v.sort_by(f64::total_cmp);
+        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(f64::NAN)
+    }
+
+    /// p50/p99 per query type.
+    fn by_label(&self, queries: &[BenchQuery]) -> String {
+        let mut out = Vec::new();
+        for label in ["plain", "phrase", "id", "faceted", "filtered", "sorted"] {
+            let ms: Vec<f64> = self
+                .query
+                .iter()
+                .zip(&self.ms)
+                .filter(|(i, _)| queries[**i].label == label)
+                .map(|(_, ms)| *ms)
+                .collect();
+            let part = Figures {
+                ms,
+                ..Figures::default()
+            };
+            out.push(format!(
+                "{label} {:.1}/{:.1}",
+                part.pct(0.5),
+                part.pct(0.99)
+            ));
+        }
+        format!("    p50/p99 ms by type: {}", out.join(", "))
+    }
+
+    fn line(&self, system: System, mode: &str) -> String {
+        format!(
+            "{:<18} {:<26} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}{}",
+            system.name(),
+            mode,
+            self.ms.len(),
+            self.pct(0.5),
+            self.pct(0.99),
+            self.pct(1.0),
+            self.ms.len() as f64 / self.seconds.max(1e-9),
+            if self.dropped > 0 {
+                format!("  ({} not sent: backlog)", self.dropped)
+            } else {
+                String::new()
+            }
+        )
+    }
+}
+
+async fn closed_loop(
+    target: &std::sync::Arc<Target>,
+    system: System,
+    queries: &[BenchQuery],
+    clients: usize,
+) -> anyhow::Result<Figures> {
+    let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..clients {
+        let (target, next, queries) = (target.clone(), next.clone(), queries.to_vec());
+        tasks.spawn(async move {
+            let mut ms = Vec::new();
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let Some(q) = queries.get(i) else { break };
+                let t = Instant::now();
+                target.run(system, q).await?;
+                ms.push((i, t.elapsed().as_secs_f64() * 1e3));
+            }
+            anyhow::Ok(ms)
+        });
+    }
+    let mut f = Figures::default();
+    while let Some(r) = tasks.join_next().await {
+        for (i, ms) in r?? {
+            f.query.push(i);
+            f.ms.push(ms);
+        }
+    }
+    f.seconds = started.elapsed().as_secs_f64();
+    Ok(f)
+}
+
+/// Requests scheduled by the clock; latency from the scheduled start, so a
+/// backlog counts against the system (no coordinated omission).
+async fn open_loop(
+    target: &std::sync::Arc<Target>,
+    system: System,
+    queries: &[BenchQuery],
+    rate: u32,
+    seconds: u64,
+) -> anyhow::Result<Figures> {
+    let total = rate as u64 * seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
+    let inflight = std::sync::Arc::new(tokio::sync::Semaphore::new(256));
+    let started = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut f = Figures::default();
+    for n in 0..total {
+        let due = started + interval.mul_f64(n as f64);
+        tokio::time::sleep_until(due.into()).await;
+        let Ok(permit) = inflight.clone().try_acquire_owned() else {
+            f.dropped += 1;
+            continue;
+        };
+        let (target, q) = (target.clone(), queries[n as usize % queries.len()].clone());
+        tasks.spawn(async move {
+            let _permit = permit;
+            target.run(system, &q).await?;
+            anyhow::Ok(due.elapsed().as_secs_f64() * 1e3)
+        });
+    }
+    while let Some(r) = tasks.join_next().await {
+        f.ms.push(r??);
+    }
+    f.seconds = started.elapsed().as_secs_f64();
+    Ok(f)
+}
+
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kb = |key: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (kb("VmRSS:"), kb("VmHWM:"))
+}
+
+pub struct SearchBench {
+    pub queries: usize,
+    pub clients: usize,
+    pub rate: u32,
+    pub seconds: u64,
+    pub ilike_queries: usize,
+}
+
+/// The organization with the most evidence: the benchmark preset's large one.
+async fn largest_org(db: &Database) -> anyhow::Result<(i64, String, i64)> {
+    let row: Option<(i64, String, i64)> = sqlx::query_as(
+        "SELECT o.id, o.slug, (SELECT count(*) FROM evidence e WHERE e.organization_id = o.id) AS n \
+         FROM organizations o ORDER BY n DESC LIMIT 1",
+    )
+    .fetch_optional(&db.pool)
+    .await?;
+    row.context("no organizations: seed first (certscope seed --preset bench)")
+}
+
+pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        b.queries >= 1 && b.clients >= 1 && b.rate >= 1,
+        "sizes must be positive"
+    );
+    let db = database::open(global).await?;
+    let (org, slug, evidence) = largest_org(&db).await?;
+    println!("organization {slug}: {evidence} evidence rows");
+    ensure_fts(&db.pool).await?;
+    let queries = queries(&db.pool, b.queries).await?;
+
+    // the server, as a child process with the cache off
+    let secret = "bench-secret-0123456789abcdef";
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    drop(listener);
+    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+    if let Some(dir) = &global.data_dir {
+        cmd.arg("--data-dir").arg(dir);
+    }
+    cmd.args([
+        "--log-format",
+        "json",
+        "serve",
+        "--listen",
+        &addr.to_string(),
+        "--cache-entries",
+        "0",
+    ]);
+    if let Some(dir) = &index.index_dir {
+        cmd.arg("--index-dir").arg(dir);
+    }
+    cmd.args(["--rate-per-token", "1000000", "--rate-per-ip", "1000000"])
+        .env("CERTSCOPE_JWT_SECRET", secret)
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::null());
+    let mut child = cmd.spawn().context("failed to start certscope serve")?;
+    let pid = child.id().context("server pid")?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(64)
+        .build()?;
+    let base = format!("http://{addr}");
+    let bar = ProgressBar::new_spinner()
+        .with_message("waiting for the server's index (a first run builds it)");
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    loop {
+        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
+            && r.status().is_success()
+        {
+            break;
+        }
+        if let Some(status) = child.try_wait()? {
+            bail!("the server exited with {status}");
+        }
+        if Instant::now() > deadline {
+            bail!("the server did not become ready in 30 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    bar.finish_and_clear();
+    let keys = Keys::new(secret.as_bytes());
+    let token = crate::api::issue_token(
+        &db.pool,
+        &keys,
+        &slug,
+        Role::Officer,
+        None,
+        &[],
+        Duration::from_secs(3600),
+    )
+    .await?;
+    let target = std::sync::Arc::new(Target {
+        http,
+        base,
+        token,
+        pool: db.pool.clone(),
+        org,
+    });
+
+    let style = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")?;
+    let warm = ProgressBar::new((queries.len() * 2) as u64)
+        .with_style(style)
+        .with_message("warming up");
+    for q in &queries {
+        target.run(System::Certscope, q).await?;
+        warm.inc(1);
+        target.run(System::Fts, q).await?;
+        warm.inc(1);
+    }
+    warm.finish_and_clear();
+    let (_, hwm_warm) = memory_of(pid);
+
+    println!(
+        "\n{} queries rotating (plain, phrase, id, faceted, filtered, sorted); every search also counts facets",
+        queries.len()
+    );
+    println!(
+        "{:<18} {:<26} {:>6} {:>9} {:>9} {:>9} {:>9}",
+        "system", "mode", "n", "p50 ms", "p99 ms", "max ms", "req/s"
+    );
+    let mut p99 = std::collections::HashMap::new();
+    for system in [System::Certscope, System::Fts] {
+        let f = closed_loop(&target, system, &queries, 1).await?;
+        println!("{}", f.line(system, "closed loop, 1 client"));
+        println!("{}", f.by_label(&queries));
+        p99.insert(system.name(), f.pct(0.99));
+    }
+    for system in [System::Certscope, System::Fts] {
+        let f = closed_loop(&target, system, &queries, b.clients).await?;
+        println!(
+            "{}",
+            f.line(system, &format!("closed loop, {} clients", b.clients))
+        );
+    }
+    for system in [System::Certscope, System::Fts] {
+        let f = open_loop(&target, system, &queries, b.rate, b.seconds).await?;
+        println!(
+            "{}",
+            f.line(
+                system,
+                &format!("open loop, {}/s for {} s", b.rate, b.seconds)
+            )
+        );
+    }
+    let ilike: Vec<BenchQuery> = queries.iter().take(b.ilike_queries).cloned().collect();
+    if !ilike.is_empty() {
+        let f = closed_loop(&target, System::Ilike, &ilike, 1).await?;
+        println!("{}", f.line(System::Ilike, "closed loop, 1 client"));
+        let f = closed_loop(&target, System::Certscope, &ilike, 1).await?;
+        println!("{}", f.line(System::Certscope, "same queries, 1 client"));
+    }
+    let (rss, hwm) = memory_of(pid);
+    let ours = p99[System::Certscope.name()];
+    let theirs = p99[System::Fts.name()];
+    println!(
+        "\np99 with one client: certscope {ours:.2} ms, postgres FTS {theirs:.2} ms ({:.1}x)",
+        theirs / ours
+    );
+    println!(
+        "server memory: {:.0} MiB resident now, {:.0} MiB peak ({:.0} MiB peak after warm-up)",
+        rss as f64 / 1024.0,
+        hwm as f64 / 1024.0,
+        hwm_warm as f64 / 1024.0
+    );
+    child.kill().await.ok();
+    db.close().await
+}
