@@ -8,8 +8,12 @@ use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
 use certscope_indexer::schema::Kind;
+use std::sync::Arc;
 use tantivy::collector::{Collector, SegmentCollector};
-use tantivy::columnar::{Column, StrColumn};
+
+use tantivy::columnar::{Column, ColumnIndex, ColumnValues, StrColumn};
+
+use super::columns::{self, ColumnCache, SegmentColumns};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 /// Facets, in response order.
@@ -59,7 +63,7 @@ impl Facet {
     }
 
     /// The keyword fast field behind a string facet.
-    fn str_field(self) -> Option<&'static str> {
+    pub(crate) fn str_field(self) -> Option<&'static str> {
         Some(match self {
             Facet::Kind => "kind",
             Facet::Framework => "framework",
@@ -184,8 +188,9 @@ pub struct Fruit {
     pub hits: Vec<(SortKey, DocAddress)>,
 }
 
-pub struct SearchCollector {
+pub struct SearchCollector<'a> {
     pub plan: Plan,
+    pub columns: &'a ColumnCache,
 }
 
 struct Entry {
@@ -212,38 +217,162 @@ impl Ord for Entry {
     }
 }
 
-enum FacetColumn {
-    Str {
-        col: StrColumn,
-        selected: Vec<u64>,
-        counts: Vec<u64>,
-    },
-    Cert {
-        col: Column<u64>,
-        selected: Vec<u64>,
-        counts: HashMap<u64, u64>,
-        visible: Option<Vec<u64>>,
-    },
-    Due {
-        selected: u8,
-        counts: [u64; 4],
-    },
-    /// The field does not exist in this segment: nothing matches a selection.
+/// A single-valued fast column, read directly when every document has a value.
+enum One<T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + 'static> {
+    Full(std::sync::Arc<dyn ColumnValues<T>>),
+    Sparse(Column<T>),
+}
+
+impl<T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + 'static> One<T> {
+    fn new(col: Column<T>) -> Self {
+        match col.index {
+            ColumnIndex::Full => One::Full(col.values),
+            _ => One::Sparse(col),
+        }
+    }
+
+    #[inline]
+    fn get(&self, doc: DocId) -> Option<T> {
+        match self {
+            One::Full(v) => Some(v.get_val(doc)),
+            One::Sparse(c) => c.first(doc),
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum SlotKind {
+    Keyword,
+    Certification,
+    Due,
+    /// The field does not exist in this segment.
     Absent,
+}
+
+struct Slot {
+    facet: Facet,
+    kind: SlotKind,
+    /// Selected ordinals (keywords) or ids (certification), sorted.
+    selected: Vec<u64>,
+    /// Selected due buckets.
+    due_selected: u8,
+    /// For auditors: the certification ids that may be counted.
+    visible: Option<Vec<u64>>,
+    /// Counts by ordinal or id (dense), or by id beyond the dense range.
+    counts: Vec<u64>,
+    sparse: HashMap<u64, u64>,
+    due_counts: [u64; 4],
+}
+
+impl Slot {
+    #[inline]
+    fn passes(&self, cols: &SegmentColumns, doc: DocId, due: u8) -> bool {
+        match self.kind {
+            SlotKind::Keyword => cols.keyword(self.facet).is_some_and(|k| {
+                let o = k.ords[doc as usize];
+                o != columns::NONE && self.selected.binary_search(&u64::from(o)).is_ok()
+            }),
+            SlotKind::Certification => match cols.certification[doc as usize] {
+                columns::NONE => false,
+                columns::MANY => cols
+                    .multi
+                    .get(&doc)
+                    .is_some_and(|ids| ids.iter().any(|v| self.selected.binary_search(v).is_ok())),
+                v => self.selected.binary_search(&u64::from(v)).is_ok(),
+            },
+            SlotKind::Due => due & self.due_selected != 0,
+            SlotKind::Absent => false,
+        }
+    }
+
+    #[inline]
+    fn add(&mut self, v: u64) {
+        if self
+            .visible
+            .as_ref()
+            .is_some_and(|ids| ids.binary_search(&v).is_err())
+        {
+            return;
+        }
+        match self.counts.get_mut(v as usize) {
+            Some(n) => *n += 1,
+            None => *self.sparse.entry(v).or_default() += 1,
+        }
+    }
+
+    #[inline]
+    fn count(&mut self, cols: &SegmentColumns, doc: DocId, due: u8) {
+        match self.kind {
+            SlotKind::Keyword => {
+                if let Some(k) = cols.keyword(self.facet) {
+                    let o = k.ords[doc as usize];
+                    if let Some(n) = self.counts.get_mut(o as usize) {
+                        *n += 1;
+                    }
+                }
+            }
+            SlotKind::Certification => match cols.certification[doc as usize] {
+                columns::NONE => {}
+                columns::MANY => {
+                    if let Some(ids) = cols.multi.get(&doc) {
+                        for v in ids {
+                            self.add(*v);
+                        }
+                    }
+                }
+                v => self.add(u64::from(v)),
+            },
+            SlotKind::Due => {
+                for (i, c) in self.due_counts.iter_mut().enumerate() {
+                    if due & (1 << i) != 0 {
+                        *c += 1;
+                    }
+                }
+            }
+            SlotKind::Absent => {}
+        }
+    }
+
+    /// Counts by value, for the fruit.
+    fn harvest(self, cols: &SegmentColumns) -> HashMap<String, u64> {
+        let nonzero = self
+            .counts
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| **n > 0)
+            .map(|(v, n)| (v as u64, *n))
+            .chain(self.sparse);
+        match self.kind {
+            SlotKind::Keyword => match cols.keyword(self.facet) {
+                Some(k) => nonzero
+                    .filter_map(|(o, n)| k.terms.get(o as usize).map(|t| (t.clone(), n)))
+                    .collect(),
+                None => HashMap::new(),
+            },
+            SlotKind::Certification => nonzero.map(|(id, n)| (id.to_string(), n)).collect(),
+            SlotKind::Due => DUE_BUCKETS
+                .iter()
+                .zip(self.due_counts)
+                .filter(|(_, n)| *n > 0)
+                .map(|(b, n)| ((*b).to_owned(), n))
+                .collect(),
+            SlotKind::Absent => HashMap::new(),
+        }
+    }
 }
 
 pub struct SegmentState {
     segment: SegmentOrdinal,
     plan: Plan,
-    kinds: Option<StrColumn>,
-    kind_ranks: Vec<u8>,
-    ids: Column<u64>,
-    due: Option<Column<tantivy::DateTime>>,
-    /// Per status ordinal, per kind rank: closed?
-    status: Option<(StrColumn, Vec<[bool; 5]>)>,
-    facets: Vec<(Facet, FacetColumn)>,
-    sort_num: Option<Column<u64>>,
-    sort_date: Option<Column<tantivy::DateTime>>,
+    cols: Arc<SegmentColumns>,
+    ids: One<u64>,
+    slots: Vec<Slot>,
+    /// Slots with a selection, and slots to count.
+    active: Vec<usize>,
+    counted: Vec<usize>,
+    uses_due: bool,
+    sort_num: Option<One<u64>>,
+    sort_date: Option<One<tantivy::DateTime>>,
     sort_str: Option<StrColumn>,
     total: u64,
     heap: BinaryHeap<Entry>,
@@ -254,18 +383,7 @@ fn str_col(reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColu
     reader.fast_fields().str(name)
 }
 
-fn ords_of(col: &StrColumn, values: &[String]) -> tantivy::Result<Vec<u64>> {
-    let mut out = Vec::new();
-    for v in values {
-        if let Some(ord) = col.dictionary().term_ord(v.as_bytes())? {
-            out.push(ord);
-        }
-    }
-    out.sort_unstable();
-    Ok(out)
-}
-
-impl Collector for SearchCollector {
+impl Collector for SearchCollector<'_> {
     type Fruit = Fruit;
     type Child = SegmentState;
 
@@ -275,89 +393,90 @@ impl Collector for SearchCollector {
         reader: &SegmentReader,
     ) -> tantivy::Result<SegmentState> {
         let plan = self.plan.clone();
-        let kinds = str_col(reader, "kind")?;
-        let mut kind_ranks = Vec::new();
-        if let Some(col) = &kinds {
-            let mut s = String::new();
-            for ord in 0..col.num_terms() as u64 {
-                s.clear();
-                col.ord_to_str(ord, &mut s)?;
-                kind_ranks.push(Kind::parse(&s).map_or(0, kind_rank));
-            }
-        }
-        let status = match str_col(reader, "status")? {
-            Some(col) => {
-                let mut closed = Vec::new();
-                let mut s = String::new();
-                for ord in 0..col.num_terms() as u64 {
-                    s.clear();
-                    col.ord_to_str(ord, &mut s)?;
-                    let mut row = [false; 5];
-                    for (i, k) in Kind::ALL.iter().enumerate() {
-                        row[i] = is_closed(*k, &s);
-                    }
-                    closed.push(row);
-                }
-                Some((col, closed))
-            }
-            None => None,
-        };
-        let mut facets = Vec::new();
+        let cols = self.columns.get(reader)?;
+        let ff = reader.fast_fields();
+        let visible = plan.visible_certifications.clone().map(|mut v| {
+            v.sort_unstable();
+            v
+        });
+        let max_certification = cols
+            .certification
+            .iter()
+            .filter(|v| **v < columns::MANY)
+            .max()
+            .copied()
+            .unwrap_or(0);
+        let mut slots = Vec::new();
         for &facet in Facet::ALL.iter() {
-            let selected = plan.selections.get(facet);
-            if selected.is_empty() && !plan.facets.contains(&facet) {
+            let selected_values = plan.selections.get(facet);
+            if selected_values.is_empty() && !plan.facets.contains(&facet) {
                 continue;
             }
-            let column = if let Some(name) = facet.str_field() {
-                match str_col(reader, name)? {
-                    Some(col) => FacetColumn::Str {
-                        selected: ords_of(&col, selected)?,
-                        counts: vec![0; col.num_terms()],
-                        col,
-                    },
-                    None => FacetColumn::Absent,
+            let mut slot = Slot {
+                facet,
+                kind: SlotKind::Absent,
+                selected: Vec::new(),
+                due_selected: 0,
+                visible: None,
+                counts: Vec::new(),
+                sparse: HashMap::new(),
+                due_counts: [0; 4],
+            };
+            match facet {
+                Facet::Certification => {
+                    slot.kind = SlotKind::Certification;
+                    slot.selected = selected_values
+                        .iter()
+                        .filter_map(|s| s.parse().ok())
+                        .collect();
+                    slot.counts = vec![0; max_certification as usize + 1];
+                    slot.visible = visible.clone();
                 }
-            } else if facet == Facet::Certification {
-                let mut ids: Vec<u64> = selected.iter().filter_map(|s| s.parse().ok()).collect();
-                ids.sort_unstable();
-                FacetColumn::Cert {
-                    col: reader.fast_fields().u64("certification_id")?,
-                    selected: ids,
-                    counts: HashMap::new(),
-                    visible: plan.visible_certifications.clone().map(|mut v| {
-                        v.sort_unstable();
-                        v
-                    }),
-                }
-            } else {
-                let mut mask = 0u8;
-                for s in selected {
-                    if let Some(i) = DUE_BUCKETS.iter().position(|b| b == s) {
-                        mask |= 1 << i;
+                Facet::Due => {
+                    slot.kind = SlotKind::Due;
+                    for s in selected_values {
+                        if let Some(i) = DUE_BUCKETS.iter().position(|b| b == s) {
+                            slot.due_selected |= 1 << i;
+                        }
                     }
                 }
-                FacetColumn::Due {
-                    selected: mask,
-                    counts: [0; 4],
+                _ => {
+                    if let Some(k) = cols.keyword(facet) {
+                        slot.kind = SlotKind::Keyword;
+                        slot.selected = selected_values
+                            .iter()
+                            .filter_map(|v| k.ordinal_of(v))
+                            .map(u64::from)
+                            .collect();
+                        slot.counts = vec![0; k.terms.len()];
+                    }
                 }
-            };
-            facets.push((facet, column));
+            }
+            slot.selected.sort_unstable();
+            slots.push(slot);
         }
+        let active = (0..slots.len())
+            .filter(|i| !plan.selections.get(slots[*i].facet).is_empty())
+            .collect();
+        let counted = (0..slots.len())
+            .filter(|i| plan.facets.contains(&slots[*i].facet))
+            .collect();
+        let uses_due = slots.iter().any(|s| s.kind == SlotKind::Due);
         let (mut sort_num, mut sort_date, mut sort_str) = (None, None, None);
         match plan.sort.by {
             SortBy::Relevance => {}
-            SortBy::Number(name) => sort_num = Some(reader.fast_fields().u64(name)?),
-            SortBy::Date(name) => sort_date = Some(reader.fast_fields().date(name)?),
+            SortBy::Number(name) => sort_num = Some(One::new(ff.u64(name)?)),
+            SortBy::Date(name) => sort_date = Some(One::new(ff.date(name)?)),
             SortBy::Title => sort_str = str_col(reader, "title_sort")?,
         }
         Ok(SegmentState {
             segment,
-            ids: reader.fast_fields().u64("id")?,
-            due: Some(reader.fast_fields().date("due_date")?),
-            kinds,
-            kind_ranks,
-            status,
-            facets,
+            ids: One::new(ff.u64("id")?),
+            cols,
+            slots,
+            active,
+            counted,
+            uses_due,
             sort_num,
             sort_date,
             sort_str,
@@ -392,30 +511,13 @@ impl Collector for SearchCollector {
 }
 
 impl SegmentState {
-    fn kind_rank(&self, doc: DocId) -> u8 {
-        self.kinds
-            .as_ref()
-            .and_then(|c| c.ords().first(doc))
-            .and_then(|o| self.kind_ranks.get(o as usize).copied())
-            .unwrap_or(0)
-    }
-
     /// Bit mask of the due buckets the document falls in.
-    fn due_mask(&self, doc: DocId, kind: u8) -> u8 {
-        let Some(due) = self.due.as_ref().and_then(|c| c.first(doc)) else {
+    #[inline]
+    fn due_mask(&self, doc: DocId) -> u8 {
+        let due = self.cols.open_due[doc as usize];
+        if due == columns::NO_DATE {
             return 0;
-        };
-        if let Some((col, closed)) = &self.status {
-            let is_closed = col
-                .ords()
-                .first(doc)
-                .and_then(|o| closed.get(o as usize))
-                .is_some_and(|row| row[kind as usize]);
-            if is_closed {
-                return 0;
-            }
         }
-        let due = due.into_timestamp_secs();
         let today = self.plan.today;
         if due < today {
             return 1;
@@ -429,67 +531,18 @@ impl SegmentState {
         mask
     }
 
-    /// Whether the document is in an active facet's selection.
-    fn passes(column: &FacetColumn, doc: DocId, due: u8) -> bool {
-        match column {
-            FacetColumn::Str { col, selected, .. } => col
-                .term_ords(doc)
-                .any(|o| selected.binary_search(&o).is_ok()),
-            FacetColumn::Cert { col, selected, .. } => col
-                .values_for_doc(doc)
-                .any(|v| selected.binary_search(&v).is_ok()),
-            FacetColumn::Due { selected, .. } => due & selected != 0,
-            FacetColumn::Absent => false,
-        }
-    }
-
-    fn count(column: &mut FacetColumn, doc: DocId, due: u8) {
-        match column {
-            FacetColumn::Str { col, counts, .. } => {
-                for o in col.term_ords(doc) {
-                    if let Some(c) = counts.get_mut(o as usize) {
-                        *c += 1;
-                    }
-                }
-            }
-            FacetColumn::Cert {
-                col,
-                counts,
-                visible,
-                ..
-            } => {
-                for v in col.values_for_doc(doc) {
-                    if visible
-                        .as_ref()
-                        .is_none_or(|ids| ids.binary_search(&v).is_ok())
-                    {
-                        *counts.entry(v).or_default() += 1;
-                    }
-                }
-            }
-            FacetColumn::Due { counts, .. } => {
-                for (i, c) in counts.iter_mut().enumerate() {
-                    if due & (1 << i) != 0 {
-                        *c += 1;
-                    }
-                }
-            }
-            FacetColumn::Absent => {}
-        }
-    }
-
-    fn key(&mut self, doc: DocId, score: Score, kind: u8) -> SortKey {
-        let primary = match self.plan.sort.by {
+    fn primary(&mut self, doc: DocId, score: Score) -> Primary {
+        match self.plan.sort.by {
             SortBy::Relevance => Primary::Num(f64::from(score)),
             SortBy::Number(_) => self
                 .sort_num
                 .as_ref()
-                .and_then(|c| c.first(doc))
+                .and_then(|c| c.get(doc))
                 .map_or(Primary::Missing, |v| Primary::Num(v as f64)),
             SortBy::Date(_) => self
                 .sort_date
                 .as_ref()
-                .and_then(|c| c.first(doc))
+                .and_then(|c| c.get(doc))
                 .map_or(Primary::Missing, |v| {
                     Primary::Num(v.into_timestamp_secs() as f64)
                 }),
@@ -506,56 +559,25 @@ impl SegmentState {
                     _ => Primary::Missing,
                 }
             }
-        };
-        SortKey {
-            primary,
-            kind,
-            id: self.ids.first(doc).unwrap_or(0),
         }
     }
-}
 
-impl SegmentCollector for SegmentState {
-    type Fruit = Fruit;
-
-    fn collect(&mut self, doc: DocId, score: Score) {
-        let kind = self.kind_rank(doc);
-        let needs_due = self.facets.iter().any(|(f, _)| *f == Facet::Due);
-        let due = if needs_due {
-            self.due_mask(doc, kind)
-        } else {
-            0
-        };
-        let mut failed: Option<usize> = None;
-        for (i, (facet, column)) in self.facets.iter().enumerate() {
-            if self.plan.selections.get(*facet).is_empty() {
-                continue;
-            }
-            if !Self::passes(column, doc, due) {
-                if failed.is_some() {
-                    return;
-                }
-                failed = Some(i);
-            }
-        }
-        if let Some(i) = failed {
-            let (facet, column) = &mut self.facets[i];
-            if self.plan.facets.contains(facet) {
-                Self::count(column, doc, due);
-            }
-            return;
-        }
-        self.total += 1;
-        for (facet, column) in self.facets.iter_mut() {
-            if self.plan.facets.contains(facet) {
-                Self::count(column, doc, due);
-            }
-        }
-        if self.plan.limit == 0 {
-            return;
-        }
-        let key = self.key(doc, score, kind);
+    fn offer(&mut self, doc: DocId, score: Score) {
         let descending = self.plan.sort.descending;
+        // cheap rejection on the score alone before reading anything else
+        if self.plan.sort.by == SortBy::Relevance
+            && self.heap.len() >= self.plan.limit
+            && let Some(worst) = self.heap.peek()
+            && let Primary::Num(w) = worst.key.primary
+            && f64::from(score) < w
+        {
+            return;
+        }
+        let key = SortKey {
+            primary: self.primary(doc, score),
+            kind: self.cols.kind[doc as usize],
+            id: self.ids.get(doc).unwrap_or(0),
+        };
         if let Some(after) = &self.plan.after
             && key.order(after, descending) != Ordering::Greater
         {
@@ -575,37 +597,44 @@ impl SegmentCollector for SegmentState {
             descending,
         });
     }
+}
+
+impl SegmentCollector for SegmentState {
+    type Fruit = Fruit;
+
+    #[inline]
+    fn collect(&mut self, doc: DocId, score: Score) {
+        let due = if self.uses_due { self.due_mask(doc) } else { 0 };
+        let cols = &*self.cols;
+        let mut failed = usize::MAX;
+        for &i in &self.active {
+            if !self.slots[i].passes(cols, doc, due) {
+                if failed != usize::MAX {
+                    return;
+                }
+                failed = i;
+            }
+        }
+        if failed != usize::MAX {
+            if self.counted.contains(&failed) {
+                self.slots[failed].count(cols, doc, due);
+            }
+            return;
+        }
+        self.total += 1;
+        for &i in &self.counted {
+            self.slots[i].count(cols, doc, due);
+        }
+        if self.plan.limit > 0 {
+            self.offer(doc, score);
+        }
+    }
 
     fn harvest(self) -> Fruit {
         let mut facets = HashMap::new();
-        let mut buf = String::new();
-        for (facet, column) in self.facets {
-            let counts: HashMap<String, u64> = match column {
-                FacetColumn::Str { col, counts, .. } => counts
-                    .into_iter()
-                    .enumerate()
-                    .filter(|(_, n)| *n > 0)
-                    .filter_map(|(ord, n)| {
-                        buf.clear();
-                        match col.ord_to_str(ord as u64, &mut buf) {
-                            Ok(true) => Some((buf.clone(), n)),
-                            _ => None,
-                        }
-                    })
-                    .collect(),
-                FacetColumn::Cert { counts, .. } => counts
-                    .into_iter()
-                    .map(|(k, n)| (k.to_string(), n))
-                    .collect(),
-                FacetColumn::Due { counts, .. } => DUE_BUCKETS
-                    .iter()
-                    .zip(counts)
-                    .filter(|(_, n)| *n > 0)
-                    .map(|(b, n)| ((*b).to_owned(), n))
-                    .collect(),
-                FacetColumn::Absent => HashMap::new(),
-            };
-            facets.insert(facet, counts);
+        for slot in self.slots {
+            let facet = slot.facet;
+            facets.insert(facet, slot.harvest(&self.cols));
         }
         Fruit {
             total: self.total,

@@ -1,0 +1,209 @@
+//! Facet columns of a segment decoded once into plain arrays (a few bytes per
+//! document), so that counting eight facets over hundreds of thousands of
+//! matches costs array reads instead of column decoding. Segments never change,
+//! so an entry is valid for the segment's life; the cache is bounded by
+//! documents held.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use certscope_indexer::schema::Kind;
+use moka::sync::Cache;
+use tantivy::columnar::{Column, StrColumn};
+use tantivy::index::SegmentId;
+use tantivy::{DocId, SegmentReader};
+
+use super::collect::{Facet, is_closed, kind_rank};
+
+/// No value for this document.
+pub const NONE: u32 = u32::MAX;
+/// Several values: see `multi`.
+pub const MANY: u32 = u32::MAX - 1;
+/// No due date.
+pub const NO_DATE: i64 = i64::MAX;
+
+/// A keyword column: each document's term ordinal, and the terms.
+pub struct Keyword {
+    pub ords: Vec<u32>,
+    pub terms: Vec<String>,
+}
+
+impl Keyword {
+    pub fn ordinal_of(&self, term: &str) -> Option<u32> {
+        self.terms
+            .binary_search_by(|t| t.as_str().cmp(term))
+            .ok()
+            .map(|i| i as u32)
+    }
+}
+
+pub struct SegmentColumns {
+    /// Kind rank per document.
+    pub kind: Vec<u8>,
+    /// The string facets, indexed by `Facet as usize` (certification and due
+    /// have their own columns).
+    pub keywords: [Option<Keyword>; 8],
+    /// Certification id per document (`NONE`, or `MANY` for risks linked to
+    /// several, found in `multi`).
+    pub certification: Vec<u32>,
+    pub multi: HashMap<DocId, Vec<u64>>,
+    /// Due date (seconds), `NO_DATE` when none or when the item is closed.
+    pub open_due: Vec<i64>,
+}
+
+impl SegmentColumns {
+    pub fn keyword(&self, facet: Facet) -> Option<&Keyword> {
+        self.keywords[facet as usize].as_ref()
+    }
+
+    fn memory(&self) -> u64 {
+        let n = self.kind.len() as u64;
+        n * (1 + 4 + 8) + self.keywords.iter().flatten().count() as u64 * n * 4
+    }
+
+    fn load(reader: &SegmentReader) -> tantivy::Result<Self> {
+        let n = reader.max_doc();
+        let ff = reader.fast_fields();
+        let keyword = |name: &str| -> tantivy::Result<Option<Keyword>> {
+            let Some(col) = ff.str(name)? else {
+                return Ok(None);
+            };
+            Ok(Some(Keyword {
+                ords: ordinals(&col, n),
+                terms: terms(&col)?,
+            }))
+        };
+        let kinds = keyword("kind")?;
+        let status = keyword("status")?;
+        let kind: Vec<u8> = match &kinds {
+            Some(k) => {
+                let ranks: Vec<u8> = k
+                    .terms
+                    .iter()
+                    .map(|t| Kind::parse(t).map_or(0, kind_rank))
+                    .collect();
+                k.ords
+                    .iter()
+                    .map(|o| ranks.get(*o as usize).copied().unwrap_or(0))
+                    .collect()
+            }
+            None => vec![0; n as usize],
+        };
+        let mut keywords: [Option<Keyword>; 8] = Default::default();
+        for facet in Facet::ALL {
+            keywords[facet as usize] = match facet {
+                Facet::Kind => None,
+                Facet::Status => None,
+                Facet::Certification | Facet::Due => None,
+                other => match other.str_field() {
+                    Some(name) => keyword(name)?,
+                    None => None,
+                },
+            };
+        }
+        // closed-ness needs kind and status together
+        let closed: Vec<Vec<bool>> = match &status {
+            Some(s) => s
+                .terms
+                .iter()
+                .map(|t| Kind::ALL.iter().map(|k| is_closed(*k, t)).collect())
+                .collect(),
+            None => vec![],
+        };
+        let due_col: Column<tantivy::DateTime> = ff.date("due_date")?;
+        let mut open_due = vec![NO_DATE; n as usize];
+        for doc in 0..n {
+            let Some(d) = due_col.first(doc) else {
+                continue;
+            };
+            let is_closed = status.as_ref().is_some_and(|s| {
+                closed
+                    .get(s.ords[doc as usize] as usize)
+                    .and_then(|row| row.get(kind[doc as usize] as usize))
+                    .copied()
+                    .unwrap_or(false)
+            });
+            if !is_closed {
+                open_due[doc as usize] = d.into_timestamp_secs();
+            }
+        }
+        let cert_col: Column<u64> = ff.u64("certification_id")?;
+        let mut certification = vec![NONE; n as usize];
+        let mut multi = HashMap::new();
+        for doc in 0..n {
+            let mut values = cert_col.values_for_doc(doc);
+            let Some(first) = values.next() else { continue };
+            match values.next() {
+                None => certification[doc as usize] = u32::try_from(first).unwrap_or(NONE),
+                Some(second) => {
+                    let mut all = vec![first, second];
+                    all.extend(values);
+                    certification[doc as usize] = MANY;
+                    multi.insert(doc, all);
+                }
+            }
+        }
+        keywords[Facet::Kind as usize] = kinds;
+        keywords[Facet::Status as usize] = status;
+        Ok(Self {
+            kind,
+            keywords,
+            certification,
+            multi,
+            open_due,
+        })
+    }
+}
+
+fn ordinals(col: &StrColumn, n: u32) -> Vec<u32> {
+    let ords = col.ords();
+    let docs: Vec<DocId> = (0..n).collect();
+    let mut out = vec![None; n as usize];
+    for (chunk, into) in docs.chunks(1024).zip(out.chunks_mut(1024)) {
+        ords.first_vals(chunk, into);
+    }
+    out.into_iter()
+        .map(|o| o.map_or(NONE, |v| u32::try_from(v).unwrap_or(NONE)))
+        .collect()
+}
+
+fn terms(col: &StrColumn) -> tantivy::Result<Vec<String>> {
+    let mut out = Vec::with_capacity(col.num_terms());
+    let mut s = String::new();
+    for ord in 0..col.num_terms() as u64 {
+        s.clear();
+        col.ord_to_str(ord, &mut s)?;
+        out.push(s.clone());
+    }
+    Ok(out)
+}
+
+/// Decoded columns of recently searched segments.
+#[derive(Clone)]
+pub struct ColumnCache {
+    cache: Cache<SegmentId, Arc<SegmentColumns>>,
+}
+
+impl Default for ColumnCache {
+    fn default() -> Self {
+        Self {
+            cache: Cache::builder()
+                // bytes: room for several million documents
+                .max_capacity(512 << 20)
+                .weigher(|_, v: &Arc<SegmentColumns>| u32::try_from(v.memory()).unwrap_or(u32::MAX))
+                .build(),
+        }
+    }
+}
+
+impl ColumnCache {
+    pub fn get(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
+        let id = reader.segment_id();
+        if let Some(c) = self.cache.get(&id) {
+            return Ok(c);
+        }
+        let loaded = Arc::new(SegmentColumns::load(reader)?);
+        self.cache.insert(id, loaded.clone());
+        Ok(loaded)
+    }
+}
