@@ -40,6 +40,19 @@ fn wait_for_api(rx: &mpsc::Receiver<String>, deadline: Duration) -> (String, Vec
     panic!("demo did not print its API address within {deadline:?}; saw {seen:?}");
 }
 
+/// The rest of the first line starting with `prefix`.
+fn next_line_with(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < until {
+        if let Ok(line) = rx.recv_timeout(Duration::from_millis(200))
+            && let Some(rest) = line.strip_prefix(prefix)
+        {
+            return rest.trim().to_owned();
+        }
+    }
+    panic!("no line starting with {prefix:?}");
+}
+
 fn stop(mut child: Child) {
     // SAFETY: sending SIGTERM to our own child.
     unsafe {
@@ -108,6 +121,19 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
         assert!(Instant::now() < until, "not ready within 60 s");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // the demo prints a working token per organization
+    let token = next_line_with(&rx, "  northwind-health: ");
+    let client = reqwest::Client::new();
+    let search: serde_json::Value = client
+        .get(format!("{api}/v1/search?q=access%20control&limit=3"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(search["total"].as_u64().unwrap() > 0, "{search}");
     let metrics = reqwest::get(format!("{api}/metrics"))
         .await
         .unwrap()
@@ -127,6 +153,26 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
         "the cluster stops with the demo"
     );
 
+    // `certscope token` signs with the same secret as the demo
+    let out = certscope()
+        .args([
+            "token",
+            "--org",
+            "northwind-health",
+            "--role",
+            "auditor",
+            "--data-dir",
+        ])
+        .arg(&data_dir)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let auditor = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+
     let mut second = run();
     let rx = lines_of(&mut second);
     let (api, printed) = wait_for_api(&rx, Duration::from_secs(60));
@@ -142,6 +188,26 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
     );
     let health = reqwest::get(format!("{api}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
+    // the auditor's token from `certscope token` works, within its scope
+    let until = Instant::now() + Duration::from_secs(60);
+    let listing = loop {
+        let r = reqwest::Client::new()
+            .get(format!("{api}/v1/certifications"))
+            .bearer_auth(&auditor)
+            .send()
+            .await
+            .unwrap();
+        if r.status() == 200 {
+            break r.json::<serde_json::Value>().await.unwrap();
+        }
+        assert_eq!(r.status(), 503, "only an index still opening may refuse");
+        assert!(Instant::now() < until, "index not open within 60 s");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(
+        listing["total"], 1,
+        "the seeded auditor is assigned one certification"
+    );
     stop(second);
 }
 

@@ -73,6 +73,8 @@ pub struct Api {
     pub cache: http::ResponseCache,
     pub limiter: http::RateLimiter,
     pub routes: RouteMetrics,
+    /// Facet labels by (organization or 0, facet, value); renames show within a minute.
+    pub labels: moka::sync::Cache<(i64, &'static str, String), String>,
 }
 
 impl Api {
@@ -83,6 +85,10 @@ impl Api {
             cache: http::ResponseCache::new(config.cache_entries),
             limiter: http::RateLimiter::default(),
             routes: RouteMetrics::default(),
+            labels: moka::sync::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
             config,
         }
     }

@@ -1,6 +1,6 @@
 //! Search, suggestions and index-served listings.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -168,58 +168,53 @@ async fn blocking_search(
         .map_err(|e| ApiError::internal("search task", e))?
 }
 
-/// Human labels for facet values that are ids or keys.
+/// How to label each labelled facet: `$1` the organization, `$2` the values.
+const LABEL_SQL: [(&str, bool, &str); 3] = [
+    (
+        "certification",
+        true,
+        "SELECT id::text, name FROM certifications WHERE organization_id = $1 AND id = ANY($2::text[]::bigint[])",
+    ),
+    (
+        "framework",
+        false,
+        "SELECT slug, name FROM frameworks WHERE $1::bigint IS NOT NULL AND slug = ANY($2)",
+    ),
+    (
+        "family",
+        false,
+        "SELECT DISTINCT ON (family_key) family_key, family_title FROM controls \
+         WHERE $1::bigint IS NOT NULL AND family_key = ANY($2) ORDER BY family_key, family_title",
+    ),
+];
+
+/// Human labels for facet values that are ids or keys, from a short-lived cache
+/// (per organization for certifications; frameworks and families are shared).
 async fn attach_labels(state: &AppState, scope: &Scope, r: &mut SearchResponse) -> ApiResult<()> {
-    let values = |name: &str| -> Vec<String> {
-        r.facets
-            .get(name)
-            .map(|v| v.iter().map(|f| f.value.clone()).collect())
-            .unwrap_or_default()
-    };
-    let mut labels: HashMap<(&str, String), String> = HashMap::new();
-    let certs: Vec<i64> = values("certification")
-        .iter()
-        .filter_map(|v| v.parse().ok())
-        .collect();
-    if !certs.is_empty() {
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT id, name FROM certifications WHERE organization_id = $1 AND id = ANY($2)",
-        )
-        .bind(scope.org_id)
-        .bind(&certs)
-        .fetch_all(&state.pool)
-        .await?;
-        for (id, name) in rows {
-            labels.insert(("certification", id.to_string()), name);
-        }
-    }
-    let frameworks = values("framework");
-    if !frameworks.is_empty() {
-        let rows: Vec<(String, String)> =
-            sqlx::query_as("SELECT slug, name FROM frameworks WHERE slug = ANY($1)")
-                .bind(&frameworks)
+    let cache = &state.api.labels;
+    for (facet, per_org, sql) in LABEL_SQL {
+        let Some(values) = r.facets.get_mut(facet) else {
+            continue;
+        };
+        let org = if per_org { scope.org_id } else { 0 };
+        let key = |v: &str| (org, facet, v.to_owned());
+        let missing: Vec<String> = values
+            .iter()
+            .filter(|v| !cache.contains_key(&key(&v.value)))
+            .map(|v| v.value.clone())
+            .collect();
+        if !missing.is_empty() {
+            let rows: Vec<(String, String)> = sqlx::query_as(sql)
+                .bind(scope.org_id)
+                .bind(&missing)
                 .fetch_all(&state.pool)
                 .await?;
-        for (slug, name) in rows {
-            labels.insert(("framework", slug), name);
+            for (value, label) in rows {
+                cache.insert(key(&value), label);
+            }
         }
-    }
-    let families = values("family");
-    if !families.is_empty() {
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT DISTINCT ON (family_key) family_key, family_title FROM controls \
-             WHERE family_key = ANY($1) ORDER BY family_key, family_title",
-        )
-        .bind(&families)
-        .fetch_all(&state.pool)
-        .await?;
-        for (key, title) in rows {
-            labels.insert(("family", key), title);
-        }
-    }
-    for (name, values) in r.facets.iter_mut() {
-        for v in values {
-            v.label = labels.get(&(*name, v.value.clone())).cloned();
+        for v in values.iter_mut() {
+            v.label = cache.get(&key(&v.value));
         }
     }
     Ok(())
