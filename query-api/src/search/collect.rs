@@ -564,17 +564,26 @@ impl SegmentState {
 
     fn offer(&mut self, doc: DocId, score: Score) {
         let descending = self.plan.sort.descending;
-        // cheap rejection on the score alone before reading anything else
-        if self.plan.sort.by == SortBy::Relevance
-            && self.heap.len() >= self.plan.limit
+        // cheap rejection on the primary value alone (a score, a date, a number)
+        // before reading kind and id
+        let primary = match self.plan.sort.by {
+            SortBy::Relevance => Primary::Num(f64::from(score)),
+            SortBy::Number(_) | SortBy::Date(_) => self.primary(doc, score),
+            SortBy::Title => Primary::Missing,
+        };
+        if self.heap.len() >= self.plan.limit
             && let Some(worst) = self.heap.peek()
-            && let Primary::Num(w) = worst.key.primary
-            && f64::from(score) < w
+            && let (Primary::Num(v), Primary::Num(w)) = (&primary, &worst.key.primary)
+            && (if descending { v < w } else { v > w })
         {
             return;
         }
+        let primary = match self.plan.sort.by {
+            SortBy::Title => self.primary(doc, score),
+            _ => primary,
+        };
         let key = SortKey {
-            primary: self.primary(doc, score),
+            primary,
             kind: self.cols.kind[doc as usize],
             id: self.ids.get(doc).unwrap_or(0),
         };
