@@ -9,7 +9,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use certscope_query_api::{Keys, Role};
+use certscope_query_api::{Keys, Role, encode_query_value as enc};
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
@@ -30,18 +30,6 @@ pub struct BenchQuery {
     pub statuses: Vec<&'static str>,
     pub overdue: bool,
     pub sort_due_desc: bool,
-}
-
-fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 /// Realistic queries from the NIST control catalogue: plain words, phrases,

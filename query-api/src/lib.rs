@@ -20,6 +20,7 @@ use axum::Router;
 use axum::routing::get;
 use certscope_indexer::IndexView;
 use certscope_indexer::metrics::IndexerMetrics;
+use certscope_indexer::schema::Kind;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -126,8 +127,14 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/v1/search", get(routes::search))
         .route("/v1/suggest", get(routes::suggest))
-        .route("/v1/certifications", get(routes::list_certifications))
-        .route("/v1/requirements", get(routes::list_requirements))
+        .route(
+            "/v1/certifications",
+            get(|s, c, h, q| routes::listing(Kind::Certification, s, c, h, q)),
+        )
+        .route(
+            "/v1/requirements",
+            get(|s, c, h, q| routes::listing(Kind::Requirement, s, c, h, q)),
+        )
         .route("/v1/certifications/{id}", get(detail::certification))
         .route("/v1/requirements/{id}", get(detail::requirement))
         .route("/v1/evidence/{id}", get(detail::evidence))
@@ -159,6 +166,19 @@ pub async fn serve(
     )
     .with_graceful_shutdown(shutdown)
     .await
+}
+
+/// Percent-encodes a query-string value (RFC 3986 unreserved characters kept).
+pub fn encode_query_value(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
 }
 
 /// Bound on how long readiness probes wait for the database.

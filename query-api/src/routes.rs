@@ -230,38 +230,16 @@ pub async fn search(
     run_search(state, scope, raw, headers, Route::Search).await
 }
 
-/// `GET /v1/certifications`: a listing served from the index.
-pub async fn list_certifications(
+/// `GET /v1/certifications` and `GET /v1/requirements`: listings served from
+/// the index.
+pub async fn listing(
+    kind: Kind,
     State(state): State<AppState>,
     scope: Scope,
     headers: HeaderMap,
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
-    run_search(
-        state,
-        scope,
-        raw,
-        headers,
-        Route::Listing(Kind::Certification),
-    )
-    .await
-}
-
-/// `GET /v1/requirements`: a listing served from the index.
-pub async fn list_requirements(
-    State(state): State<AppState>,
-    scope: Scope,
-    headers: HeaderMap,
-    RawQuery(raw): RawQuery,
-) -> ApiResult<Response> {
-    run_search(
-        state,
-        scope,
-        raw,
-        headers,
-        Route::Listing(Kind::Requirement),
-    )
-    .await
+    run_search(state, scope, raw, headers, Route::Listing(kind)).await
 }
 
 pub const MAX_SUGGEST_CHARS: usize = 100;

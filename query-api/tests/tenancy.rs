@@ -14,36 +14,29 @@ use serde_json::Value;
 const CANARY_A: &str = "zanzibarquokka";
 const CANARY_B: &str = "xylophonewombat";
 
-/// Plants a canary word in one evidence, one risk and one certification of `org`.
+/// Plants a canary word in the first evidence (title and text), risk and
+/// certification of `org`; returns their ids.
 async fn plant(s: &Service, org: i64, word: &str) -> (i64, i64, i64) {
-    let ev: i64 = sqlx::query_scalar(
-        "UPDATE evidence SET title = title || ' ' || $2, content = content || ' ' || $2 \
-         WHERE id = (SELECT min(id) FROM evidence WHERE organization_id = $1) RETURNING id",
-    )
-    .bind(org)
-    .bind(word)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
-    let risk: i64 = sqlx::query_scalar(
-        "UPDATE risks SET title = title || ' ' || $2 \
-         WHERE id = (SELECT min(id) FROM risks WHERE organization_id = $1) RETURNING id",
-    )
-    .bind(org)
-    .bind(word)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
-    let cert: i64 = sqlx::query_scalar(
-        "UPDATE certifications SET name = name || ' ' || $2 \
-         WHERE id = (SELECT min(id) FROM certifications WHERE organization_id = $1) RETURNING id",
-    )
-    .bind(org)
-    .bind(word)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
-    (ev, risk, cert)
+    let mut ids = Vec::new();
+    for (table, set) in [
+        (
+            "evidence",
+            "title = title || ' ' || $2, content = content || ' ' || $2",
+        ),
+        ("risks", "title = title || ' ' || $2"),
+        ("certifications", "name = name || ' ' || $2"),
+    ] {
+        let id: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "UPDATE {table} SET {set} WHERE id = (SELECT min(id) FROM {table} WHERE organization_id = $1) RETURNING id"
+        )))
+        .bind(org)
+        .bind(word)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    (ids[0], ids[1], ids[2])
 }
 
 #[tokio::test]

@@ -234,6 +234,18 @@ pub struct SearchService {
     columns: columns::ColumnCache,
 }
 
+/// Observes the time from its creation to its drop.
+struct Timer<'a> {
+    started: Instant,
+    into: &'a certscope_indexer::metrics::Histogram,
+}
+
+impl Drop for Timer<'_> {
+    fn drop(&mut self) {
+        self.into.observe(self.started.elapsed().as_secs_f64());
+    }
+}
+
 /// One thread per core (at most 4): a search over a large index is split by
 /// segment, which cuts latency when the machine is not already saturated.
 fn search_executor() -> tantivy::Executor {
@@ -271,22 +283,12 @@ impl SearchService {
         p: &SearchParams,
         today: i64,
     ) -> Result<SearchResponse, ApiError> {
-        let started = Instant::now();
+        let _timer = Timer {
+            started: Instant::now(),
+            into: &self.latency,
+        };
         self.executed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let result = self.search_inner(pinned, fields, scope, p, today);
-        self.latency.observe(started.elapsed().as_secs_f64());
-        result
-    }
-
-    fn search_inner(
-        &self,
-        pinned: &Pinned,
-        fields: &Fields,
-        scope: &Scope,
-        p: &SearchParams,
-        today: i64,
-    ) -> Result<SearchResponse, ApiError> {
         let searcher = &pinned.searcher;
         let request_hash = cursor::hash(&format!("{}|{}", scope.cache_key(), p.canonical));
         let after = match &p.cursor {

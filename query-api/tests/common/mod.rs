@@ -208,13 +208,5 @@ pub fn facet(v: &Value, name: &str) -> Vec<(String, u64)> {
 }
 
 pub fn enc(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-_.~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
+    certscope_query_api::encode_query_value(s)
 }
