@@ -252,6 +252,8 @@ enum SlotKind {
 struct Slot {
     facet: Facet,
     kind: SlotKind,
+    /// Row position of a keyword facet.
+    column: usize,
     /// Selected ordinals (keywords) or ids (certification), sorted.
     selected: Vec<u64>,
     /// Selected due buckets.
@@ -268,10 +270,10 @@ impl Slot {
     #[inline]
     fn passes(&self, cols: &SegmentColumns, doc: DocId, due: u8) -> bool {
         match self.kind {
-            SlotKind::Keyword => cols.keyword(self.facet).is_some_and(|k| {
-                let o = k.ords[doc as usize];
+            SlotKind::Keyword => {
+                let o = cols.ordinal(self.column, doc);
                 o != columns::NONE && self.selected.binary_search(&u64::from(o)).is_ok()
-            }),
+            }
             SlotKind::Certification => match cols.certification[doc as usize] {
                 columns::NONE => false,
                 columns::MANY => cols
@@ -304,11 +306,9 @@ impl Slot {
     fn count(&mut self, cols: &SegmentColumns, doc: DocId, due: u8) {
         match self.kind {
             SlotKind::Keyword => {
-                if let Some(k) = cols.keyword(self.facet) {
-                    let o = k.ords[doc as usize];
-                    if let Some(n) = self.counts.get_mut(o as usize) {
-                        *n += 1;
-                    }
+                let o = cols.ordinal(self.column, doc);
+                if let Some(n) = self.counts.get_mut(o as usize) {
+                    *n += 1;
                 }
             }
             SlotKind::Certification => match cols.certification[doc as usize] {
@@ -343,9 +343,9 @@ impl Slot {
             .map(|(v, n)| (v as u64, *n))
             .chain(self.sparse);
         match self.kind {
-            SlotKind::Keyword => match cols.keyword(self.facet) {
-                Some(k) => nonzero
-                    .filter_map(|(o, n)| k.terms.get(o as usize).map(|t| (t.clone(), n)))
+            SlotKind::Keyword => match cols.terms(self.column) {
+                Some(terms) => nonzero
+                    .filter_map(|(o, n)| terms.get(o as usize).map(|t| (t.clone(), n)))
                     .collect(),
                 None => HashMap::new(),
             },
@@ -415,6 +415,7 @@ impl Collector for SearchCollector<'_> {
             let mut slot = Slot {
                 facet,
                 kind: SlotKind::Absent,
+                column: 0,
                 selected: Vec::new(),
                 due_selected: 0,
                 visible: None,
@@ -441,14 +442,17 @@ impl Collector for SearchCollector<'_> {
                     }
                 }
                 _ => {
-                    if let Some(k) = cols.keyword(facet) {
+                    if let Some(column) = SegmentColumns::keyword_column(facet)
+                        && let Some(terms) = cols.terms(column)
+                    {
                         slot.kind = SlotKind::Keyword;
+                        slot.column = column;
+                        slot.counts = vec![0; terms.len()];
                         slot.selected = selected_values
                             .iter()
-                            .filter_map(|v| k.ordinal_of(v))
+                            .filter_map(|v| cols.ordinal_of(column, v))
                             .map(u64::from)
                             .collect();
-                        slot.counts = vec![0; k.terms.len()];
                     }
                 }
             }
