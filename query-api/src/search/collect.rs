@@ -267,7 +267,7 @@ struct Slot {
 }
 
 impl Slot {
-    #[inline]
+    #[inline(always)]
     fn passes(&self, cols: &SegmentColumns, doc: DocId, due: u8) -> bool {
         match self.kind {
             SlotKind::Keyword => {
@@ -287,7 +287,7 @@ impl Slot {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn add(&mut self, v: u64) {
         if self
             .visible
@@ -302,7 +302,7 @@ impl Slot {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn count(&mut self, cols: &SegmentColumns, doc: DocId, due: u8) {
         match self.kind {
             SlotKind::Keyword => {
@@ -516,7 +516,7 @@ impl Collector for SearchCollector<'_> {
 
 impl SegmentState {
     /// Bit mask of the due buckets the document falls in.
-    #[inline]
+    #[inline(always)]
     fn due_mask(&self, doc: DocId) -> u8 {
         let due = self.cols.open_due[doc as usize];
         if due == columns::NO_DATE {

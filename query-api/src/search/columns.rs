@@ -72,7 +72,7 @@ impl SegmentColumns {
     }
 
     /// The ordinal of `doc` in keyword column `column`, or `NONE`.
-    #[inline]
+    #[inline(always)]
     pub fn ordinal(&self, column: usize, doc: DocId) -> u32 {
         match self.rows[doc as usize][column] {
             ROW_NONE => NONE,
