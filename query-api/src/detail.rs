@@ -64,12 +64,23 @@ async fn one(pool: &PgPool, sql: &'static str, org: i64, id: i64) -> ApiResult<O
 
 /// A bounded relation: `{items, total, truncated}`.
 async fn many(pool: &PgPool, sql: &'static str, org: i64, id: i64) -> ApiResult<Value> {
-    let rows: Vec<(Value, i64)> = sqlx::query_as(sql)
-        .bind(org)
-        .bind(id)
-        .bind(MAX_INCLUDED)
-        .fetch_all(pool)
-        .await?;
+    many_within(pool, sql, org, id, None).await
+}
+
+/// A bounded relation whose statement also takes `$4`, the auditor's
+/// certifications (NULL for everyone else).
+async fn many_within(
+    pool: &PgPool,
+    sql: &'static str,
+    org: i64,
+    id: i64,
+    certifications: Option<Vec<i64>>,
+) -> ApiResult<Value> {
+    let mut query = sqlx::query_as(sql).bind(org).bind(id).bind(MAX_INCLUDED);
+    if sql.contains("$4") {
+        query = query.bind(certifications);
+    }
+    let rows: Vec<(Value, i64)> = query.fetch_all(pool).await?;
     let total = rows.first().map_or(0, |r| r.1);
     let items: Vec<Value> = rows.into_iter().map(|r| r.0).collect();
     Ok(serde_json::json!({
@@ -288,6 +299,7 @@ const RISK_REQUIREMENTS_SQL: &str = "SELECT to_jsonb(t) - 'n', n FROM (
     FROM risk_requirements rr JOIN requirements r ON r.id = rr.requirement_id
     JOIN controls c ON c.id = r.control_id
     WHERE rr.organization_id = $1 AND rr.risk_id = $2
+      AND ($4::bigint[] IS NULL OR r.certification_id = ANY($4))
     ORDER BY c.sort_key, r.id LIMIT $3) t";
 
 /// `GET /v1/risks/{id}`
@@ -317,17 +329,25 @@ pub async fn risk(
         }
     }
     let mut out = object(found);
+    let allowed: Option<Vec<i64>> = scope
+        .certifications
+        .as_ref()
+        .map(|c| c.iter().copied().collect());
+    if let (Some(allowed), Some(Value::Array(ids))) = (&allowed, out.get_mut("certification_ids")) {
+        // the risk's other certifications are outside an auditor's view
+        ids.retain(|v| v.as_i64().is_some_and(|id| allowed.contains(&id)));
+    }
     for rel in inc {
         let v = match rel {
             "requirements" => {
-                let mut v = many(pool, RISK_REQUIREMENTS_SQL, scope.org_id, id).await?;
-                // an auditor sees only the requirements of its certifications
-                if let (Some(allowed), Some(items)) = (&scope.certifications, v.get_mut("items"))
-                    && let Some(items) = items.as_array_mut()
-                {
-                    items.retain(|i| allowed.contains(&cert_of(i)));
-                }
-                v
+                many_within(
+                    pool,
+                    RISK_REQUIREMENTS_SQL,
+                    scope.org_id,
+                    id,
+                    allowed.clone(),
+                )
+                .await?
             }
             _ => history(pool, "risk", scope.org_id, id).await?,
         };

@@ -90,10 +90,8 @@ impl RateLimiter {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
         if buckets.len() > 100_000 {
-            // forget callers whose buckets have refilled
-            buckets.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() * rate < burst
-            });
+            // forget callers idle for a minute (their buckets have refilled)
+            buckets.retain(|_, (_, at)| now.duration_since(*at) < Duration::from_secs(60));
         }
         let (tokens, at) = buckets.entry(key).or_insert((burst, now));
         *tokens = (*tokens + now.duration_since(*at).as_secs_f64() * rate).min(burst);
@@ -135,12 +133,24 @@ pub async fn rate_limit(
                 retry_after: wait,
             })?;
     }
-    if let Some(auth) = request.headers().get(header::AUTHORIZATION) {
+    // keyed by the token as the verifier reads it, so the spacing or case of
+    // the scheme cannot open a fresh bucket
+    let token = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let scheme = v.get(..7)?;
+            scheme
+                .eq_ignore_ascii_case("bearer ")
+                .then(|| v[7..].trim())
+        });
+    if let Some(token) = token {
         state
             .api
             .limiter
             .take(
-                key_of("token", auth.as_bytes()),
+                key_of("token", token.as_bytes()),
                 c.rate_per_token,
                 c.burst_per_token,
             )

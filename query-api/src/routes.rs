@@ -114,11 +114,17 @@ async fn run_search(
     let min = min_position(&headers, params.min_position.clone())?;
     let view = view_at(&state, min.as_ref()).await?;
     let snapshots = &state.api.search.snapshots;
-    let pinned = params
-        .cursor
-        .as_ref()
-        .and_then(|c| snapshots.get(c.s))
-        .unwrap_or_else(|| snapshots.current(&view));
+    let pinned = match &params.cursor {
+        // a cursor continues on its own snapshot, or not at all: on another
+        // index state its pages could repeat or skip hits
+        Some(c) => snapshots.get(c.s).ok_or_else(|| {
+            ApiError::bad(
+                "cursor_expired",
+                "this cursor's index snapshot has expired (10 minutes unused); start again without `cursor`",
+            )
+        })?,
+        None => snapshots.current(&view),
+    };
     let today = today_start();
     let key = format!(
         "{route:?}|{}|{}|{today}|{}|{}",

@@ -82,6 +82,17 @@ async fn bad_input_gets_a_precise_4xx_never_a_5xx() {
             "cannot include",
         ),
         ("/v1/nothing".into(), 404, ""),
+        (
+            "/v1/search?due_before=3000-01-01".into(),
+            400,
+            "outside the years",
+        ),
+        (
+            "/v1/search?certification=9223372036854775808".into(),
+            400,
+            "positive whole numbers",
+        ),
+        ("/v1/search?framework=%00".into(), 400, "control characters"),
     ];
     for (path, status, needle) in &cases {
         let r = s.get(&t, path).await;

@@ -150,7 +150,51 @@ async fn an_auditor_sees_only_its_certifications() {
             .await
             .unwrap();
     let (mine, other) = (certs[0], certs[1]);
+    // a risk linked to a requirement of each certification
+    let risk: i64 = sqlx::query_scalar("SELECT min(id) FROM risks WHERE organization_id = $1")
+        .bind(org)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    for cert in [mine, other] {
+        sqlx::query(
+            "INSERT INTO risk_requirements (organization_id, risk_id, requirement_id) \
+             SELECT $1, $2, min(id) FROM requirements WHERE certification_id = $3 ON CONFLICT DO NOTHING",
+        )
+        .bind(org)
+        .bind(risk)
+        .bind(cert)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    }
+    s.caught_up().await;
     let t = s.token(&a, Role::Auditor, Some(vec![mine])).await;
+    let r = s
+        .json(&t, "/v1/search?kind=risk&limit=100&facets=none")
+        .await;
+    let hit = hits(&r)
+        .iter()
+        .find(|h| h["id"] == risk)
+        .expect("the shared risk is visible");
+    assert_eq!(hit["certification_id"], serde_json::json!([mine]), "{hit}");
+    assert!(
+        hit.get("control").is_none(),
+        "controls reached through other certifications: {hit}"
+    );
+    let d = s
+        .json(&t, &format!("/v1/risks/{risk}?include=requirements"))
+        .await;
+    assert_eq!(d["certification_ids"], serde_json::json!([mine]), "{d}");
+    let items = d["requirements"]["items"].as_array().unwrap();
+    assert!(
+        !items.is_empty() && items.iter().all(|i| i["certification_id"] == mine),
+        "{d}"
+    );
+    assert_eq!(
+        d["requirements"]["total"].as_u64(),
+        Some(items.len() as u64)
+    );
     let r = s.json(&t, "/v1/search?limit=100&facet_size=100").await;
     for h in hits(&r) {
         match h["kind"].as_str().unwrap() {

@@ -38,7 +38,7 @@ use stats::{SHARED_ORG, StatsCache};
 
 /// How long a snapshot stays pinned for cursors after its last use.
 pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
-const MAX_SNAPSHOTS: usize = 16;
+const MAX_SNAPSHOTS: usize = 64;
 const SNIPPET_CHARS: usize = 180;
 
 /// A searcher pinned with the position it reflects.
@@ -405,14 +405,19 @@ impl SearchService {
         let mut hits = Vec::with_capacity(fruit.hits.len());
         for (key, addr) in &fruit.hits {
             let doc: TantivyDocument = searcher.doc(*addr)?;
-            hits.push(render_hit(
-                fields,
-                &index.schema(),
-                &doc,
-                key,
-                p,
-                snippets.as_ref(),
-            ));
+            let mut hit = render_hit(fields, &index.schema(), &doc, key, p, snippets.as_ref());
+            if let Some(allowed) = &scope.certifications {
+                // a risk's other certifications, and the controls it reaches
+                // through them, are outside an auditor's view
+                if let Some(Value::Array(ids)) = hit.get_mut("certification_id") {
+                    let before = ids.len();
+                    ids.retain(|v| v.as_i64().is_some_and(|id| allowed.contains(&id)));
+                    if ids.len() < before {
+                        hit.remove("control");
+                    }
+                }
+            }
+            hits.push(hit);
         }
         let mut facets = BTreeMap::new();
         for facet in &p.facets {

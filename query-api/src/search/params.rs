@@ -83,9 +83,19 @@ fn parse_date(name: &str, value: &str) -> Result<i64, ApiError> {
             format!("`{name}`: `{value}` is not a date; expected YYYY-MM-DD"),
         )
     })?;
+    if !(MIN_YEAR..=MAX_YEAR).contains(&chrono::Datelike::year(&d)) {
+        return Err(ApiError::bad(
+            "bad_date",
+            format!("`{name}`: `{value}` is outside the years {MIN_YEAR}..{MAX_YEAR}"),
+        ));
+    }
     Ok(d.and_hms_opt(0, 0, 0)
         .map_or(0, |t| t.and_utc().timestamp()))
 }
+
+/// Dates outside these years are refused (the index stores nanoseconds in an i64).
+pub const MIN_YEAR: i32 = 1900;
+pub const MAX_YEAR: i32 = 2200;
 
 fn parse_count(name: &str, value: &str, max: usize) -> Result<usize, ApiError> {
     let n: i64 = value.trim().parse().map_err(|_| {
@@ -303,7 +313,16 @@ fn validate_facet_value(facet: Facet, v: &str) -> Result<(), ApiError> {
         }
         Facet::RiskLevel if !RISK_LEVELS.contains(&v) => bad(&RISK_LEVELS.join(", ")),
         Facet::Due if !DUE_BUCKETS.contains(&v) => bad(&DUE_BUCKETS.join(", ")),
-        Facet::Certification if v.parse::<u64>().is_err() => bad("certification ids"),
+        Facet::Certification if !v.parse::<i64>().is_ok_and(|id| id > 0) => {
+            bad("certification ids (positive whole numbers)")
+        }
+        _ if v.chars().any(char::is_control) => Err(ApiError::bad(
+            "bad_parameter",
+            format!(
+                "`{}`: values cannot contain control characters",
+                facet.name()
+            ),
+        )),
         _ if v.len() > 200 => Err(ApiError::bad(
             "bad_parameter",
             format!("`{}`: value longer than 200 bytes", facet.name()),
@@ -396,6 +415,13 @@ mod tests {
             ("kind=widget", "unknown value `widget`"),
             ("due=soon", "unknown value `soon`"),
             ("due_before=2026-13-01", "not a date"),
+            ("due_before=3000-01-01", "outside the years"),
+            (
+                "certification=9223372036854775808",
+                "positive whole numbers",
+            ),
+            ("certification=0", "positive whole numbers"),
+            ("framework=%00", "control characters"),
             ("due_after=2026-05-01&due_before=2026-01-01", "inverted"),
             ("sort=colour", "unknown sort"),
             ("sort=relevance", "needs a query"),
