@@ -127,9 +127,10 @@ async fn run_search(
     };
     let today = today_start();
     let key = format!(
-        "{route:?}|{}|{}|{today}|{}|{}",
+        "{route:?}|{}|{}@{}|{today}|{}|{}",
         scope.cache_key(),
         pinned.id,
+        pinned.position,
         params.canonical,
         params
             .cursor
@@ -302,7 +303,12 @@ pub async fn suggest(
     let min = min_position(&headers, min)?;
     let view = view_at(&state, min.as_ref()).await?;
     let pinned = state.api.search.snapshots.current(&view);
-    let key = format!("suggest|{}|{}|{limit}|{q}", scope.cache_key(), pinned.id);
+    let key = format!(
+        "suggest|{}|{}@{}|{limit}|{q}",
+        scope.cache_key(),
+        pinned.id,
+        pinned.position
+    );
     let api = state.api.clone();
     let fields = view.fields.clone();
     let compute = async move {

@@ -465,6 +465,31 @@ async fn a_request_can_wait_for_its_own_write() {
     let reached = certscope_indexer::Snapshot::parse(&at).unwrap();
     assert!(reached.covers(&certscope_indexer::Snapshot::parse(&position).unwrap()));
 
+    // a transaction that changes nothing indexed still moves the position; an
+    // answer from the unchanged index says it covers the newer position
+    let _ = s.json(&t, "/v1/search?q=access").await;
+    let _: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let later = s.snapshot().await;
+    let r = s
+        .http
+        .get(format!(
+            "{}/v1/search?q=access&min_position={}",
+            s.base,
+            enc(&later.to_string())
+        ))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let at =
+        certscope_indexer::Snapshot::parse(r.headers()["x-certscope-position"].to_str().unwrap())
+            .unwrap();
+    assert!(at.covers(&later), "answered at {at}, asked for {later}");
+
     // a position the index cannot reach in time: 503 with Retry-After
     let far = format!("{}:{}:", u32::MAX, u32::MAX);
     let r = s

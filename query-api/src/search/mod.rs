@@ -46,7 +46,9 @@ const SNIPPET_CHARS: usize = 180;
 pub struct Pinned {
     pub id: u64,
     pub searcher: Searcher,
+    /// A position the searcher's content covers (text form, and parsed).
     pub position: String,
+    snapshot: certscope_indexer::Snapshot,
 }
 
 /// Recently used snapshots, so that a cursor continues on the snapshot its first
@@ -76,12 +78,18 @@ impl Snapshots {
         inner.retain(|(_, used)| now.duration_since(*used) < SNAPSHOT_TTL);
         if let Some((p, used)) = inner.iter_mut().find(|(p, _)| p.id == id) {
             *used = now;
+            // same content, newer position (commits that changed nothing here)
+            if view.position.snapshot != p.snapshot && view.position.snapshot.covers(&p.snapshot) {
+                p.snapshot = view.position.snapshot.clone();
+                p.position = p.snapshot.to_string();
+            }
             return p.clone();
         }
         let pinned = Pinned {
             id,
             searcher,
             position: view.position.snapshot.to_string(),
+            snapshot: view.position.snapshot.clone(),
         };
         if inner.len() >= MAX_SNAPSHOTS {
             inner.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
