@@ -77,6 +77,16 @@ impl Scope {
         self.certifications.as_ref().is_none_or(|c| c.contains(&id))
     }
 
+    /// Drops the certification ids (JSON numbers) the caller may not see;
+    /// returns whether any was dropped.
+    pub fn retain_visible(&self, ids: &mut Vec<serde_json::Value>) -> bool {
+        let before = ids.len();
+        if self.certifications.is_some() {
+            ids.retain(|v| v.as_i64().is_some_and(|id| self.sees_certification(id)));
+        }
+        ids.len() < before
+    }
+
     /// A stable key for caches: two callers with the same key see the same data.
     pub fn cache_key(&self) -> String {
         match &self.certifications {

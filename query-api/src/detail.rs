@@ -80,14 +80,18 @@ async fn many_within(
     if sql.contains("$4") {
         query = query.bind(certifications);
     }
-    let rows: Vec<(Value, i64)> = query.fetch_all(pool).await?;
+    Ok(page(query.fetch_all(pool).await?))
+}
+
+/// Rows of `(item, total before LIMIT)` as `{items, total, truncated}`.
+fn page(rows: Vec<(Value, i64)>) -> Value {
     let total = rows.first().map_or(0, |r| r.1);
     let items: Vec<Value> = rows.into_iter().map(|r| r.0).collect();
-    Ok(serde_json::json!({
+    serde_json::json!({
         "items": items,
         "total": total,
         "truncated": total > items.len() as i64,
-    }))
+    })
 }
 
 const HISTORY_SQL: &str = "SELECT to_jsonb(t) - 'n', n FROM (
@@ -98,16 +102,14 @@ const HISTORY_SQL: &str = "SELECT to_jsonb(t) - 'n', n FROM (
     ORDER BY h.changed_at DESC, h.id DESC LIMIT $3) t";
 
 async fn history(pool: &PgPool, entity: &str, org: i64, id: i64) -> ApiResult<Value> {
-    let rows: Vec<(Value, i64)> = sqlx::query_as(HISTORY_SQL)
+    let rows = sqlx::query_as(HISTORY_SQL)
         .bind(org)
         .bind(id)
         .bind(MAX_INCLUDED)
         .bind(entity)
         .fetch_all(pool)
         .await?;
-    let total = rows.first().map_or(0, |r| r.1);
-    let items: Vec<Value> = rows.into_iter().map(|r| r.0).collect();
-    Ok(serde_json::json!({"items": items, "total": total, "truncated": total > items.len() as i64}))
+    Ok(page(rows))
 }
 
 fn not_found(kind: &str, id: i64) -> ApiError {
@@ -329,14 +331,14 @@ pub async fn risk(
         }
     }
     let mut out = object(found);
+    if let Some(Value::Array(ids)) = out.get_mut("certification_ids") {
+        // the risk's other certifications are outside an auditor's view
+        scope.retain_visible(ids);
+    }
     let allowed: Option<Vec<i64>> = scope
         .certifications
         .as_ref()
         .map(|c| c.iter().copied().collect());
-    if let (Some(allowed), Some(Value::Array(ids))) = (&allowed, out.get_mut("certification_ids")) {
-        // the risk's other certifications are outside an auditor's view
-        ids.retain(|v| v.as_i64().is_some_and(|id| allowed.contains(&id)));
-    }
     for rel in inc {
         let v = match rel {
             "requirements" => {

@@ -87,6 +87,21 @@ fn today_start() -> i64 {
         .map_or(0, |t| t.and_utc().timestamp())
 }
 
+/// Answers from the response cache, computing (once, for concurrent callers)
+/// on a miss.
+async fn cached(
+    state: &AppState,
+    key: String,
+    compute: impl Future<Output = ApiResult<Cached>>,
+) -> ApiResult<Response> {
+    Ok(state
+        .api
+        .cache
+        .get_or_compute(key, compute)
+        .await?
+        .into_response())
+}
+
 fn to_body(value: &impl serde::Serialize) -> ApiResult<axum::body::Bytes> {
     serde_json::to_vec(value)
         .map(Into::into)
@@ -153,12 +168,7 @@ async fn run_search(
             })
         }
     };
-    Ok(state
-        .api
-        .cache
-        .get_or_compute(key, compute)
-        .await?
-        .into_response())
+    cached(&state, key, compute).await
 }
 
 async fn blocking_search(
@@ -324,10 +334,5 @@ pub async fn suggest(
             position,
         })
     };
-    Ok(state
-        .api
-        .cache
-        .get_or_compute(key, compute)
-        .await?
-        .into_response())
+    cached(&state, key, compute).await
 }

@@ -399,13 +399,6 @@ impl Collector for SearchCollector<'_> {
             v.sort_unstable();
             v
         });
-        let max_certification = cols
-            .certification
-            .iter()
-            .filter(|v| **v < columns::MANY)
-            .max()
-            .copied()
-            .unwrap_or(0);
         let mut slots = Vec::new();
         for &facet in Facet::ALL.iter() {
             let selected_values = plan.selections.get(facet);
@@ -430,7 +423,7 @@ impl Collector for SearchCollector<'_> {
                         .iter()
                         .filter_map(|s| s.parse().ok())
                         .collect();
-                    slot.counts = vec![0; max_certification as usize + 1];
+                    slot.counts = vec![0; cols.max_certification as usize + 1];
                     slot.visible = visible.clone();
                 }
                 Facet::Due => {

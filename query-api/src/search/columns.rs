@@ -56,6 +56,8 @@ pub struct SegmentColumns {
     /// several, found in `multi`).
     pub certification: Vec<u32>,
     pub multi: HashMap<DocId, Vec<u64>>,
+    /// The largest single certification id, for sizing dense counts.
+    pub max_certification: u32,
     /// Due date (seconds), `NO_DATE` when none or when the item is closed.
     pub open_due: Vec<i64>,
 }
@@ -195,6 +197,12 @@ impl SegmentColumns {
             }
         }
         let terms = columns.map(|c| c.map(|k| k.terms));
+        let max_certification = certification
+            .iter()
+            .filter(|v| **v < MANY)
+            .max()
+            .copied()
+            .unwrap_or(0);
         Ok(Self {
             kind,
             rows,
@@ -202,6 +210,7 @@ impl SegmentColumns {
             terms,
             certification,
             multi,
+            max_certification,
             open_due,
         })
     }

@@ -89,17 +89,18 @@ enum Scope {
     Body,
 }
 
-impl Compiler<'_> {
-    fn analyze(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
-        let mut analyzer = analyzer.clone();
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while stream.advance() {
-            out.push(stream.token().text.clone());
-        }
-        out
+/// The tokens `analyzer` makes of `text`.
+pub fn analyze(analyzer: &TextAnalyzer, text: &str) -> Vec<String> {
+    let mut analyzer = analyzer.clone();
+    let mut stream = analyzer.token_stream(text);
+    let mut out = Vec::new();
+    while stream.advance() {
+        out.push(stream.token().text.clone());
     }
+    out
+}
 
+impl Compiler<'_> {
     fn text_fields(&self, scope: Scope) -> Vec<(Field, f32, bool)> {
         let f = self.fields;
         // (field, boost, has positions)
@@ -201,11 +202,11 @@ impl Compiler<'_> {
                 BOOST_IDENT,
             ));
         }
-        let tokens = Self::analyze(&self.english, text);
+        let tokens = analyze(&self.english, text);
         match tokens.len() {
             0 => {}
             1 => {
-                let raw = Self::analyze(&self.words, text);
+                let raw = analyze(&self.words, text);
                 clauses.extend(self.token(
                     scope,
                     &tokens[0],
@@ -232,7 +233,7 @@ impl Compiler<'_> {
             ));
         }
         // the last word is the prefix; earlier words must appear as words
-        let words = Self::analyze(&self.words, text);
+        let words = analyze(&self.words, text);
         if let Some((last, _)) = words.split_last() {
             let fields: &[(Field, f32)] = match scope {
                 Scope::All => &[(f.title_words, 2.0), (f.body, 1.0)],
@@ -254,7 +255,7 @@ impl Compiler<'_> {
     }
 
     fn phrase_node(&self, scope: Scope, text: &str) -> Box<dyn Query> {
-        let tokens = Self::analyze(&self.english, text);
+        let tokens = analyze(&self.english, text);
         match tokens.len() {
             0 => any_of(vec![]),
             1 => any_of(self.token(scope, &tokens[0], None, false)),

@@ -414,16 +414,12 @@ impl SearchService {
         for (key, addr) in &fruit.hits {
             let doc: TantivyDocument = searcher.doc(*addr)?;
             let mut hit = render_hit(fields, &index.schema(), &doc, key, p, snippets.as_ref());
-            if let Some(allowed) = &scope.certifications {
-                // a risk's other certifications, and the controls it reaches
-                // through them, are outside an auditor's view
-                if let Some(Value::Array(ids)) = hit.get_mut("certification_id") {
-                    let before = ids.len();
-                    ids.retain(|v| v.as_i64().is_some_and(|id| allowed.contains(&id)));
-                    if ids.len() < before {
-                        hit.remove("control");
-                    }
-                }
+            // a risk's other certifications, and the controls it reaches
+            // through them, are outside an auditor's view
+            if let Some(Value::Array(ids)) = hit.get_mut("certification_id")
+                && scope.retain_visible(ids)
+            {
+                hit.remove("control");
             }
             hits.push(hit);
         }
@@ -621,19 +617,12 @@ pub fn suggest(
     use tantivy::query::FuzzyTermQuery;
     let searcher = &pinned.searcher;
     let stats = stats_cache.provider(searcher, fields.org_id, scope.org_id as u64);
-    let words: Vec<String> = {
-        let mut analyzer = searcher
-            .index()
-            .tokenizers()
-            .get(TOKENIZER_WORDS)
-            .ok_or_else(|| ApiError::internal("index", "tokenizer certscope_words"))?;
-        let mut stream = analyzer.token_stream(text);
-        let mut out = Vec::new();
-        while stream.advance() {
-            out.push(stream.token().text.clone());
-        }
-        out
-    };
+    let analyzer = searcher
+        .index()
+        .tokenizers()
+        .get(TOKENIZER_WORDS)
+        .ok_or_else(|| ApiError::internal("index", "tokenizer certscope_words"))?;
+    let words = compile::analyze(&analyzer, text);
     let ends_with_space = text.ends_with(char::is_whitespace);
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
     // a control id typed so far: AC-2, ac-2.1, AC-2(

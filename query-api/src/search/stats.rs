@@ -8,8 +8,6 @@
 //! rest are lookups. Like tantivy's own statistics, deleted documents still count
 //! until their segment is merged.
 
-use std::sync::Arc;
-
 use moka::sync::Cache;
 use tantivy::index::SegmentId;
 use tantivy::query::Bm25StatisticsProvider;
@@ -179,6 +177,3 @@ fn segment_doc_freq(
     }
     Ok(n)
 }
-
-/// Shared handle used by the search service.
-pub type SharedStats = Arc<StatsCache>;
