@@ -1,0 +1,234 @@
+//! The board PDF: a printable rendering of one [`Report`].
+//!
+//! Layout: a cover (organization, period, as-of date, generation time, data
+//! position, scope); the executive summary and KPI table; from a new page the
+//! risk heat-maps, readiness bars per framework and per certification and the
+//! top risks, followed by the readiness trend with open risks and overdue
+//! counts per period, the certification forecast with its backtest, and the
+//! overdue and upcoming items; finally the methodology on a page of its own.
+//! Sections flow onto further pages as needed: a heading stays with what
+//! follows it, short tables move whole to the next page, long tables repeat
+//! their header row and never split a row. Every page after the cover has a
+//! footer with the organization, the report date, the data position and
+//! "Page n of N".
+//!
+//! Text uses the embedded DejaVu Sans faces (regular and bold) and, for
+//! characters DejaVu lacks, Droid Sans Fallback (Chinese, Japanese, Korean;
+//! one weight, so bold CJK prints regular). Each is subset to the glyphs drawn
+//! and embedded as an Identity-H Type0 font with a `/ToUnicode` map, so text is
+//! selectable and extractable; the fallback is only embedded in documents that
+//! use it. A string mixing scripts is one text object that switches fonts, and
+//! widths, truncation and wrapping use each character's own font; lines break
+//! between CJK characters as well as at spaces. There is no shaping or
+//! bidirectional reordering: Arabic letters appear in their isolated forms,
+//! right-to-left text in logical order, and Hangul only as precomposed
+//! syllables. Characters in neither font (Indic scripts, Thai, emoji, …) print
+//! as `?`.
+//!
+//! Numbers are printed exactly as the JSON endpoints return them: one decimal
+//! for every `f64`, plain integers, ISO dates (see `format`).
+
+mod canvas;
+mod charts;
+mod fonts;
+mod format;
+mod sections;
+mod subset;
+mod summary;
+mod table;
+#[cfg(test)]
+mod tests;
+
+use printpdf::{Mm, PdfDocument, PdfPage, PdfParseErrorSeverity, PdfSaveOptions};
+
+use crate::model::Report;
+use canvas::{Canvas, Geometry, H1, SMALL, palette};
+
+/// Paper size of the board PDF.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PageSize {
+    /// ISO A4, 210 × 297 mm.
+    A4,
+    /// US Letter, 215.9 × 279.4 mm (8.5 × 11 in).
+    Letter,
+}
+
+impl PageSize {
+    /// Parses `a4` or `letter`, ignoring case.
+    pub fn parse(s: &str) -> Option<Self> {
+        if s.eq_ignore_ascii_case("a4") {
+            Some(Self::A4)
+        } else if s.eq_ignore_ascii_case("letter") {
+            Some(Self::Letter)
+        } else {
+            None
+        }
+    }
+
+    /// The lowercase name accepted by [`PageSize::parse`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::A4 => "a4",
+            Self::Letter => "letter",
+        }
+    }
+
+    /// Width and height in millimetres.
+    pub(crate) fn dimensions_mm(self) -> (f32, f32) {
+        match self {
+            Self::A4 => (210.0, 297.0),
+            Self::Letter => (215.9, 279.4),
+        }
+    }
+}
+
+/// Why the board PDF could not be produced.
+#[derive(Debug, thiserror::Error)]
+pub enum PdfError {
+    /// The embedded DejaVu fonts did not parse (a build defect, not bad input).
+    /// A fallback font that does not parse only turns CJK text into `?`.
+    #[error("failed to load the embedded font")]
+    Font,
+    /// printpdf produced no document.
+    #[error("failed to serialize the PDF: {0}")]
+    Serialize(String),
+}
+
+/// Renders the board PDF for `report` on pages of `size`.
+///
+/// Works for any report content: empty sections print a short note instead of
+/// a table or chart, long names are wrapped or truncated with "…", and long
+/// lists continue on further pages (overdue and upcoming lists show at most
+/// 100 items each and say how many there are in total).
+pub fn render_board(report: &Report, size: PageSize) -> Result<Vec<u8>, PdfError> {
+    let fonts = fonts::get()?;
+    let geom = Geometry::for_size(size);
+    let mut canvas = Canvas::new(fonts, geom);
+
+    sections::cover(&mut canvas, report);
+
+    canvas.new_page();
+    summary::executive_summary(&mut canvas, report);
+    sections::kpis(&mut canvas, &report.kpis);
+
+    canvas.new_page();
+    canvas.heading("Risk heat-maps", H1, 100.0);
+    charts::heatmaps(&mut canvas, &report.heatmap);
+    charts::readiness_bars(
+        &mut canvas,
+        "Readiness by framework",
+        &report.posture.frameworks,
+        "No frameworks in scope.",
+    );
+    charts::readiness_bars(
+        &mut canvas,
+        "Readiness by certification",
+        &report.posture.certifications,
+        "No certifications in scope.",
+    );
+    sections::top_risks(&mut canvas, &report.heatmap.top_risks);
+
+    canvas.heading("Trends", H1, 70.0);
+    charts::readiness_trend(&mut canvas, &report.trends.points);
+    sections::trend_table(&mut canvas, &report.trends.points);
+    sections::forecast(&mut canvas, report);
+
+    let upcoming_title = format!("Upcoming items (next {} days)", report.overdue.horizon_days);
+    sections::due_items(
+        &mut canvas,
+        "Overdue items",
+        &report.overdue.overdue,
+        "Nothing is overdue.",
+    );
+    sections::due_items(
+        &mut canvas,
+        &upcoming_title,
+        &report.overdue.upcoming,
+        "Nothing falls due within the horizon.",
+    );
+
+    canvas.new_page();
+    summary::methodology(&mut canvas, report);
+
+    footers(&mut canvas, report);
+    let (page_ops, used) = canvas.finish();
+
+    let title = format!(
+        "Board compliance report — {}",
+        report.meta.organization.name
+    );
+    let mut doc = PdfDocument::new(&title);
+    let info = &mut doc.metadata.info;
+    info.author = report.meta.organization.name.clone();
+    info.creator = "Certscope".to_owned();
+    info.producer = "Certscope (printpdf)".to_owned();
+    info.subject = format!(
+        "Compliance posture as of {}",
+        format::date(report.meta.as_of)
+    );
+    if let Ok(t) =
+        printpdf::OffsetDateTime::from_unix_timestamp(report.meta.generated_at.timestamp())
+    {
+        info.creation_date = t;
+        info.modification_date = t;
+        info.metadata_date = t;
+    }
+    fonts.register(&mut doc, &used);
+
+    let pages = page_ops
+        .into_iter()
+        .map(|ops| PdfPage::new(Mm(geom.width), Mm(geom.height), ops))
+        .collect();
+    // printpdf only honours `subset_fonts` with its `text_layout` feature;
+    // `Fonts::register` has already subset the faces either way.
+    let options = PdfSaveOptions {
+        subset_fonts: true,
+        ..PdfSaveOptions::default()
+    };
+    let mut warnings = Vec::new();
+    let bytes = doc.with_pages(pages).save(&options, &mut warnings);
+    for w in &warnings {
+        if w.severity == PdfParseErrorSeverity::Error {
+            tracing::warn!(page = w.page, message = %w.msg, "board PDF serialization");
+        } else {
+            tracing::debug!(page = w.page, message = %w.msg, "board PDF serialization");
+        }
+    }
+    if bytes.is_empty() {
+        return Err(PdfError::Serialize("printpdf returned no bytes".to_owned()));
+    }
+    Ok(bytes)
+}
+
+/// Adds the footer to every page but the cover, now that the page count is
+/// known.
+fn footers(canvas: &mut Canvas<'_>, report: &Report) {
+    let meta = &report.meta;
+    let total = canvas.page_count();
+    let g = canvas.geom;
+    let rule_y = g.height - 13.0;
+    let baseline = g.height - 9.0;
+    let style = SMALL.size(7.0);
+    // Room for the left part: everything but the widest page number.
+    let room = g.content_width() - canvas.width(&format!("Page {total} of {total}"), style) - 6.0;
+    // The date always shows; a long position, then a long name, give way.
+    let position = canvas.fit(&meta.position, style, room * 0.35);
+    let suffix = format!(
+        " · as of {} · position {position}",
+        format::date(meta.as_of)
+    );
+    let name_room = room - canvas.width(&suffix, style);
+    let name = canvas.fit(&meta.organization.name, style, name_room);
+    let context = if name.is_empty() {
+        suffix.trim_start_matches(" · ").to_owned()
+    } else {
+        format!("{name}{suffix}")
+    };
+    for page in 1..total {
+        canvas.select_page(page);
+        canvas.rule(rule_y, palette::RULE, 0.4);
+        let number = format!("Page {} of {total}", page + 1);
+        canvas.text_right(g.right(), baseline, &number, style);
+        canvas.text(g.left(), baseline, &context, style);
+    }
+}

@@ -1,0 +1,367 @@
+//! Rows for one report, read with sqlx in one repeatable-read transaction so
+//! that every section describes the same committed state.
+//!
+//! PostgreSQL does the filtering and the one aggregation that would otherwise
+//! ship a million rows (accepted evidence per requirement); everything else is
+//! aggregated by polars in the sections.
+
+use chrono::NaiveDate;
+use polars::prelude::*;
+use sqlx::{Acquire, PgPool};
+use tracing::instrument;
+
+use crate::ReportError;
+use crate::model::Organization;
+use crate::params::{ReportParams, ReportScope};
+
+/// Days since 1970-01-01: the date encoding of every polars frame here.
+pub fn day(d: NaiveDate) -> i32 {
+    (d - NaiveDate::default()).num_days() as i32
+}
+
+pub fn date(day: i32) -> NaiveDate {
+    NaiveDate::default() + chrono::Duration::days(i64::from(day))
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct CertificationRow {
+    pub id: i64,
+    pub name: String,
+    pub framework: String,
+    pub status: String,
+    pub owner: Option<String>,
+    pub started_on: NaiveDate,
+    pub target_date: NaiveDate,
+    pub expires_on: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct RiskRow {
+    pub id: i64,
+    pub title: String,
+    pub category: String,
+    pub owner: Option<String>,
+    pub inherent_likelihood: i16,
+    pub inherent_impact: i16,
+    pub residual_likelihood: i16,
+    pub residual_impact: i16,
+    pub treatment: String,
+    pub due_date: Option<NaiveDate>,
+}
+
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct EvidenceRow {
+    pub id: i64,
+    pub requirement_id: i64,
+    pub title: String,
+    pub expires_on: Option<NaiveDate>,
+}
+
+/// Everything a report reads, as of one snapshot.
+#[derive(Debug)]
+pub struct Dataset {
+    pub organization: Organization,
+    /// The snapshot the rows were read at.
+    pub position: String,
+    /// Certifications in scope that existed on the report date.
+    pub certifications: Vec<CertificationRow>,
+    /// Status history of the certifications: entity_id, day, status.
+    pub certification_history: DataFrame,
+    /// id, certification_id, framework, family_key, family_title, control,
+    /// title, owner, due (day), evidenced, evidenced_prev, newest_evidence
+    /// (day), covered_until (day; i32::MAX when some evidence never expires)
+    pub requirements: DataFrame,
+    /// Requirement status history: entity_id, day, status (ordered).
+    pub requirement_history: DataFrame,
+    pub risks: Vec<RiskRow>,
+    /// Risk status history: entity_id, day, status.
+    pub risk_history: DataFrame,
+    /// The accepted evidence that last covered each lapsed or lapsing
+    /// requirement (one per requirement).
+    pub lapsing_evidence: Vec<EvidenceRow>,
+}
+
+#[derive(sqlx::FromRow)]
+struct RequirementRow {
+    id: i64,
+    certification_id: i64,
+    framework: String,
+    family_key: String,
+    family_title: String,
+    control: String,
+    title: String,
+    owner: Option<String>,
+    due_date: Option<NaiveDate>,
+    evidenced: Option<bool>,
+    evidenced_prev: Option<bool>,
+    newest: Option<NaiveDate>,
+    covered_until: Option<NaiveDate>,
+    never_expires: Option<bool>,
+}
+
+#[derive(sqlx::FromRow)]
+struct HistoryRow {
+    entity_id: i64,
+    day: i32,
+    status: String,
+}
+
+const HISTORY_SQL: &str = "\
+SELECT h.entity_id, ((h.changed_at AT TIME ZONE 'UTC')::date - date '1970-01-01') AS day, h.to_status AS status \
+  FROM status_history h \
+ WHERE h.organization_id = $1 AND h.entity = $2 AND h.entity_id = ANY($3) \
+ ORDER BY h.entity_id, h.changed_at, h.id";
+
+/// Reads the rows of one report. Fails with [`ReportError::UnknownFramework`],
+/// [`ReportError::CertificationNotFound`] or [`ReportError::Forbidden`] for
+/// parameters that name what the caller cannot see.
+#[instrument(skip_all, fields(org_id = scope.organization_id))]
+pub async fn load(
+    pool: &PgPool,
+    scope: &ReportScope,
+    params: &ReportParams,
+) -> Result<Dataset, ReportError> {
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let position: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+        .fetch_one(&mut *tx)
+        .await?;
+    let organization: Organization = sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT id, slug, name FROM organizations WHERE id = $1",
+    )
+    .bind(scope.organization_id)
+    .fetch_optional(&mut *tx)
+    .await?
+    .map(|(id, slug, name)| Organization { id, slug, name })
+    .ok_or(ReportError::OrganizationNotFound)?;
+
+    if let Some(slug) = &params.framework {
+        let known: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM frameworks WHERE slug = $1)")
+                .bind(slug)
+                .fetch_one(&mut *tx)
+                .await?;
+        if !known {
+            return Err(ReportError::UnknownFramework(slug.clone()));
+        }
+    }
+    if !params.certifications.is_empty() {
+        let found: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM certifications WHERE organization_id = $1 AND id = ANY($2)",
+        )
+        .bind(scope.organization_id)
+        .bind(&params.certifications)
+        .fetch_all(&mut *tx)
+        .await?;
+        if let Some(&missing) = params.certifications.iter().find(|id| !found.contains(id)) {
+            return Err(ReportError::CertificationNotFound(missing));
+        }
+        if let Some(visible) = &scope.certifications
+            && let Some(&hidden) = params
+                .certifications
+                .iter()
+                .find(|id| !visible.contains(id))
+        {
+            return Err(ReportError::Forbidden(hidden));
+        }
+    }
+    // the certifications in scope: requested ∩ visible, or whichever is given
+    let wanted: Option<Vec<i64>> = match (&scope.certifications, params.certifications.is_empty()) {
+        (_, false) => Some(params.certifications.clone()),
+        (Some(visible), true) => Some(visible.clone()),
+        (None, true) => None,
+    };
+    let all_certifications: Vec<CertificationRow> = sqlx::query_as(
+        "SELECT c.id, c.name, f.slug AS framework, c.status, u.display_name AS owner, \
+                c.started_on, c.target_date, c.expires_on \
+           FROM certifications c \
+           JOIN frameworks f ON f.id = c.framework_id \
+           LEFT JOIN users u ON u.organization_id = c.organization_id AND u.id = c.owner_id \
+          WHERE c.organization_id = $1 \
+            AND ($2::text IS NULL OR f.slug = $2) \
+            AND ($3::bigint[] IS NULL OR c.id = ANY($3)) \
+          ORDER BY c.id",
+    )
+    .bind(scope.organization_id)
+    .bind(&params.framework)
+    .bind(&wanted)
+    .fetch_all(&mut *tx)
+    .await?;
+    let cert_ids: Vec<i64> = all_certifications.iter().map(|c| c.id).collect();
+    let certification_history =
+        history(&mut tx, scope.organization_id, "certification", &cert_ids).await?;
+
+    let previous = params.previous_as_of();
+    let rows: Vec<RequirementRow> = sqlx::query_as(
+        "WITH req AS ( \
+             SELECT r.id, r.certification_id, f.slug AS framework, ct.family_key, ct.family_title, \
+                    ct.display_id AS control, ct.title, u.display_name AS owner, r.due_date \
+               FROM requirements r \
+               JOIN controls ct ON ct.id = r.control_id \
+               JOIN frameworks f ON f.id = ct.framework_id \
+               LEFT JOIN users u ON u.organization_id = r.organization_id AND u.id = r.owner_id \
+              WHERE r.organization_id = $1 AND r.certification_id = ANY($2)), \
+         ev AS ( \
+             SELECT e.requirement_id, \
+                    bool_or(e.collected_on <= $3 AND (e.expires_on IS NULL OR e.expires_on >= $3)) AS evidenced, \
+                    bool_or(e.collected_on <= $4 AND (e.expires_on IS NULL OR e.expires_on >= $4)) AS evidenced_prev, \
+                    max(e.collected_on) FILTER (WHERE e.collected_on <= $3 \
+                        AND (e.expires_on IS NULL OR e.expires_on >= $3)) AS newest, \
+                    max(e.expires_on) FILTER (WHERE e.collected_on <= $3) AS covered_until, \
+                    bool_or(e.expires_on IS NULL) FILTER (WHERE e.collected_on <= $3) AS never_expires \
+               FROM evidence e \
+              WHERE e.organization_id = $1 AND e.status = 'accepted' \
+                AND ($5 OR e.requirement_id IN (SELECT id FROM req)) \
+              GROUP BY e.requirement_id) \
+         SELECT req.*, ev.evidenced, ev.evidenced_prev, ev.newest, ev.covered_until, ev.never_expires \
+           FROM req LEFT JOIN ev ON ev.requirement_id = req.id \
+          ORDER BY req.id",
+    )
+    .bind(scope.organization_id)
+    .bind(&cert_ids)
+    .bind(params.as_of)
+    .bind(previous)
+    .bind(wanted.is_none() && params.framework.is_none())
+    .fetch_all(&mut *tx)
+    .await?;
+    let req_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let requirement_history =
+        history(&mut tx, scope.organization_id, "requirement", &req_ids).await?;
+
+    // risks: all of the organization's, or those linked to the certifications in scope
+    let scoped = wanted.is_some() || params.framework.is_some();
+    let risks: Vec<RiskRow> = sqlx::query_as(
+        "SELECT k.id, k.title, k.category, u.display_name AS owner, k.inherent_likelihood, \
+                k.inherent_impact, k.residual_likelihood, k.residual_impact, k.treatment, k.due_date \
+           FROM risks k \
+           LEFT JOIN users u ON u.organization_id = k.organization_id AND u.id = k.owner_id \
+          WHERE k.organization_id = $1 \
+            AND (NOT $2 OR EXISTS (SELECT 1 FROM risk_requirements rr \
+                                     JOIN requirements r ON r.id = rr.requirement_id \
+                                    WHERE rr.risk_id = k.id AND r.certification_id = ANY($3))) \
+          ORDER BY k.id",
+    )
+    .bind(scope.organization_id)
+    .bind(scoped)
+    .bind(&cert_ids)
+    .fetch_all(&mut *tx)
+    .await?;
+    let risk_ids: Vec<i64> = risks.iter().map(|r| r.id).collect();
+    let risk_history = history(&mut tx, scope.organization_id, "risk", &risk_ids).await?;
+
+    // the evidence behind coverage that lapsed or lapses within the horizon
+    let horizon = params.as_of + chrono::Days::new(u64::from(params.horizon_days));
+    let lapsing: Vec<i64> = rows
+        .iter()
+        .filter(|r| r.never_expires != Some(true))
+        .filter(|r| r.covered_until.is_some_and(|until| until <= horizon))
+        .map(|r| r.id)
+        .collect();
+    let lapsing_evidence: Vec<EvidenceRow> = sqlx::query_as(
+        "SELECT DISTINCT ON (e.requirement_id) e.id, e.requirement_id, e.title, e.expires_on \
+           FROM evidence e \
+          WHERE e.organization_id = $1 AND e.status = 'accepted' AND e.requirement_id = ANY($2) \
+            AND e.collected_on <= $3 \
+          ORDER BY e.requirement_id, e.expires_on DESC NULLS FIRST, e.id DESC",
+    )
+    .bind(scope.organization_id)
+    .bind(&lapsing)
+    .bind(params.as_of)
+    .fetch_all(&mut *tx)
+    .await?;
+    tx.commit().await?;
+
+    let requirements = requirement_frame(rows)?;
+    Ok(Dataset {
+        organization,
+        position,
+        certifications: all_certifications,
+        certification_history,
+        requirements,
+        requirement_history,
+        risks,
+        risk_history,
+        lapsing_evidence,
+    })
+}
+
+async fn history(
+    conn: &mut sqlx::PgConnection,
+    organization_id: i64,
+    entity: &str,
+    ids: &[i64],
+) -> Result<DataFrame, ReportError> {
+    let rows: Vec<HistoryRow> = sqlx::query_as(HISTORY_SQL)
+        .bind(organization_id)
+        .bind(entity)
+        .bind(ids)
+        .fetch_all(conn)
+        .await?;
+    let mut entity_id = Vec::with_capacity(rows.len());
+    let mut days = Vec::with_capacity(rows.len());
+    let mut status = Vec::with_capacity(rows.len());
+    for row in rows {
+        entity_id.push(row.entity_id);
+        days.push(row.day);
+        status.push(row.status);
+    }
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("entity_id".into(), entity_id),
+        Column::new("day".into(), days),
+        Column::new("status".into(), status),
+    ])?)
+}
+
+fn requirement_frame(rows: Vec<RequirementRow>) -> Result<DataFrame, PolarsError> {
+    let n = rows.len();
+    let mut id = Vec::with_capacity(n);
+    let mut certification_id = Vec::with_capacity(n);
+    let mut framework = Vec::with_capacity(n);
+    let mut family_key = Vec::with_capacity(n);
+    let mut family_title = Vec::with_capacity(n);
+    let mut control = Vec::with_capacity(n);
+    let mut title = Vec::with_capacity(n);
+    let mut owner = Vec::with_capacity(n);
+    let mut due = Vec::with_capacity(n);
+    let mut evidenced = Vec::with_capacity(n);
+    let mut evidenced_prev = Vec::with_capacity(n);
+    let mut newest = Vec::with_capacity(n);
+    let mut covered_until = Vec::with_capacity(n);
+    for r in rows {
+        id.push(r.id);
+        certification_id.push(r.certification_id);
+        framework.push(r.framework);
+        family_key.push(r.family_key);
+        family_title.push(r.family_title);
+        control.push(r.control);
+        title.push(r.title);
+        owner.push(r.owner);
+        due.push(r.due_date.map(day));
+        evidenced.push(r.evidenced.unwrap_or(false));
+        evidenced_prev.push(r.evidenced_prev.unwrap_or(false));
+        newest.push(r.newest.map(day));
+        covered_until.push(if r.never_expires == Some(true) {
+            Some(i32::MAX)
+        } else {
+            r.covered_until.map(day)
+        });
+    }
+    DataFrame::new_infer_height(vec![
+        Column::new("id".into(), id),
+        Column::new("certification_id".into(), certification_id),
+        Column::new("framework".into(), framework),
+        Column::new("family_key".into(), family_key),
+        Column::new("family_title".into(), family_title),
+        Column::new("control".into(), control),
+        Column::new("title".into(), title),
+        Column::new("owner".into(), owner),
+        Column::new("due".into(), due),
+        Column::new("evidenced".into(), evidenced),
+        Column::new("evidenced_prev".into(), evidenced_prev),
+        Column::new("newest_evidence".into(), newest),
+        Column::new("covered_until".into(), covered_until),
+    ])
+}
