@@ -8,12 +8,13 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
-use certscope_query_api::{Keys, Role, encode_query_value as enc};
+use anyhow::bail;
+use certscope_query_api::encode_query_value as enc;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
-use crate::database::{self, Database};
+use crate::bench_server::{BenchServer, largest_org};
+use crate::database;
 use crate::{GlobalArgs, IndexArgs};
 
 /// One benchmark query, in both dialects.
@@ -441,36 +442,12 @@ async fn open_loop(
     Ok(f)
 }
 
-fn memory_of(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(key))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    (kb("VmRSS:"), kb("VmHWM:"))
-}
-
 pub struct SearchBench {
     pub queries: usize,
     pub clients: usize,
     pub rate: u32,
     pub seconds: u64,
     pub ilike_queries: usize,
-}
-
-/// The organization with the most evidence: the benchmark preset's large one.
-async fn largest_org(db: &Database) -> anyhow::Result<(i64, String, i64)> {
-    let row: Option<(i64, String, i64)> = sqlx::query_as(
-        "SELECT o.id, o.slug, (SELECT count(*) FROM evidence e WHERE e.organization_id = o.id) AS n \
-         FROM organizations o ORDER BY n DESC LIMIT 1",
-    )
-    .fetch_optional(&db.pool)
-    .await?;
-    row.context("no organizations: seed first (certscope seed --preset bench)")
 }
 
 pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyhow::Result<()> {
@@ -485,67 +462,9 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     let queries = queries(&db.pool, b.queries).await?;
 
     // the server, as a child process with the cache off
-    let secret = "bench-secret-0123456789abcdef";
-    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
-    let addr = listener.local_addr()?;
-    drop(listener);
-    let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
-    if let Some(dir) = &global.data_dir {
-        cmd.arg("--data-dir").arg(dir);
-    }
-    cmd.args([
-        "--log-format",
-        "json",
-        "serve",
-        "--listen",
-        &addr.to_string(),
-        "--cache-entries",
-        "0",
-    ]);
-    if let Some(dir) = &index.index_dir {
-        cmd.arg("--index-dir").arg(dir);
-    }
-    cmd.args(["--rate-per-token", "1000000", "--rate-per-ip", "1000000"])
-        .env("CERTSCOPE_JWT_SECRET", secret)
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .stdout(std::process::Stdio::null());
-    let mut child = cmd.spawn().context("failed to start certscope serve")?;
-    let pid = child.id().context("server pid")?;
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(64)
-        .build()?;
-    let base = format!("http://{addr}");
-    let bar = ProgressBar::new_spinner()
-        .with_message("waiting for the server's index (a first run builds it)");
-    bar.enable_steady_tick(Duration::from_millis(200));
-    let deadline = Instant::now() + Duration::from_secs(1800);
-    loop {
-        if let Ok(r) = http.get(format!("{base}/readyz")).send().await
-            && r.status().is_success()
-        {
-            break;
-        }
-        if let Some(status) = child.try_wait()? {
-            bail!("the server exited with {status}");
-        }
-        if Instant::now() > deadline {
-            bail!("the server did not become ready in 30 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    bar.finish_and_clear();
-    let keys = Keys::new(secret.as_bytes());
-    let token = crate::api::issue_token(
-        &db.pool,
-        &keys,
-        &slug,
-        Role::Officer,
-        None,
-        &[],
-        Duration::from_secs(3600),
-    )
-    .await?;
+    let server = BenchServer::start(global, index, &["--cache-entries", "0"]).await?;
+    let token = server.token(&db, &slug).await?;
+    let (http, base) = (server.http.clone(), server.base.clone());
     let target = std::sync::Arc::new(Target {
         http,
         base,
@@ -565,7 +484,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         warm.inc(1);
     }
     warm.finish_and_clear();
-    let (_, hwm_warm) = memory_of(pid);
+    let (_, hwm_warm) = server.memory();
 
     println!(
         "\n{} queries rotating (plain, phrase, id, faceted, filtered, sorted); every search also counts facets",
@@ -606,7 +525,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         let f = closed_loop(&target, System::Certscope, &ilike, 1).await?;
         println!("{}", f.line(System::Certscope, "same queries, 1 client"));
     }
-    let (rss, hwm) = memory_of(pid);
+    let (rss, hwm) = server.memory();
     let ours = p99[System::Certscope.name()];
     let theirs = p99[System::Fts.name()];
     println!(
@@ -619,6 +538,6 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         hwm as f64 / 1024.0,
         hwm_warm as f64 / 1024.0
     );
-    child.kill().await.ok();
+    server.stop().await;
     db.close().await
 }

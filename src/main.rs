@@ -2,9 +2,12 @@
 
 mod api;
 mod bench;
+mod bench_reports;
 mod bench_search;
+mod bench_server;
 mod database;
 mod demo;
+mod report;
 mod serve;
 mod telemetry;
 
@@ -108,6 +111,9 @@ enum Command {
     /// Benchmarks that print their figures (see BENCHMARKS.md).
     #[command(subcommand)]
     Bench(BenchCommand),
+    /// Reports rendered from PostgreSQL without the API.
+    #[command(subcommand)]
+    Report(ReportCommand),
     /// Run the API with the indexer in the same process.
     Serve {
         /// Address the API listens on.
@@ -154,7 +160,36 @@ enum Command {
 }
 
 #[derive(Debug, Subcommand)]
+enum ReportCommand {
+    /// The board PDF of one organization (same parameters as /v1/reports/board.pdf).
+    Board {
+        /// Organization slug.
+        #[arg(long)]
+        org: String,
+        /// Where to write the PDF.
+        #[arg(long, default_value = "board.pdf")]
+        out: PathBuf,
+        /// Page size: a4 or letter.
+        #[arg(long, default_value = "a4")]
+        size: String,
+        #[command(flatten)]
+        params: report::ReportArgs,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum BenchCommand {
+    /// Metrics endpoints and the board PDF of the largest organization, cold and warm.
+    Reports {
+        /// Cold requests per endpoint (each computes a new report).
+        #[arg(long, default_value_t = 5)]
+        cold: usize,
+        /// Warm requests per endpoint.
+        #[arg(long, default_value_t = 50)]
+        warm: usize,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
     /// Search latency and throughput: Certscope over HTTP against PostgreSQL
     /// full-text search and ILIKE, same queries, same data, one run.
     Search {
@@ -348,6 +383,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             index,
         }) => bench::index_latency(&cli.global, &index, rate, seconds).await,
+        Command::Bench(BenchCommand::Reports { cold, warm, index }) => {
+            bench_reports::run(&cli.global, &index, cold, warm).await
+        }
+        Command::Report(ReportCommand::Board {
+            org,
+            out,
+            size,
+            params,
+        }) => report::board(&cli.global, &org, &out, &size, &params).await,
         Command::Index(args) => serve::index(&cli.global, &args).await,
         Command::Reindex(args) => serve::reindex(&cli.global, &args).await,
         Command::VerifyIndex(args) => serve::verify(&cli.global, &args).await,

@@ -250,11 +250,13 @@ pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
+            header::IF_NONE_MATCH,
             HeaderName::from_static(MIN_POSITION_HEADER),
         ])
         .expose_headers([
             HeaderName::from_static(POSITION_HEADER),
             header::RETRY_AFTER,
+            header::ETAG,
         ])
         .max_age(Duration::from_secs(600));
     let compress_when = SizeAbove::new(1024)

@@ -9,6 +9,7 @@ mod health;
 mod http;
 mod metrics;
 mod openapi;
+mod reports;
 mod routes;
 pub mod search;
 
@@ -21,6 +22,7 @@ use axum::routing::get;
 use certscope_indexer::IndexView;
 use certscope_indexer::metrics::IndexerMetrics;
 use certscope_indexer::schema::Kind;
+use certscope_reports::section::Section;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -76,6 +78,7 @@ pub struct Api {
     pub routes: RouteMetrics,
     /// Facet labels by (organization or 0, facet, value); renames show within a minute.
     pub labels: moka::sync::Cache<(i64, &'static str, String), String>,
+    pub(crate) reports: reports::ReportService,
 }
 
 impl Api {
@@ -90,6 +93,7 @@ impl Api {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
+            reports: reports::ReportService::default(),
             config,
         }
     }
@@ -121,6 +125,14 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/requirements/{id}"),
     ("get", "/v1/evidence/{id}"),
     ("get", "/v1/risks/{id}"),
+    ("get", "/v1/metrics/posture"),
+    ("get", "/v1/metrics/heatmap"),
+    ("get", "/v1/metrics/matrix"),
+    ("get", "/v1/metrics/trends"),
+    ("get", "/v1/metrics/forecast"),
+    ("get", "/v1/metrics/overdue"),
+    ("get", "/v1/metrics/kpis"),
+    ("get", "/v1/reports/board.pdf"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -139,10 +151,17 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requirements/{id}", get(detail::requirement))
         .route("/v1/evidence/{id}", get(detail::evidence))
         .route("/v1/risks/{id}", get(detail::risk))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            http::rate_limit,
-        ));
+        .route("/v1/reports/board.pdf", get(reports::board));
+    let api = Section::ALL.into_iter().fold(api, |api, section| {
+        api.route(
+            &format!("/v1/metrics/{}", section.as_str()),
+            get(move |s, c, h, q| reports::metrics(section, s, c, h, q)),
+        )
+    });
+    let api = api.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        http::rate_limit,
+    ));
     let ops = Router::new()
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

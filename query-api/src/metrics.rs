@@ -97,6 +97,12 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         "idle database connections",
         state.pool.num_idle(),
     );
+    gauge(
+        &mut out,
+        "certscope_reports_computed",
+        "report models computed (cache misses) since start",
+        state.api.reports.computed(),
+    );
     let position = state.views.borrow().as_ref().map(|v| v.position.clone());
     gauge(
         &mut out,

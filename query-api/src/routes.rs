@@ -62,7 +62,10 @@ pub async fn view_at(state: &AppState, min: Option<&Snapshot>) -> ApiResult<Inde
 }
 
 /// `min_position` from the header (or the parameter, which wins).
-fn min_position(headers: &HeaderMap, param: Option<Snapshot>) -> ApiResult<Option<Snapshot>> {
+pub(crate) fn min_position(
+    headers: &HeaderMap,
+    param: Option<Snapshot>,
+) -> ApiResult<Option<Snapshot>> {
     if param.is_some() {
         return Ok(param);
     }

@@ -1,0 +1,470 @@
+//! `/v1/metrics/{section}` (JSON or CSV) and `/v1/reports/board.pdf`: one
+//! report model per (scope, parameters, data position), computed once for
+//! concurrent callers, off the async runtime, and served by every section and
+//! the PDF alike.
+
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use certscope_reports::board_pdf::{self, PageSize};
+use certscope_reports::model::Report;
+use certscope_reports::section::Section;
+use certscope_reports::{ParamError, RawParams, ReportError, ReportParams, ReportScope};
+use tokio::sync::Semaphore;
+
+use crate::AppState;
+use crate::auth::Scope;
+use crate::error::{ApiError, ApiResult};
+use crate::http::POSITION_HEADER;
+use crate::routes::{min_position, pairs, view_at};
+use crate::search::params::parse_position;
+
+/// Reports computed and PDFs rendered, shared by all requests.
+pub(crate) struct ReportService {
+    reports: moka::future::Cache<String, Arc<Report>>,
+    pdfs: moka::future::Cache<String, Bytes>,
+    /// At most this many reports are computed or rendered at once, so that
+    /// a burst of cold reports leaves the cores to searches.
+    permits: Semaphore,
+    computed: AtomicU64,
+    /// Unique to this process, so that tags never match across restarts.
+    nonce: u64,
+    /// (highest index generation seen, rebuilds seen): a rebuilt index
+    /// starts counting generations again.
+    generations: Mutex<(u64, u64)>,
+}
+
+impl ReportService {
+    /// The data version a report is cached under: the index generation,
+    /// which advances with every batch of changes the indexer applies (not
+    /// with unrelated transactions), so an unchanged database keeps its
+    /// cached reports and tags.
+    fn data_version(&self, generation: u64) -> String {
+        let mut seen = self.generations.lock().unwrap_or_else(|e| e.into_inner());
+        if generation < seen.0 {
+            seen.1 += 1;
+        }
+        seen.0 = generation;
+        format!("{:x}.{}.{generation}", self.nonce, seen.1)
+    }
+
+    /// Report models computed since start: one per cache miss.
+    pub fn computed(&self) -> u64 {
+        self.computed.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for ReportService {
+    fn default() -> Self {
+        Self {
+            reports: moka::future::Cache::builder()
+                .max_capacity(256)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            pdfs: moka::future::Cache::builder()
+                .max_capacity(32)
+                .time_to_idle(Duration::from_secs(600))
+                .build(),
+            permits: Semaphore::new(2),
+            computed: AtomicU64::new(0),
+            nonce: rand::random(),
+            generations: Mutex::new((0, 0)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+}
+
+struct Request {
+    params: ReportParams,
+    format: Option<String>,
+    size: Option<String>,
+    min_position: Option<certscope_indexer::Snapshot>,
+}
+
+fn param_error(e: ParamError) -> ApiError {
+    let code = match e {
+        ParamError::FutureAsOf(..) => "future_as_of",
+        ParamError::InvertedPeriod { .. } => "inverted_period",
+        ParamError::UnknownKpi(..) => "unknown_kpi",
+        _ => "bad_parameter",
+    };
+    ApiError::bad(code, e.to_string())
+}
+
+fn number<T: std::str::FromStr>(name: &str, value: &str) -> ApiResult<T> {
+    value.trim().parse().map_err(|_| {
+        ApiError::bad(
+            "bad_parameter",
+            format!("`{name}` must be a whole number, got {value:?}"),
+        )
+    })
+}
+
+fn date(name: &str, value: &str) -> ApiResult<chrono::NaiveDate> {
+    value.trim().parse().map_err(|_| {
+        ApiError::bad(
+            "bad_parameter",
+            format!("`{name}` must be a date (YYYY-MM-DD), got {value:?}"),
+        )
+    })
+}
+
+fn parse(raw: Option<String>, pdf: bool) -> ApiResult<Request> {
+    let mut r = RawParams::default();
+    let mut format = None;
+    let mut size = None;
+    let mut min = None;
+    for (key, value) in pairs(raw)? {
+        let once = |given: bool| {
+            if given {
+                Err(ApiError::bad(
+                    "bad_parameter",
+                    format!("`{key}` is given more than once"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        match key.as_str() {
+            "framework" => {
+                once(r.framework.is_some())?;
+                r.framework = Some(value);
+            }
+            "certification" => {
+                for part in value.split(',').filter(|p| !p.trim().is_empty()) {
+                    r.certifications.push(number("certification", part)?);
+                }
+            }
+            "as_of" => {
+                once(r.as_of.is_some())?;
+                r.as_of = Some(date(&key, &value)?);
+            }
+            "from" => {
+                once(r.from.is_some())?;
+                r.from = Some(date(&key, &value)?);
+            }
+            "to" => {
+                once(r.to.is_some())?;
+                r.to = Some(date(&key, &value)?);
+            }
+            "interval" => {
+                once(r.interval.is_some())?;
+                r.interval = Some(value);
+            }
+            "appetite" => r.appetite = Some(number(&key, &value)?),
+            "horizon_days" => r.horizon_days = Some(number(&key, &value)?),
+            "limit" if !pdf => r.limit = Some(number(&key, &value)?),
+            "format" if !pdf => {
+                once(format.is_some())?;
+                format = Some(value);
+            }
+            "size" if pdf => {
+                once(size.is_some())?;
+                size = Some(value);
+            }
+            "min_position" => min = Some(parse_position(&value)?),
+            k if k.starts_with("target.") => {
+                let v = number(&key, &value)?;
+                r.targets
+                    .push((k["target.".len()..].to_owned(), Some(v), None));
+            }
+            k if k.starts_with("warning.") => {
+                let v = number(&key, &value)?;
+                r.targets
+                    .push((k["warning.".len()..].to_owned(), None, Some(v)));
+            }
+            other => {
+                let known = if pdf {
+                    "framework, certification, as_of, from, to, interval, appetite, horizon_days, size, min_position, target.<kpi>, warning.<kpi>"
+                } else {
+                    "framework, certification, as_of, from, to, interval, appetite, horizon_days, limit, format, min_position, target.<kpi>, warning.<kpi>"
+                };
+                return Err(ApiError::bad(
+                    "unknown_parameter",
+                    format!("unknown parameter `{other}`; known: {known}"),
+                ));
+            }
+        }
+    }
+    let params = ReportParams::new(r, chrono::Utc::now().date_naive()).map_err(param_error)?;
+    Ok(Request {
+        params,
+        format,
+        size,
+        min_position: min,
+    })
+}
+
+/// `format=` wins; else the Accept header; JSON when nothing is asked for.
+fn negotiate(format: Option<&str>, headers: &HeaderMap) -> ApiResult<Format> {
+    match format {
+        Some("json") => return Ok(Format::Json),
+        Some("csv") => return Ok(Format::Csv),
+        Some(other) => {
+            return Err(ApiError::bad(
+                "unsupported_format",
+                format!("format {other:?} is not supported; use json or csv"),
+            ));
+        }
+        None => {}
+    }
+    let Some(accept) = headers.get(header::ACCEPT) else {
+        return Ok(Format::Json);
+    };
+    let accept = accept.to_str().unwrap_or("").to_ascii_lowercase();
+    let types: Vec<&str> = accept
+        .split(',')
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .collect();
+    if types.contains(&"text/csv") {
+        Ok(Format::Csv)
+    } else if types.iter().any(|t| {
+        matches!(
+            *t,
+            "application/json" | "application/*" | "*/*" | "" | "text/*"
+        )
+    }) {
+        Ok(Format::Json)
+    } else {
+        Err(ApiError::NotAcceptable(format!(
+            "cannot answer with {accept:?}; metrics are available as application/json or text/csv"
+        )))
+    }
+}
+
+fn report_error(e: ReportError) -> ApiError {
+    match e {
+        ReportError::UnknownFramework(slug) => ApiError::bad(
+            "unknown_framework",
+            format!("framework {slug:?} does not exist"),
+        ),
+        ReportError::CertificationNotFound(id) => {
+            ApiError::NotFound(format!("certification {id} not found"))
+        }
+        ReportError::Forbidden(id) => {
+            ApiError::Forbidden(format!("certification {id} is outside your audit scope"))
+        }
+        other => ApiError::internal("report", format!("{other:?}")),
+    }
+}
+
+fn scope_of(scope: &Scope) -> ReportScope {
+    ReportScope {
+        organization_id: scope.org_id,
+        certifications: scope
+            .certifications
+            .as_ref()
+            .map(|c| c.iter().copied().collect()),
+    }
+}
+
+/// The report for these parameters at the current data position: from the
+/// cache, or computed once however many callers wait for it.
+async fn report(
+    state: &AppState,
+    scope: &Scope,
+    request: &Request,
+) -> ApiResult<(Arc<Report>, String)> {
+    let view = view_at(state, request.min_position.as_ref()).await?;
+    let version = state.api.reports.data_version(view.position.generation);
+    let key = format!("{}|{:?}|{version}", scope.cache_key(), request.params);
+    let compute = {
+        let state = state.clone();
+        let report_scope = scope_of(scope);
+        let params = request.params.clone();
+        let restricted = scope.certifications.is_some();
+        async move {
+            let _permit = state
+                .api
+                .reports
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| ApiError::internal("report permits", e))?;
+            state.api.reports.computed.fetch_add(1, Ordering::Relaxed);
+            let data = certscope_reports::load(&state.pool, &report_scope, &params)
+                .await
+                .map_err(report_error)?;
+            let report = tokio::task::spawn_blocking(move || {
+                certscope_reports::compute(data, &params, restricted)
+            })
+            .await
+            .map_err(|e| ApiError::internal("report task", e))?
+            .map_err(report_error)?;
+            Ok::<_, ApiError>(Arc::new(report))
+        }
+    };
+    let report = state
+        .api
+        .reports
+        .reports
+        .try_get_with(key.clone(), compute)
+        .await
+        .map_err(|e: Arc<ApiError>| (*e).clone())?;
+    Ok((report, key))
+}
+
+fn etag(key: &str, variant: &str) -> String {
+    let mut h = fnv::FnvHasher::default();
+    key.hash(&mut h);
+    variant.hash(&mut h);
+    format!("W/\"{:016x}\"", h.finish())
+}
+
+fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+}
+
+fn respond(
+    status: StatusCode,
+    body: Body,
+    content_type: &'static str,
+    tag: &str,
+    position: &str,
+) -> Response {
+    let mut r = Response::new(body);
+    *r.status_mut() = status;
+    let h = r.headers_mut();
+    if status != StatusCode::NOT_MODIFIED {
+        h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    }
+    if let Ok(v) = HeaderValue::from_str(tag) {
+        h.insert(header::ETAG, v);
+    }
+    if let Ok(v) = HeaderValue::from_str(position) {
+        h.insert(POSITION_HEADER, v);
+    }
+    // revalidate every time: the ETag makes an unchanged answer a cheap 304
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    h.insert(
+        header::VARY,
+        HeaderValue::from_static("authorization, accept"),
+    );
+    r
+}
+
+/// `GET /v1/metrics/{section}`.
+pub async fn metrics(
+    section: Section,
+    State(state): State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let mut request = parse(raw, false)?;
+    let format = negotiate(request.format.as_deref(), &headers)?;
+    request.min_position = min_position(&headers, request.min_position.take())?;
+    let (report, key) = report(&state, &scope, &request).await?;
+    let position = report.meta.position.clone();
+    let variant = format!("{}|{format:?}", section.as_str());
+    let tag = etag(&key, &variant);
+    if not_modified(&headers, &tag) {
+        return Ok(respond(
+            StatusCode::NOT_MODIFIED,
+            Body::empty(),
+            "",
+            &tag,
+            &position,
+        ));
+    }
+    let (body, content_type) = match format {
+        Format::Json => {
+            let value = section
+                .json(&report)
+                .map_err(|e| ApiError::internal("serialize", e))?;
+            let bytes =
+                serde_json::to_vec(&value).map_err(|e| ApiError::internal("serialize", e))?;
+            (Body::from(bytes), "application/json")
+        }
+        Format::Csv => (
+            Body::from(certscope_reports::csv::render(section, &report)),
+            "text/csv; charset=utf-8",
+        ),
+    };
+    Ok(respond(StatusCode::OK, body, content_type, &tag, &position))
+}
+
+/// `GET /v1/reports/board.pdf`.
+pub async fn board(
+    State(state): State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    RawQuery(raw): RawQuery,
+) -> ApiResult<Response> {
+    let mut request = parse(raw, true)?;
+    let size = match request.size.as_deref() {
+        None => PageSize::A4,
+        Some(s) => PageSize::parse(s).ok_or_else(|| {
+            ApiError::bad(
+                "bad_parameter",
+                format!("`size` must be a4 or letter, got {s:?}"),
+            )
+        })?,
+    };
+    request.min_position = min_position(&headers, request.min_position.take())?;
+    let (report, key) = report(&state, &scope, &request).await?;
+    let position = report.meta.position.clone();
+    let tag = etag(&key, size.as_str());
+    if not_modified(&headers, &tag) {
+        return Ok(respond(
+            StatusCode::NOT_MODIFIED,
+            Body::empty(),
+            "",
+            &tag,
+            &position,
+        ));
+    }
+    let render = {
+        let state = state.clone();
+        async move {
+            let _permit = state
+                .api
+                .reports
+                .permits
+                .acquire()
+                .await
+                .map_err(|e| ApiError::internal("report permits", e))?;
+            tokio::task::spawn_blocking(move || board_pdf::render_board(&report, size))
+                .await
+                .map_err(|e| ApiError::internal("pdf task", e))?
+                .map(Bytes::from)
+                .map_err(|e| ApiError::internal("pdf", format!("{e:?}")))
+        }
+    };
+    let pdf = state
+        .api
+        .reports
+        .pdfs
+        .try_get_with(tag.clone(), render)
+        .await
+        .map_err(|e: Arc<ApiError>| (*e).clone())?;
+    let mut response = respond(
+        StatusCode::OK,
+        Body::from(pdf),
+        "application/pdf",
+        &tag,
+        &position,
+    );
+    response.headers_mut().insert(
+        header::CONTENT_DISPOSITION,
+        HeaderValue::from_static("inline; filename=\"board-report.pdf\""),
+    );
+    Ok(response.into_response())
+}
