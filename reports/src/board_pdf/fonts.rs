@@ -395,13 +395,13 @@ fn is_cjk(c: char) -> bool {
 /// Characters that must not start a line (closing punctuation, small kana,
 /// the prolonged sound mark; a simplified Japanese kinsoku rule).
 fn no_line_start(c: char) -> bool {
-    "、。，．・：；？！ー～）」』】〕〉》〙〗｝］ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ々〻…‥,.;:!?)]}%"
+    "、。，．・：；？！ー～）」』】〕〉》〙〗｝］ぁぃぅぇぉっゃゅょゎゕゖァィゥェォッャュョヮヵヶ々〻…‥,.;:!?)]}%”’"
         .contains(c)
 }
 
 /// Characters that must not end a line (opening brackets).
 fn no_line_end(c: char) -> bool {
-    "（「『【〔〈《〘〖｛［([{".contains(c)
+    "（「『【〔〈《〘〖｛［([{“‘".contains(c)
 }
 
 /// `word` (no whitespace) cut where a line may break without a space: before

@@ -351,6 +351,39 @@ mod tests {
     }
 
     #[test]
+    fn dropped_metrics_are_blanked_and_kept_ones_survive() {
+        static CJK: &[u8] = include_bytes!("../../assets/DroidSansFallback.ttf");
+        let full = Tables::parse(CJK).expect("parse");
+        let metrics = u16_at(full.require(b"hhea").expect("hhea"), 34).expect("count");
+        let used: BTreeSet<u16> = [1000u16, 20_000].into();
+        let out = subset_truetype(CJK, &used).expect("subset");
+        let sub = Tables::parse(&out).expect("reparse");
+        assert_eq!(sub.get(b"vmtx"), None);
+        assert!(sub.get(b"prep").is_some());
+        let (old, new) = (
+            full.require(b"hmtx").expect("hmtx"),
+            sub.require(b"hmtx").expect("hmtx"),
+        );
+        assert_eq!(old.len(), new.len());
+        let entry = |gid: u16| {
+            let at = if gid < metrics {
+                usize::from(gid) * 4
+            } else {
+                usize::from(metrics) * 4 + usize::from(gid - metrics) * 2
+            };
+            at..at + if gid < metrics { 4 } else { 2 }
+        };
+        for gid in [0u16, 1000, 20_000] {
+            assert_eq!(old[entry(gid)], new[entry(gid)], "gid {gid}");
+        }
+        assert!(new[entry(1001)].iter().all(|&b| b == 0));
+        // The advance shared by the glyphs past the long metrics stays.
+        let last = usize::from(metrics - 1) * 4;
+        assert_eq!(old[last..last + 2], new[last..last + 2]);
+        assert_eq!(checksum(&out), 0xB1B0_AFBA);
+    }
+
+    #[test]
     fn garbage_is_rejected_not_panicking() {
         let used: BTreeSet<u16> = [1u16].into();
         assert!(subset_truetype(b"", &used).is_err());
