@@ -49,6 +49,10 @@ pub async fn run(
         println!(
             "  curl -H 'Authorization: Bearer {token}' 'http://{addr}/v1/search?q=access+control&limit=3'"
         );
+        println!("  curl -H 'Authorization: Bearer {token}' 'http://{addr}/v1/metrics/kpis'");
+        println!(
+            "  curl -H 'Authorization: Bearer {token}' -o board.pdf 'http://{addr}/v1/reports/board.pdf'"
+        );
     }
     println!(
         "ready in {:.1} s; Ctrl-C stops the API and the private database",

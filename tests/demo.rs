@@ -173,6 +173,35 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
     );
     let auditor = String::from_utf8(out.stdout).unwrap().trim().to_owned();
 
+    // `certscope report board` writes the board PDF from the same data, in
+    // both page sizes, for the organization with a Japanese name
+    for size in ["a4", "letter"] {
+        let pdf = data_dir.join(format!("board-{size}.pdf"));
+        let out = certscope()
+            .args([
+                "report",
+                "board",
+                "--org",
+                "sakura-cloud",
+                "--size",
+                size,
+                "--out",
+            ])
+            .arg(&pdf)
+            .arg("--data-dir")
+            .arg(&data_dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let bytes = std::fs::read(&pdf).unwrap();
+        assert!(bytes.starts_with(b"%PDF-"), "{size}: not a PDF");
+        assert!(String::from_utf8_lossy(&out.stdout).contains("sakura-cloud"));
+    }
+
     let mut second = run();
     let rx = lines_of(&mut second);
     let (api, printed) = wait_for_api(&rx, Duration::from_secs(60));

@@ -5,6 +5,8 @@ use axum::Json;
 use axum::response::Html;
 use serde_json::{Value, json};
 
+use certscope_reports::section::Section;
+
 use crate::search::collect::{DUE_BUCKETS, Facet};
 use crate::search::params::{MAX_LIMIT, MAX_QUERY_CHARS, SORTS};
 use crate::search::parser::QUERY_FIELDS;
@@ -122,10 +124,10 @@ fn detail(kind: &str, includes: &[&str]) -> Value {
 }
 
 pub fn spec() -> Value {
-    json!({
+    let mut spec = json!({
         "openapi": "3.1.0",
         "info": {"title": "Certscope API", "version": env!("CARGO_PKG_VERSION"),
-                 "description": "Search, listings and details of compliance data, scoped to the caller's organization."},
+                 "description": "Search, listings, details, metrics and board reports of compliance data, scoped to the caller's organization."},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT (HS256)"}},
             "schemas": {
@@ -164,7 +166,94 @@ pub fn spec() -> Value {
             "/v1/evidence/{id}": detail("evidence", &["history"]),
             "/v1/risks/{id}": detail("risk", &["requirements", "history"]),
         }
-    })
+    });
+    for section in Section::ALL {
+        let name = section.as_str();
+        spec["paths"][format!("/v1/metrics/{name}")] = op(
+            &format!(
+                "Report section `{name}` as JSON (default) or CSV (`format=csv` or `Accept: text/csv`); ETag and If-None-Match"
+            ),
+            report_params(false),
+            "Object",
+            true,
+        );
+    }
+    spec["paths"]["/v1/reports/board.pdf"] = op(
+        "The board PDF (application/pdf) of the same report model",
+        report_params(true),
+        "Object",
+        true,
+    );
+    spec
+}
+
+fn report_params(pdf: bool) -> Vec<Value> {
+    let date = json!({"type": "string", "format": "date"});
+    let int = json!({"type": "integer"});
+    let mut p = vec![
+        param(
+            "framework",
+            "Framework slug to limit the report to (400 if unknown).",
+            string(),
+        ),
+        param(
+            "certification",
+            "Certification ids (repeat or comma-separate); auditors only theirs (403).",
+            string(),
+        ),
+        param(
+            "as_of",
+            "The day the numbers describe (default today; not in the future). Alias: `to`.",
+            date.clone(),
+        ),
+        param(
+            "from",
+            "First day of the trend period (default 12 intervals before as_of).",
+            date.clone(),
+        ),
+        param("to", "Alias of as_of.", date),
+        param(
+            "interval",
+            "Trend points: month (default) or week.",
+            string(),
+        ),
+        param(
+            "appetite",
+            "Residual score above which a risk is outside appetite, 1..25 (default 12).",
+            int.clone(),
+        ),
+        param(
+            "horizon_days",
+            "Days ahead that count as upcoming, 1..365 (default 30).",
+            int.clone(),
+        ),
+        param(
+            "target.<kpi>",
+            "Replace a KPI's target (e.g. target.readiness=95).",
+            int.clone(),
+        ),
+        param(
+            "warning.<kpi>",
+            "Replace a KPI's warning threshold.",
+            int.clone(),
+        ),
+        param(
+            "min_position",
+            "As for search: wait until the index reflects this position.",
+            string(),
+        ),
+    ];
+    if pdf {
+        p.push(param("size", "a4 (default) or letter.", string()));
+    } else {
+        p.push(param(
+            "limit",
+            "Overdue and upcoming items listed, 1..1000 (default 100).",
+            int,
+        ));
+        p.push(param("format", "json (default) or csv.", string()));
+    }
+    p
 }
 
 pub async fn document() -> Json<Value> {

@@ -54,6 +54,14 @@ impl ReportService {
         format!("{:x}.{}.{generation}", self.nonce, seen.1)
     }
 
+    /// Admission for one report computation or rendering.
+    async fn permit(&self) -> ApiResult<tokio::sync::SemaphorePermit<'_>> {
+        self.permits
+            .acquire()
+            .await
+            .map_err(|e| ApiError::internal("report permits", e))
+    }
+
     /// Report models computed since start: one per cache miss.
     pub fn computed(&self) -> u64 {
         self.computed.load(Ordering::Relaxed)
@@ -269,29 +277,33 @@ fn scope_of(scope: &Scope) -> ReportScope {
     }
 }
 
-/// The report for these parameters at the current data position: from the
-/// cache, or computed once however many callers wait for it.
+/// The cache key of a report at the current data version (waiting for
+/// `min_position` first, like search).
+async fn report_key(state: &AppState, scope: &Scope, request: &Request) -> ApiResult<String> {
+    let view = view_at(state, request.min_position.as_ref()).await?;
+    let version = state.api.reports.data_version(view.position.generation);
+    Ok(format!(
+        "{}|{:?}|{version}",
+        scope.cache_key(),
+        request.params
+    ))
+}
+
+/// The report under `key`: from the cache, or computed once however many
+/// callers wait for it.
 async fn report(
     state: &AppState,
     scope: &Scope,
     request: &Request,
-) -> ApiResult<(Arc<Report>, String)> {
-    let view = view_at(state, request.min_position.as_ref()).await?;
-    let version = state.api.reports.data_version(view.position.generation);
-    let key = format!("{}|{:?}|{version}", scope.cache_key(), request.params);
+    key: &str,
+) -> ApiResult<Arc<Report>> {
     let compute = {
         let state = state.clone();
         let report_scope = scope_of(scope);
         let params = request.params.clone();
         let restricted = scope.certifications.is_some();
         async move {
-            let _permit = state
-                .api
-                .reports
-                .permits
-                .acquire()
-                .await
-                .map_err(|e| ApiError::internal("report permits", e))?;
+            let _permit = state.api.reports.permit().await?;
             state.api.reports.computed.fetch_add(1, Ordering::Relaxed);
             let data = certscope_reports::load(&state.pool, &report_scope, &params)
                 .await
@@ -305,14 +317,13 @@ async fn report(
             Ok::<_, ApiError>(Arc::new(report))
         }
     };
-    let report = state
+    state
         .api
         .reports
         .reports
-        .try_get_with(key.clone(), compute)
+        .try_get_with(key.to_owned(), compute)
         .await
-        .map_err(|e: Arc<ApiError>| (*e).clone())?;
-    Ok((report, key))
+        .map_err(|e: Arc<ApiError>| (*e).clone())
 }
 
 fn etag(key: &str, variant: &str) -> String {
@@ -322,11 +333,14 @@ fn etag(key: &str, variant: &str) -> String {
     format!("W/\"{:016x}\"", h.finish())
 }
 
-fn not_modified(headers: &HeaderMap, tag: &str) -> bool {
-    headers
+/// 304 when the client already holds this tag: answered from the key alone,
+/// before any report is computed.
+fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
+    let held = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"))
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
+    held.then(|| respond(StatusCode::NOT_MODIFIED, Body::empty(), "", tag, None))
 }
 
 fn respond(
@@ -334,7 +348,7 @@ fn respond(
     body: Body,
     content_type: &'static str,
     tag: &str,
-    position: &str,
+    position: Option<&str>,
 ) -> Response {
     let mut r = Response::new(body);
     *r.status_mut() = status;
@@ -345,7 +359,7 @@ fn respond(
     if let Ok(v) = HeaderValue::from_str(tag) {
         h.insert(header::ETAG, v);
     }
-    if let Ok(v) = HeaderValue::from_str(position) {
+    if let Some(v) = position.and_then(|p| HeaderValue::from_str(p).ok()) {
         h.insert(POSITION_HEADER, v);
     }
     // revalidate every time: the ETag makes an unchanged answer a cheap 304
@@ -371,19 +385,12 @@ pub async fn metrics(
     let mut request = parse(raw, false)?;
     let format = negotiate(request.format.as_deref(), &headers)?;
     request.min_position = min_position(&headers, request.min_position.take())?;
-    let (report, key) = report(&state, &scope, &request).await?;
-    let position = report.meta.position.clone();
-    let variant = format!("{}|{format:?}", section.as_str());
-    let tag = etag(&key, &variant);
-    if not_modified(&headers, &tag) {
-        return Ok(respond(
-            StatusCode::NOT_MODIFIED,
-            Body::empty(),
-            "",
-            &tag,
-            &position,
-        ));
+    let key = report_key(&state, &scope, &request).await?;
+    let tag = etag(&key, &format!("{}|{format:?}", section.as_str()));
+    if let Some(unchanged) = not_modified(&headers, &tag) {
+        return Ok(unchanged);
     }
+    let report = report(&state, &scope, &request, &key).await?;
     let (body, content_type) = match format {
         Format::Json => {
             let value = section
@@ -398,7 +405,13 @@ pub async fn metrics(
             "text/csv; charset=utf-8",
         ),
     };
-    Ok(respond(StatusCode::OK, body, content_type, &tag, &position))
+    Ok(respond(
+        StatusCode::OK,
+        body,
+        content_type,
+        &tag,
+        Some(&report.meta.position),
+    ))
 }
 
 /// `GET /v1/reports/board.pdf`.
@@ -419,28 +432,17 @@ pub async fn board(
         })?,
     };
     request.min_position = min_position(&headers, request.min_position.take())?;
-    let (report, key) = report(&state, &scope, &request).await?;
-    let position = report.meta.position.clone();
+    let key = report_key(&state, &scope, &request).await?;
     let tag = etag(&key, size.as_str());
-    if not_modified(&headers, &tag) {
-        return Ok(respond(
-            StatusCode::NOT_MODIFIED,
-            Body::empty(),
-            "",
-            &tag,
-            &position,
-        ));
+    if let Some(unchanged) = not_modified(&headers, &tag) {
+        return Ok(unchanged);
     }
+    let report = report(&state, &scope, &request, &key).await?;
+    let position = report.meta.position.clone();
     let render = {
         let state = state.clone();
         async move {
-            let _permit = state
-                .api
-                .reports
-                .permits
-                .acquire()
-                .await
-                .map_err(|e| ApiError::internal("report permits", e))?;
+            let _permit = state.api.reports.permit().await?;
             tokio::task::spawn_blocking(move || board_pdf::render_board(&report, size))
                 .await
                 .map_err(|e| ApiError::internal("pdf task", e))?
@@ -460,7 +462,7 @@ pub async fn board(
         Body::from(pdf),
         "application/pdf",
         &tag,
-        &position,
+        Some(&position),
     );
     response.headers_mut().insert(
         header::CONTENT_DISPOSITION,

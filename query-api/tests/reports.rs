@@ -350,7 +350,7 @@ async fn edge_cases_and_past_dates() {
     let org_a = s.org_id(&a).await;
 
     // a new organization: non-Latin name, no risks, a certification with no requirements
-    let name = "Ελληνική Ασφάλεια АО «Щит» Łódź";
+    let name = "Ελληνική Ασφάλεια АО «Щит» Łódź 東京";
     let org: i64 = sqlx::query_scalar(
         "INSERT INTO organizations (slug, name) VALUES ('unicode-org', $1) RETURNING id",
     )
@@ -750,14 +750,14 @@ async fn tenancy_scope_and_http_behaviour() {
             assert_eq!(v["error"]["code"], code, "{path}: {v}");
         }
     }
-    let r = s
-        .http
-        .get(format!("{}/v1/metrics/posture", s.base))
-        .bearer_auth(&token)
-        .header("accept", "application/xml")
-        .send()
-        .await
-        .unwrap();
+    let r = with_header(
+        &s,
+        &token,
+        "/v1/metrics/posture",
+        "accept",
+        "application/xml",
+    )
+    .await;
     assert_eq!(r.status(), 406);
     let r = s
         .http
@@ -768,14 +768,7 @@ async fn tenancy_scope_and_http_behaviour() {
     assert_eq!(r.status(), 401);
 
     // CSV by Accept header, the same numbers as JSON
-    let r = s
-        .http
-        .get(format!("{}/v1/metrics/posture", s.base))
-        .bearer_auth(&token)
-        .header("accept", "text/csv")
-        .send()
-        .await
-        .unwrap();
+    let r = with_header(&s, &token, "/v1/metrics/posture", "accept", "text/csv").await;
     assert!(
         r.headers()["content-type"]
             .to_str()
@@ -803,14 +796,7 @@ async fn tenancy_scope_and_http_behaviour() {
     // ETag and 304; a change moves the data position and the tag
     let r = s.get(&token, "/v1/metrics/kpis").await;
     let tag = r.headers()["etag"].to_str().unwrap().to_owned();
-    let again = s
-        .http
-        .get(format!("{}/v1/metrics/kpis", s.base))
-        .bearer_auth(&token)
-        .header("if-none-match", &tag)
-        .send()
-        .await
-        .unwrap();
+    let again = with_header(&s, &token, "/v1/metrics/kpis", "if-none-match", &tag).await;
     assert_eq!(again.status(), 304);
     sqlx::query("UPDATE requirements SET status = 'failed' WHERE id = (SELECT min(id) FROM requirements WHERE organization_id = $1)")
         .bind(org_a)
@@ -818,14 +804,7 @@ async fn tenancy_scope_and_http_behaviour() {
         .await
         .unwrap();
     s.caught_up().await;
-    let changed = s
-        .http
-        .get(format!("{}/v1/metrics/kpis", s.base))
-        .bearer_auth(&token)
-        .header("if-none-match", &tag)
-        .send()
-        .await
-        .unwrap();
+    let changed = with_header(&s, &token, "/v1/metrics/kpis", "if-none-match", &tag).await;
     assert_eq!(changed.status(), 200);
     assert_ne!(changed.headers()["etag"].to_str().unwrap(), tag);
 
@@ -847,6 +826,23 @@ async fn tenancy_scope_and_http_behaviour() {
         assert_eq!(c.await.unwrap(), 200);
     }
     assert_eq!(computed(&s).await, before + 1);
+}
+
+/// GET with one extra request header.
+async fn with_header(
+    s: &Service,
+    token: &str,
+    path: &str,
+    name: &str,
+    value: &str,
+) -> reqwest::Response {
+    s.http
+        .get(format!("{}{path}", s.base))
+        .bearer_auth(token)
+        .header(name, value)
+        .send()
+        .await
+        .unwrap()
 }
 
 async fn computed(s: &Service) -> u64 {

@@ -1,6 +1,8 @@
 //! polars building blocks shared by the sections: state as of a day, and
 //! status counts by any grouping.
 
+use std::collections::HashMap;
+
 use polars::prelude::*;
 
 use crate::model::StatusCounts;
@@ -36,6 +38,30 @@ pub fn state_at(history: &DataFrame, day: i32) -> PolarsResult<LazyFrame> {
         .filter(col("day").lt_eq(lit(day)))
         .group_by_stable([col("entity_id")])
         .agg([col("status").last()]))
+}
+
+/// `id column -> status` of a frame with a status column.
+pub fn status_map(df: &DataFrame, id: &str) -> PolarsResult<HashMap<i64, String>> {
+    Ok(df
+        .column(id)?
+        .i64()?
+        .iter()
+        .zip(df.column("status")?.str()?.iter())
+        .filter_map(|(id, s)| Some((id?, s?.to_owned())))
+        .collect())
+}
+
+/// Statuses of a history's entities at the end of `day`.
+pub fn statuses_at(history: &DataFrame, day: i32) -> PolarsResult<HashMap<i64, String>> {
+    status_map(&state_at(history, day)?.collect()?, "entity_id")
+}
+
+/// Implemented and applicable requirement counts.
+pub fn burn_aggs() -> [Expr; 2] {
+    [
+        count_where(col("status").eq(lit("implemented")), "implemented"),
+        count_where(col("status").neq(lit("not_applicable")), "applicable"),
+    ]
 }
 
 /// Requirements joined with their status at the end of `day`.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use crate::frames::{RISK_OPEN, is_in, state_at};
+use crate::frames::{RISK_OPEN, is_in, state_at, status_map};
 use crate::load::{Dataset, RiskRow, day};
 use crate::model::{Grid, HeatCell, Heatmap, LevelCounts, Rating, RiskItem, RiskLevel};
 
@@ -133,13 +133,7 @@ pub fn heatmap(data: &Dataset, at: chrono::NaiveDate, appetite: u8) -> PolarsRes
         .lazy()
         .filter(col("status").neq(lit("closed")))
         .collect()?;
-    let status: HashMap<i64, String> = live
-        .column("id")?
-        .i64()?
-        .iter()
-        .zip(live.column("status")?.str()?.iter())
-        .filter_map(|(id, s)| Some((id?, s?.to_owned())))
-        .collect();
+    let status = status_map(&live, "id")?;
     let by_id: HashMap<i64, &RiskRow> = data.risks.iter().map(|r| (r.id, r)).collect();
     let mut items: Vec<RiskItem> = status
         .iter()

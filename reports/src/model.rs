@@ -90,7 +90,7 @@ pub struct StatusCounts {
 
 impl StatusCounts {
     pub fn applicable(&self) -> u64 {
-        self.total - self.not_applicable
+        self.total.saturating_sub(self.not_applicable)
     }
 }
 
@@ -173,8 +173,13 @@ pub struct Grid {
 }
 
 impl Grid {
-    pub fn cell(&self, likelihood: u8, impact: u8) -> &HeatCell {
-        &self.cells[usize::from(likelihood - 1) * 5 + usize::from(impact - 1)]
+    /// The cell at (likelihood, impact), both 1..=5.
+    pub fn cell(&self, likelihood: u8, impact: u8) -> Option<&HeatCell> {
+        if !(1..=5).contains(&likelihood) || !(1..=5).contains(&impact) {
+            return None;
+        }
+        self.cells
+            .get(usize::from(likelihood - 1) * 5 + usize::from(impact - 1))
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use crate::frames::{CERTIFICATION_ACTIVE, REQUIREMENT_DONE, is_in, state_at, strings};
+use crate::frames::{CERTIFICATION_ACTIVE, REQUIREMENT_DONE, is_in, statuses_at, strings};
 use crate::load::{Dataset, date, day};
 use crate::model::{DueItem, DueList, ItemKind, KindCounts, Overdue};
 use crate::params::ReportParams;
@@ -124,14 +124,7 @@ pub fn overdue(
     }
 
     // certifications: target dates of those in flight, expiry of certified ones
-    let state = state_at(&data.certification_history, today)?.collect()?;
-    let status: HashMap<i64, String> = state
-        .column("entity_id")?
-        .i64()?
-        .iter()
-        .zip(state.column("status")?.str()?.iter())
-        .filter_map(|(id, s)| Some((id?, s?.to_owned())))
-        .collect();
+    let status = statuses_at(&data.certification_history, today)?;
     for cert in &data.certifications {
         let Some(s) = status.get(&cert.id) else {
             continue;

@@ -7,8 +7,8 @@ use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
 use crate::frames::{
-    CERTIFICATION_ACTIVE, REQUIREMENT_DONE, i64_at, is_in, pct, requirements_at, round1, state_at,
-    u64_at,
+    CERTIFICATION_ACTIVE, REQUIREMENT_DONE, burn_aggs, i64_at, is_in, pct, requirements_at, round1,
+    state_at, statuses_at, u64_at,
 };
 use crate::heatmap::open_by_level;
 use crate::load::{Dataset, day};
@@ -71,18 +71,11 @@ fn overdue_certifications(data: &Dataset, at: i32) -> PolarsResult<u64> {
 pub fn point(data: &Dataset, date: NaiveDate) -> PolarsResult<TrendPoint> {
     let at = day(date);
     let done = is_in("status", &REQUIREMENT_DONE).not();
+    let [implemented, applicable] = burn_aggs();
     let df = requirements_at(&data.requirements, &data.requirement_history, at)?
         .select([
-            col("status")
-                .eq(lit("implemented"))
-                .cast(DataType::UInt64)
-                .sum()
-                .alias("implemented"),
-            col("status")
-                .neq(lit("not_applicable"))
-                .cast(DataType::UInt64)
-                .sum()
-                .alias("applicable"),
+            implemented,
+            applicable,
             col("due")
                 .lt(lit(at))
                 .and(done)
@@ -128,18 +121,7 @@ impl Sampler<'_> {
         if !self.cache.contains_key(&at) {
             let df = requirements_at(&self.data.requirements, &self.data.requirement_history, at)?
                 .group_by([col("certification_id")])
-                .agg([
-                    col("status")
-                        .eq(lit("implemented"))
-                        .cast(DataType::UInt64)
-                        .sum()
-                        .alias("implemented"),
-                    col("status")
-                        .neq(lit("not_applicable"))
-                        .cast(DataType::UInt64)
-                        .sum()
-                        .alias("applicable"),
-                ])
+                .agg(burn_aggs())
                 .collect()?;
             let mut burn = Burn::new();
             for i in 0..df.height() {
@@ -194,15 +176,7 @@ pub fn forecast(data: &Dataset, params: &ReportParams) -> PolarsResult<Forecast>
         data,
         cache: BTreeMap::new(),
     };
-    let status = state_at(&data.certification_history, day(as_of))?.collect()?;
-    let status: HashMap<i64, String> = (0..status.height())
-        .map(|i| {
-            Ok((
-                i64_at(&status, "entity_id", i)?,
-                crate::frames::str_at(&status, "status", i)?.to_owned(),
-            ))
-        })
-        .collect::<PolarsResult<_>>()?;
+    let status = statuses_at(&data.certification_history, day(as_of))?;
 
     let mut certifications = Vec::new();
     let mut backtest = Vec::new();
