@@ -330,15 +330,7 @@ async fn http_behaves_as_clients_expect() {
             .unwrap()
             .starts_with("text/html")
     );
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.metrics_text().await;
     assert!(
         metrics.contains("certscope_http_request_seconds_bucket{route=\"/v1/search\""),
         "{metrics}"

@@ -846,16 +846,9 @@ async fn with_header(
 }
 
 async fn computed(s: &Service) -> u64 {
-    let text = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
+    s.metrics_text()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("certscope_reports_computed "))
         .and_then(|v| v.trim().parse().ok())
         .expect("reports counter")

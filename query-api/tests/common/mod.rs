@@ -172,6 +172,18 @@ impl Service {
             .expect("request")
     }
 
+    /// The Prometheus text of `/metrics`.
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(format!("{}/metrics", self.base))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics body")
+    }
+
     /// GET expecting 200 and JSON.
     pub async fn json(&self, token: &str, path: &str) -> Value {
         let r = self.get(token, path).await;

@@ -353,13 +353,7 @@ impl<'f> Canvas<'f> {
         if points.len() < 2 {
             return;
         }
-        let points = points
-            .iter()
-            .map(|&(x, y)| LinePoint {
-                p: self.point(x, y),
-                bezier: false,
-            })
-            .collect();
+        let points = self.line_points(points);
         self.ops().extend([
             Op::SetOutlineColor { col: colour.pdf() },
             Op::SetOutlineThickness { pt: Pt(thickness) },
@@ -376,6 +370,17 @@ impl<'f> Canvas<'f> {
     pub(super) fn rule(&mut self, y: f32, colour: Colour, thickness: f32) {
         let (l, r) = (self.geom.left(), self.geom.right());
         self.line(&[(l, y), (r, y)], colour, thickness);
+    }
+
+    /// Straight-segment path points from millimetre coordinates.
+    fn line_points(&self, points: &[(f32, f32)]) -> Vec<LinePoint> {
+        points
+            .iter()
+            .map(|&(x, y)| LinePoint {
+                p: self.point(x, y),
+                bezier: false,
+            })
+            .collect()
     }
 
     /// Fills the polygon through `points` (bezier flags per point).
@@ -397,13 +402,7 @@ impl<'f> Canvas<'f> {
         if points.len() < 3 {
             return;
         }
-        let points = points
-            .iter()
-            .map(|&(x, y)| LinePoint {
-                p: self.point(x, y),
-                bezier: false,
-            })
-            .collect();
+        let points = self.line_points(points);
         self.fill_path(points, colour);
     }
 
