@@ -29,6 +29,15 @@ pub struct Change {
     pub seq: i64,
     pub entity: String,
     pub row_id: i64,
+    /// `I`, `U` or `D`.
+    pub op: char,
+    pub old_status: Option<String>,
+    pub new_status: Option<String>,
+    /// The columns a trigger asked to keep (risk levels), before and after.
+    pub old_detail: Option<serde_json::Value>,
+    pub new_detail: Option<serde_json::Value>,
+    /// Written by a bulk loader: indexed, never announced as an event.
+    pub quiet: bool,
     pub recorded_at: DateTime<Utc>,
 }
 
@@ -38,6 +47,12 @@ struct ChangeRow {
     seq: i64,
     entity: String,
     row_id: i64,
+    op: String,
+    old_status: Option<String>,
+    new_status: Option<String>,
+    old_detail: Option<serde_json::Value>,
+    new_detail: Option<serde_json::Value>,
+    quiet: bool,
     recorded_at: DateTime<Utc>,
 }
 
@@ -59,7 +74,8 @@ pub async fn read_page(
     let xip: Vec<String> = from.xip.iter().map(u64::to_string).collect();
     let (cursor_xid, cursor_seq) = cursor.unwrap_or((0, 0));
     let rows: Vec<ChangeRow> = sqlx::query_as(
-        "SELECT xid::text AS xid, seq, entity, row_id, recorded_at FROM change_log \
+        "SELECT xid::text AS xid, seq, entity, row_id, op::text AS op, old_status, new_status, \
+                old_detail, new_detail, quiet, recorded_at FROM change_log \
          WHERE (xid >= $1::text::xid8 OR xid = ANY($2::text[]::xid8[])) \
            AND pg_visible_in_snapshot(xid, $3::text::pg_snapshot) \
            AND (xid, seq) > ($4::text::xid8, $5) \
@@ -83,6 +99,12 @@ pub async fn read_page(
                 seq: r.seq,
                 entity: r.entity,
                 row_id: r.row_id,
+                op: r.op.chars().next().unwrap_or('U'),
+                old_status: r.old_status,
+                new_status: r.new_status,
+                old_detail: r.old_detail,
+                new_detail: r.new_detail,
+                quiet: r.quiet,
                 recorded_at: r.recorded_at,
             })
         })

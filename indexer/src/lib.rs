@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod change_feed;
 pub mod documents;
+pub mod events;
 pub mod index_store;
 pub mod metrics;
 pub mod position;

@@ -173,6 +173,22 @@ pub async fn rebuild(
         position = %report.position.snapshot,
         "index rebuilt"
     );
+    // announced to everyone's notices room; the index is fine without it
+    let event = crate::events::NewEvent {
+        kind: "index.rebuilt",
+        organization_id: None,
+        certification_id: None,
+        user_ids: Vec::new(),
+        occurred_at: chrono::Utc::now(),
+        data: serde_json::json!({
+            "documents": documents,
+            "seconds": (report.seconds * 10.0).round() / 10.0,
+        }),
+        dedupe_key: None,
+    };
+    if let Err(e) = crate::events::append(pool, &[event]).await {
+        tracing::warn!(error = %e, "could not announce the rebuild");
+    }
     Ok(report)
 }
 
