@@ -34,6 +34,12 @@ pub async fn index(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> 
     let config = indexer_config(global, args, &db);
     let cancel = CancellationToken::new();
     let handle = certscope_indexer::spawn(config, cancel.clone());
+    // live events come from the same change log; API servers only read them
+    let deriver = certscope_indexer::events::spawn_deriver(
+        db.pool.clone(),
+        certscope_indexer::events::DeriverConfig::default(),
+        cancel.clone(),
+    );
     let metrics = handle.metrics.clone();
     let reporter = tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(30));
@@ -55,6 +61,8 @@ pub async fn index(global: &GlobalArgs, args: &IndexArgs) -> anyhow::Result<()> 
         () = cancel.cancelled() => {}
     }
     reporter.abort();
+    cancel.cancel();
+    let _ = deriver.await;
     handle.finished().await.context("indexer failed")?;
     db.close().await
 }
@@ -143,12 +151,13 @@ pub async fn run_with(
     let config = indexer_config(global, args, db);
     let cancel = CancellationToken::new();
     let handle = certscope_indexer::spawn(config, cancel.clone());
-    let state = certscope_query_api::AppState {
-        pool: read_pool,
-        views: handle.views.clone(),
-        indexer: Some(handle.metrics.clone()),
-        api: std::sync::Arc::new(certscope_query_api::Api::new(api)),
-    };
+    let state = certscope_query_api::AppState::new(
+        read_pool,
+        handle.views.clone(),
+        Some(handle.metrics.clone()),
+        api,
+    );
+    let event_tasks = state.start_events(db.pool.clone(), cancel.clone());
     let stop = cancel.clone();
     let shutdown = async move {
         tokio::select! {
@@ -158,6 +167,9 @@ pub async fn run_with(
     };
     let served = certscope_query_api::serve(listener, state, shutdown).await;
     cancel.cancel();
+    for task in event_tasks {
+        let _ = task.await;
+    }
     let indexed = handle.finished().await;
     served?;
     indexed.context("indexer failed")?;

@@ -134,6 +134,12 @@ impl Keys {
 
     /// Verifies a token: signature, algorithm, expiry, and the claims' shape.
     pub fn verify(&self, token: &str) -> Result<Scope, ApiError> {
+        self.verify_until(token).map(|(scope, _)| scope)
+    }
+
+    /// `verify`, and when the token expires (seconds since the epoch): long-lived
+    /// connections end then.
+    pub fn verify_until(&self, token: &str) -> Result<(Scope, u64), ApiError> {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &self.validation)
             .map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
@@ -165,12 +171,15 @@ impl Keys {
             }
             (_, None) => None,
         };
-        Ok(Scope {
-            user_id: c.sub,
-            org_id: c.org,
-            role: c.role,
-            certifications,
-        })
+        Ok((
+            Scope {
+                user_id: c.sub,
+                org_id: c.org,
+                role: c.role,
+                certifications,
+            },
+            c.exp,
+        ))
     }
 }
 
@@ -198,9 +207,17 @@ pub fn claims(
 
 /// The bearer token of a request, if it has a well-formed Authorization header.
 pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts.headers.get(AUTHORIZATION).ok_or_else(|| {
+    bearer_from(&parts.headers)?.ok_or_else(|| {
         ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
-    })?;
+    })
+}
+
+/// The bearer token in `headers`: `None` without an Authorization header, an
+/// error when it is there but not a bearer token.
+pub fn bearer_from(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
     let value = value
         .to_str()
         .map_err(|_| ApiError::Unauthorized("the Authorization header is not valid text".into()))?;
@@ -208,7 +225,7 @@ pub fn bearer(parts: &Parts) -> Result<&str, ApiError> {
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .ok_or_else(|| ApiError::Unauthorized("the Authorization scheme must be Bearer".into()))?;
-    Ok(token.trim())
+    Ok(Some(token.trim()))
 }
 
 impl FromRequestParts<AppState> for Scope {

@@ -105,7 +105,7 @@ impl RateLimiter {
     }
 }
 
-fn key_of(kind: &str, value: &[u8]) -> u64 {
+pub(crate) fn key_of(kind: &str, value: &[u8]) -> u64 {
     let mut h = fnv::FnvHasher::default();
     h.write(kind.as_bytes());
     h.write(value);
@@ -135,31 +135,27 @@ pub async fn rate_limit(
     }
     // keyed by the token as the verifier reads it, so the spacing or case of
     // the scheme cannot open a fresh bucket
-    let token = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| {
-            let scheme = v.get(..7)?;
-            scheme
-                .eq_ignore_ascii_case("bearer ")
-                .then(|| v[7..].trim())
-        });
-    if let Some(token) = token {
+    if let Some(token) = token_key(request.headers()) {
         state
             .api
             .limiter
-            .take(
-                key_of("token", token.as_bytes()),
-                c.rate_per_token,
-                c.burst_per_token,
-            )
+            .take(token, c.rate_per_token, c.burst_per_token)
             .map_err(|wait| ApiError::TooManyRequests {
                 message: "too many requests with this token".into(),
                 retry_after: wait,
             })?;
     }
     Ok(next.run(request).await)
+}
+
+/// The request's bearer token hashed, as the verifier reads it (scheme in any
+/// case, surrounding spaces trimmed): the key of per-token limits.
+pub(crate) fn token_key(headers: &axum::http::HeaderMap) -> Option<u64> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let scheme = v.get(..7)?;
+    scheme
+        .eq_ignore_ascii_case("bearer ")
+        .then(|| key_of("token", v[7..].trim().as_bytes()))
 }
 
 /// Timing, status counts, a span per request, the URI bound and the timeout.
@@ -246,11 +242,12 @@ pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .collect();
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
-        .allow_methods([Method::GET, Method::OPTIONS])
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::IF_NONE_MATCH,
+            HeaderName::from_static("last-event-id"),
             HeaderName::from_static(MIN_POSITION_HEADER),
         ])
         .expose_headers([

@@ -5,6 +5,7 @@
 pub mod auth;
 mod detail;
 pub mod error;
+pub mod events;
 mod health;
 mod http;
 mod metrics;
@@ -48,6 +49,8 @@ pub struct ApiConfig {
     pub max_position_wait: Duration,
     /// Cached responses kept.
     pub cache_entries: u64,
+    /// Live events: queues, limits, retention.
+    pub events: events::EventConfig,
 }
 
 impl ApiConfig {
@@ -64,6 +67,7 @@ impl ApiConfig {
             burst_per_ip: 1000.0,
             max_position_wait: Duration::from_secs(5),
             cache_entries: 2_000,
+            events: events::EventConfig::default(),
         }
     }
 }
@@ -108,6 +112,49 @@ pub struct AppState {
     /// Figures of the in-process indexer, when there is one.
     pub indexer: Option<Arc<IndexerMetrics>>,
     pub api: Arc<Api>,
+    /// Live events of this server.
+    pub events: Arc<events::EventHub>,
+}
+
+impl AppState {
+    /// The state of a server: `pool` for reads, the indexer's views and figures.
+    pub fn new(
+        pool: PgPool,
+        views: tokio::sync::watch::Receiver<Option<IndexView>>,
+        indexer: Option<Arc<IndexerMetrics>>,
+        config: ApiConfig,
+    ) -> Self {
+        let events = Arc::new(events::EventHub::new(config.events.clone()));
+        Self {
+            pool,
+            views,
+            indexer,
+            api: Arc::new(Api::new(config)),
+            events,
+        }
+    }
+
+    /// Starts live events: the deriver turning committed changes into events
+    /// (on `write_pool`; any number may run, they take turns) and the feed of
+    /// this server's hub.
+    pub fn start_events(
+        &self,
+        write_pool: PgPool,
+        cancel: tokio_util::sync::CancellationToken,
+    ) -> [tokio::task::JoinHandle<()>; 2] {
+        let config = &self.events.config;
+        let deriver = certscope_indexer::events::DeriverConfig {
+            retention: certscope_indexer::events::EventRetention {
+                max_age: config.retain_age,
+                max_events: config.retain_events as i64,
+            },
+            ..Default::default()
+        };
+        [
+            certscope_indexer::events::spawn_deriver(write_pool, deriver, cancel.clone()),
+            events::spawn_feeder(self.pool.clone(), self.events.clone(), cancel),
+        ]
+    }
 }
 
 /// Every route, for the OpenAPI document and its test.
@@ -133,6 +180,9 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("get", "/v1/metrics/overdue"),
     ("get", "/v1/metrics/kpis"),
     ("get", "/v1/reports/board.pdf"),
+    ("get", "/v1/events"),
+    ("get", "/v1/events/stream"),
+    ("post", "/v1/events/tickets"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -151,7 +201,10 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/requirements/{id}", get(detail::requirement))
         .route("/v1/evidence/{id}", get(detail::evidence))
         .route("/v1/risks/{id}", get(detail::risk))
-        .route("/v1/reports/board.pdf", get(reports::board));
+        .route("/v1/reports/board.pdf", get(reports::board))
+        .route("/v1/events", get(events::ws_upgrade))
+        .route("/v1/events/stream", get(events::sse_stream))
+        .route("/v1/events/tickets", axum::routing::post(events::ticket));
     let api = Section::ALL.into_iter().fold(api, |api, section| {
         api.route(
             &format!("/v1/metrics/{}", section.as_str()),
@@ -171,12 +224,18 @@ pub fn router(state: AppState) -> Router {
     http::layers(api.merge(ops), &state).with_state(state)
 }
 
-/// Serves until `shutdown` resolves, then drains in-flight requests.
+/// Serves until `shutdown` resolves, then ends live event streams and drains
+/// in-flight requests.
 pub async fn serve(
     listener: TcpListener,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let hub = state.events.clone();
+    let shutdown = async move {
+        shutdown.await;
+        hub.shutdown();
+    };
     let addr: Option<SocketAddr> = listener.local_addr().ok();
     tracing::info!(addr = ?addr, "http api listening");
     axum::serve(

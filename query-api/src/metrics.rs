@@ -76,6 +76,76 @@ fn http_figures(out: &mut String, state: &AppState) {
     }
 }
 
+fn event_figures(out: &mut String, state: &AppState) {
+    let hub = &state.events;
+    let (last_id, connections, rooms, queued) = hub.figures();
+    gauge(
+        out,
+        "certscope_events_last_id",
+        "id of the newest live event",
+        last_id,
+    );
+    gauge(
+        out,
+        "certscope_events_connections",
+        "open live event connections",
+        connections,
+    );
+    gauge(
+        out,
+        "certscope_events_subscriptions",
+        "rooms followed over all connections",
+        rooms,
+    );
+    gauge(
+        out,
+        "certscope_events_queued",
+        "events queued to connections, unsent",
+        queued,
+    );
+    let m = &hub.metrics;
+    let counters = [
+        ("published", "events received by this server", &m.published),
+        ("delivered", "events queued to connections", &m.delivered),
+        (
+            "replayed",
+            "retained events replayed to resuming clients",
+            &m.replayed,
+        ),
+        (
+            "resyncs",
+            "resumes refused: the last id was out of reach",
+            &m.resyncs,
+        ),
+        ("refused_rooms", "subscriptions refused", &m.refused_rooms),
+        (
+            "bad_messages",
+            "malformed client messages answered with an error",
+            &m.bad_messages,
+        ),
+        (
+            "refused_connections",
+            "connections refused by the per-token limit",
+            &m.refused_connections,
+        ),
+    ];
+    for (name, help, c) in counters {
+        let _ = writeln!(
+            out,
+            "# HELP certscope_events_{name}_total {help}\n# TYPE certscope_events_{name}_total counter\ncertscope_events_{name}_total {}",
+            c.load(Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP certscope_events_disconnects_total connections dropped by the server\n# TYPE certscope_events_disconnects_total counter\n\
+         certscope_events_disconnects_total{{reason=\"slow_consumer\"}} {}\n\
+         certscope_events_disconnects_total{{reason=\"dead_peer\"}} {}",
+        m.dropped_slow.load(Relaxed),
+        m.dropped_dead.load(Relaxed)
+    );
+}
+
 fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display) {
     let _ = writeln!(
         out,
@@ -181,6 +251,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             &m.commit_seconds,
         );
     }
+    event_figures(&mut out, &state);
     http_figures(&mut out, &state);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
 }

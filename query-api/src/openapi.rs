@@ -178,6 +178,47 @@ pub fn spec() -> Value {
             true,
         );
     }
+    spec["paths"]["/v1/events"] = op(
+        "Live events over WebSocket (101 Switching Protocols). Authenticate with the Authorization header, a `ticket`, or a first message {\"type\":\"auth\",\"token\":…}; then {\"type\":\"subscribe\",\"rooms\":[…],\"last_event_id\":n}, unsubscribe, ping. Rooms: org, certification:<id>, user, notices. See README, Live events.",
+        vec![param(
+            "ticket",
+            "A single-use ticket from POST /v1/events/tickets (browsers).",
+            string(),
+        )],
+        "Object",
+        true,
+    );
+    spec["paths"]["/v1/events/stream"] = op(
+        "Live events as Server-Sent Events (text/event-stream): `id:` is the event id, `event:` its kind; also subscribed, snapshot, resync and error messages. Resume with the Last-Event-ID header.",
+        vec![
+            param(
+                "rooms",
+                "Comma-separated rooms (required): org, certification:<id>, user, notices.",
+                string(),
+            ),
+            param(
+                "ticket",
+                "A single-use ticket from POST /v1/events/tickets (EventSource cannot send headers).",
+                string(),
+            ),
+            param(
+                "last_event_id",
+                "Resume after this event id (the Last-Event-ID header wins).",
+                json!({"type": "integer"}),
+            ),
+        ],
+        "Object",
+        true,
+    );
+    let mut ticket = op(
+        "A single-use ticket (valid about a minute) standing for the caller's token, for /v1/events and /v1/events/stream in browsers",
+        Vec::new(),
+        "Object",
+        true,
+    );
+    ticket["post"] = ticket["get"].take();
+    ticket.as_object_mut().map(|o| o.remove("get"));
+    spec["paths"]["/v1/events/tickets"] = ticket;
     spec["paths"]["/v1/reports/board.pdf"] = op(
         "The board PDF (application/pdf) of the same report model",
         report_params(true),

@@ -24,6 +24,7 @@ pub struct Service {
     pub base: String,
     pub keys: Keys,
     pub api: Arc<Api>,
+    pub events: Arc<certscope_query_api::events::EventHub>,
     pub http: reqwest::Client,
     pub indexer: IndexerHandle,
     server: tokio::task::JoinHandle<()>,
@@ -70,13 +71,14 @@ impl Service {
         api_config.cors_origins = vec!["https://app.example.com".into()];
         api_config.max_position_wait = Duration::from_millis(1500);
         configure(&mut api_config);
-        let api = Arc::new(Api::new(api_config));
-        let state = AppState {
-            pool: pool.clone(),
-            views: indexer.views.clone(),
-            indexer: Some(indexer.metrics.clone()),
-            api: api.clone(),
-        };
+        let state = AppState::new(
+            pool.clone(),
+            indexer.views.clone(),
+            Some(indexer.metrics.clone()),
+            api_config,
+        );
+        let (api, events) = (state.api.clone(), state.events.clone());
+        state.start_events(pool.clone(), stop.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -94,6 +96,7 @@ impl Service {
             base,
             keys: Keys::new(SECRET),
             api,
+            events,
             http: reqwest::Client::new(),
             indexer,
             server,

@@ -1,0 +1,556 @@
+//! `GET /v1/events`: live events over WebSocket. JSON text messages both ways;
+//! see README.md, "Live events", for the protocol.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{RawQuery, State};
+use axum::http::HeaderMap;
+use axum::response::Response;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+
+use super::{Connection, Dropped, Kick, Room};
+use crate::AppState;
+use crate::error::ApiError;
+
+/// The caller of an upgrade request: from its Authorization header or a ticket,
+/// or none yet (it must then authenticate by its first message).
+async fn caller(
+    state: &AppState,
+    headers: &HeaderMap,
+    query: Option<&str>,
+) -> Result<Option<Connection>, ApiError> {
+    let mut ticket = None;
+    for (key, value) in serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+        .map_err(|_| ApiError::bad("bad_query", "the query string is not valid"))?
+    {
+        match key.as_str() {
+            "ticket" => ticket = Some(value),
+            other => {
+                return Err(ApiError::bad(
+                    "unknown_parameter",
+                    format!("unknown parameter `{other}`: /v1/events takes only `ticket`"),
+                ));
+            }
+        }
+    }
+    match super::caller_of(state, headers, ticket.as_deref())? {
+        Some(caller) => Ok(Some(state.events.connect(caller).await?)),
+        None => Ok(None),
+    }
+}
+
+pub async fn upgrade(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let connection = caller(&state, &headers, query.as_deref()).await?;
+    let max = state.events.config.max_frame_bytes;
+    Ok(ws
+        .max_message_size(max)
+        .max_frame_size(max)
+        .on_upgrade(move |socket| async move {
+            let (sink, stream) = socket.split();
+            let mut session = Session {
+                sink,
+                stream,
+                state,
+                last_seen: Instant::now(),
+            };
+            session.run(connection).await;
+        }))
+}
+
+/// Why a session ended.
+enum End {
+    /// The peer went away or the socket failed: nothing more can be sent.
+    Gone,
+    /// Close with this frame, after an error message saying why.
+    Close(Dropped),
+}
+
+/// Queued events written per flush at most.
+const BATCH: usize = 64;
+
+enum Step {
+    Dropped(Dropped),
+    Incoming(Option<Result<Message, axum::Error>>),
+    Event(Option<Arc<super::Event>>),
+    Heartbeat,
+}
+
+struct Session {
+    sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    state: AppState,
+    last_seen: Instant,
+}
+
+fn error(code: &str, message: impl Into<String>) -> Value {
+    json!({"type": "error", "code": code, "message": message.into()})
+}
+
+impl Session {
+    async fn run(&mut self, connection: Option<Connection>) {
+        let connection = match connection {
+            Some(c) => Ok(c),
+            None => self.authenticate().await,
+        };
+        let end = match connection {
+            Ok(mut connection) => self.serve(&mut connection).await,
+            Err(end) => end,
+        };
+        if let End::Close(dropped) = end {
+            let grace = self.state.events.config.close_grace;
+            let frame = CloseFrame {
+                code: dropped.close,
+                reason: truncate(&dropped.message, 120).to_owned().into(),
+            };
+            let message = error(dropped.code, dropped.message);
+            let _ = tokio::time::timeout(grace, async {
+                self.sink
+                    .send(Message::Text(message.to_string().into()))
+                    .await?;
+                self.sink.send(Message::Close(Some(frame))).await
+            })
+            .await;
+        }
+    }
+
+    /// The first message must be `{"type":"auth","token":…}`.
+    async fn authenticate(&mut self) -> Result<Connection, End> {
+        let config = &self.state.events.config;
+        let refuse = |message: String| {
+            End::Close(Dropped {
+                code: "unauthorized",
+                close: 4001,
+                message,
+            })
+        };
+        let first = tokio::time::timeout(config.auth_timeout, self.stream.next()).await;
+        let text = match first {
+            Err(_) => {
+                return Err(refuse(format!(
+                    "no authentication within {} s: send {{\"type\":\"auth\",\"token\":…}} first",
+                    config.auth_timeout.as_secs()
+                )));
+            }
+            Ok(Some(Ok(Message::Text(text)))) => text,
+            Ok(Some(Ok(_))) => {
+                return Err(refuse(
+                    "the first message must be {\"type\":\"auth\",\"token\":…} as JSON text".into(),
+                ));
+            }
+            Ok(_) => return Err(End::Gone),
+        };
+        let token = serde_json::from_str::<Value>(&text)
+            .ok()
+            .filter(|v| v["type"] == "auth")
+            .and_then(|v| v["token"].as_str().map(str::to_owned));
+        let Some(token) = token else {
+            return Err(refuse(
+                "the first message must be {\"type\":\"auth\",\"token\":…}".into(),
+            ));
+        };
+        let caller = super::Caller::verify(&self.state.api.keys, &token)
+            .map_err(|e| refuse(e.to_string()))?;
+        self.state.events.connect(caller).await.map_err(|e| {
+            End::Close(Dropped {
+                code: "too_many_connections",
+                close: 4029,
+                message: e.to_string(),
+            })
+        })
+    }
+
+    async fn send(&mut self, value: &Value, kick: &Kick) -> Result<(), End> {
+        self.send_text(value.to_string().into(), kick).await
+    }
+
+    /// Sends one message unless the hub drops the connection meanwhile; a peer
+    /// that accepts nothing for two heartbeats is gone.
+    async fn send_text(
+        &mut self,
+        text: axum::extract::ws::Utf8Bytes,
+        kick: &Kick,
+    ) -> Result<(), End> {
+        let limit = self.state.events.config.heartbeat * 2;
+        tokio::select! {
+            biased;
+            dropped = kick.kicked() => Err(End::Close(dropped)),
+            sent = tokio::time::timeout(limit, self.sink.send(Message::Text(text))) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => {
+                    self.state.events.metrics.dropped_dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Err(End::Gone)
+                }
+            },
+        }
+    }
+
+    /// Writes `first` and whatever else is already queued (up to a bound) with
+    /// one flush: a burst costs one write, not one per event.
+    async fn send_events(
+        &mut self,
+        first: Arc<super::Event>,
+        rx: &mut tokio::sync::mpsc::Receiver<Arc<super::Event>>,
+        kick: &Kick,
+    ) -> Result<(), End> {
+        let limit = self.state.events.config.heartbeat * 2;
+        let sink = &mut self.sink;
+        let write = async move {
+            sink.feed(Message::Text(first.json.clone())).await?;
+            for _ in 0..BATCH {
+                let Ok(event) = rx.try_recv() else { break };
+                sink.feed(Message::Text(event.json.clone())).await?;
+            }
+            sink.flush().await
+        };
+        tokio::select! {
+            biased;
+            dropped = kick.kicked() => Err(End::Close(dropped)),
+            sent = tokio::time::timeout(limit, write) => match sent {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(_)) => Err(End::Gone),
+                Err(_) => {
+                    self.state.events.metrics.dropped_dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Err(End::Gone)
+                }
+            },
+        }
+    }
+
+    async fn serve(&mut self, connection: &mut Connection) -> End {
+        let kick = connection.kick.clone();
+        let hello = json!({
+            "type": "welcome",
+            "user_id": connection.scope.user_id,
+            "organization_id": connection.scope.org_id,
+            "last_event_id": self.state.events.last_id(),
+            "limits": {
+                "rooms": self.state.events.config.max_rooms_per_connection,
+                "queue": self.state.events.config.queue,
+                "message_bytes": self.state.events.config.max_message_bytes,
+            },
+        });
+        if let Err(end) = self.send(&hello, &kick).await {
+            return end;
+        }
+        let heartbeat = self.state.events.config.heartbeat;
+        let mut ticks =
+            tokio::time::interval_at(tokio::time::Instant::now() + heartbeat, heartbeat);
+        loop {
+            let step = tokio::select! {
+                biased;
+                dropped = kick.kicked() => Step::Dropped(dropped),
+                dropped = super::expiry(connection.expires) => Step::Dropped(dropped),
+                incoming = self.stream.next() => Step::Incoming(incoming),
+                event = connection.rx.recv() => Step::Event(event),
+                _ = ticks.tick() => Step::Heartbeat,
+            };
+            let result = match step {
+                Step::Dropped(dropped) => Err(End::Close(dropped)),
+                Step::Event(Some(event)) => {
+                    self.send_events(event, &mut connection.rx, &kick).await
+                }
+                // the hub let go of the connection: its kick says why
+                Step::Event(None) => Err(End::Close(kick.kicked().await)),
+                Step::Incoming(incoming) => {
+                    self.last_seen = Instant::now();
+                    self.incoming(incoming, connection, &kick).await
+                }
+                Step::Heartbeat => {
+                    if self.last_seen.elapsed() > heartbeat * 2 {
+                        self.state
+                            .events
+                            .metrics
+                            .dropped_dead
+                            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        Err(End::Close(Dropped {
+                            code: "heartbeat_timeout",
+                            close: 4000,
+                            message: format!(
+                                "nothing heard for {} s (pings unanswered)",
+                                self.last_seen.elapsed().as_secs()
+                            ),
+                        }))
+                    } else {
+                        let ping = tokio::time::timeout(
+                            heartbeat,
+                            self.sink.send(Message::Ping(Vec::new().into())),
+                        )
+                        .await;
+                        match ping {
+                            Ok(Ok(())) => Ok(()),
+                            _ => Err(End::Gone),
+                        }
+                    }
+                }
+            };
+            if let Err(end) = result {
+                return end;
+            }
+        }
+    }
+
+    async fn incoming(
+        &mut self,
+        incoming: Option<Result<Message, axum::Error>>,
+        connection: &Connection,
+        kick: &Kick,
+    ) -> Result<(), End> {
+        let hub = self.state.events.clone();
+        let config = &hub.config;
+        let bad = |code: &str, message: String| {
+            hub.metrics
+                .bad_messages
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            error(code, message)
+        };
+        let text = match incoming {
+            None => return Err(End::Gone),
+            Some(Err(e)) => {
+                // tungstenite refuses frames over the transport limit
+                let too_big = e.to_string().to_ascii_lowercase().contains("too long")
+                    || e.to_string().to_ascii_lowercase().contains("space limit");
+                return Err(if too_big {
+                    End::Close(Dropped {
+                        code: "too_large",
+                        close: 1009,
+                        message: format!(
+                            "a frame was larger than {} bytes",
+                            config.max_frame_bytes
+                        ),
+                    })
+                } else {
+                    End::Gone
+                });
+            }
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Binary(_))) => {
+                let e = bad(
+                    "bad_message",
+                    "binary frames are not understood: send JSON text".into(),
+                );
+                return self.send(&e, kick).await;
+            }
+            Some(Ok(Message::Close(_))) => return Err(End::Gone),
+            Some(Ok(_)) => return Ok(()),
+        };
+        if text.len() > config.max_message_bytes {
+            let e = bad(
+                "too_large",
+                format!(
+                    "a message of {} bytes is larger than the {} allowed",
+                    text.len(),
+                    config.max_message_bytes
+                ),
+            );
+            return self.send(&e, kick).await;
+        }
+        let request = match Request::parse(&text) {
+            Ok(r) => r,
+            Err(message) => {
+                let e = bad("bad_message", message);
+                return self.send(&e, kick).await;
+            }
+        };
+        match request {
+            Request::Ping => self.send(&json!({"type": "pong"}), kick).await,
+            Request::Auth => {
+                let e = bad(
+                    "bad_message",
+                    "this connection is already authenticated".into(),
+                );
+                self.send(&e, kick).await
+            }
+            Request::Unsubscribe(names) => {
+                let rooms: Vec<Room> = names
+                    .iter()
+                    .filter_map(|n| Room::parse(n, &connection.scope).ok())
+                    .collect();
+                let removed = self.state.events.unsubscribe(connection, &rooms);
+                let removed: Vec<String> = removed.iter().map(Room::to_string).collect();
+                self.send(&json!({"type": "unsubscribed", "rooms": removed}), kick)
+                    .await
+            }
+            Request::Subscribe {
+                rooms,
+                last_event_id,
+            } => {
+                self.subscribe(&rooms, last_event_id, connection, kick)
+                    .await
+            }
+        }
+    }
+
+    async fn subscribe(
+        &mut self,
+        names: &[String],
+        last_event_id: Option<i64>,
+        connection: &Connection,
+        kick: &Kick,
+    ) -> Result<(), End> {
+        let hub = self.state.events.clone();
+        if names.len() > hub.config.max_rooms_per_connection {
+            let e = error(
+                "too_many_rooms",
+                format!(
+                    "a connection may follow at most {} rooms",
+                    hub.config.max_rooms_per_connection
+                ),
+            );
+            return self.send(&e, kick).await;
+        }
+        let (accepted, refused) =
+            super::authorize_rooms(names, &connection.scope, &self.state.pool, &hub.metrics).await;
+        for r in refused {
+            let e = json!({"type": "error", "code": r.code, "room": r.room, "message": r.message});
+            self.send(&e, kick).await?;
+        }
+        if accepted.is_empty() {
+            return Ok(());
+        }
+        let subscribed = match hub.subscribe(connection, &accepted, last_event_id) {
+            Ok(s) => s,
+            Err(message) => return self.send(&error("too_many_rooms", message), kick).await,
+        };
+        let names: Vec<String> = accepted.iter().map(Room::to_string).collect();
+        let ack =
+            json!({"type": "subscribed", "rooms": names, "last_event_id": subscribed.last_id});
+        self.send(&ack, kick).await?;
+        if let Some(reason) = &subscribed.resync {
+            let m =
+                json!({"type": "resync", "reason": reason, "last_event_id": subscribed.last_id});
+            self.send(&m, kick).await?;
+        }
+        for room in &accepted {
+            if let Room::Certification(id) = *room {
+                let m = match super::snapshot(&self.state.pool, &connection.scope, id).await {
+                    Ok(certification) => json!({
+                        "type": "snapshot",
+                        "room": room.to_string(),
+                        "certification": certification,
+                        "last_event_id": subscribed.last_id,
+                    }),
+                    Err(e) => {
+                        tracing::error!(error = %e, "certification snapshot failed");
+                        error(
+                            "unavailable",
+                            format!("the snapshot of {room} failed; resubscribe"),
+                        )
+                    }
+                };
+                self.send(&m, kick).await?;
+            }
+        }
+        for event in subscribed.replay {
+            self.send_text(event.json.clone(), kick).await?;
+        }
+        Ok(())
+    }
+}
+
+/// What a client may ask.
+enum Request {
+    Auth,
+    Ping,
+    Subscribe {
+        rooms: Vec<String>,
+        last_event_id: Option<i64>,
+    },
+    Unsubscribe(Vec<String>),
+}
+
+impl Request {
+    /// Parses a client message, naming what is wrong.
+    fn parse(text: &str) -> Result<Request, String> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| format!("the message is not valid JSON: {e}"))?;
+        let Value::Object(map) = value else {
+            return Err("a message must be a JSON object with a `type`".into());
+        };
+        let kind = map
+            .get("type")
+            .and_then(Value::as_str)
+            .ok_or("a message needs a string `type`: subscribe, unsubscribe or ping")?;
+        let allowed: &[&str] = match kind {
+            "subscribe" => &["type", "rooms", "room", "last_event_id"],
+            "unsubscribe" => &["type", "rooms", "room"],
+            "ping" | "auth" => &["type", "token"],
+            other => {
+                return Err(format!(
+                    "unknown message type {other:?}: expected subscribe, unsubscribe or ping"
+                ));
+            }
+        };
+        if let Some(field) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            return Err(format!(
+                "unknown field `{field}` in a {kind} message (allowed: {})",
+                allowed.join(", ")
+            ));
+        }
+        let rooms = || -> Result<Vec<String>, String> {
+            let mut rooms = Vec::new();
+            if let Some(list) = map.get("rooms") {
+                let list = list
+                    .as_array()
+                    .ok_or("`rooms` must be a list of room names")?;
+                for r in list {
+                    rooms.push(
+                        r.as_str()
+                            .ok_or("`rooms` must be a list of room names")?
+                            .to_owned(),
+                    );
+                }
+            }
+            if let Some(room) = map.get("room") {
+                rooms.push(
+                    room.as_str()
+                        .ok_or("`room` must be a room name")?
+                        .to_owned(),
+                );
+            }
+            if rooms.is_empty() {
+                return Err(format!("a {kind} message needs `rooms` (a list) or `room`"));
+            }
+            Ok(rooms)
+        };
+        match kind {
+            "subscribe" => {
+                let last_event_id = match map.get("last_event_id") {
+                    None | Some(Value::Null) => None,
+                    Some(v) => Some(
+                        v.as_i64()
+                            .filter(|&n| n >= 0)
+                            .ok_or("`last_event_id` must be a non-negative integer")?,
+                    ),
+                };
+                Ok(Request::Subscribe {
+                    rooms: rooms()?,
+                    last_event_id,
+                })
+            }
+            "unsubscribe" => Ok(Request::Unsubscribe(rooms()?)),
+            "auth" => Ok(Request::Auth),
+            _ => Ok(Request::Ping),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
