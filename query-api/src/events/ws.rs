@@ -51,7 +51,12 @@ pub async fn upgrade(
 ) -> Result<Response, ApiError> {
     let connection = caller(&state, &headers, query.as_deref()).await?;
     let max = state.events.config.max_frame_bytes;
+    // clients send a few small messages: small read buffers keep a thousand
+    // idle connections cheap; writes flush in batches of up to 64 KiB
     Ok(ws
+        .read_buffer_size(8 << 10)
+        .write_buffer_size(64 << 10)
+        .max_write_buffer_size(max + (1 << 20))
         .max_message_size(max)
         .max_frame_size(max)
         .on_upgrade(move |socket| async move {
