@@ -39,6 +39,28 @@ pub struct ApiArgs {
     /// Responses kept in the cache.
     #[arg(long, env = "CERTSCOPE_CACHE_ENTRIES", default_value_t = 2_000)]
     pub cache_entries: u64,
+    /// Live events queued per connection before it is dropped as a slow consumer.
+    #[arg(long, env = "CERTSCOPE_EVENT_QUEUE", default_value_t = 8192)]
+    pub event_queue: usize,
+    /// Live event connections (WebSocket and SSE) open at once per token.
+    #[arg(
+        long,
+        env = "CERTSCOPE_EVENT_CONNECTIONS_PER_TOKEN",
+        default_value_t = 16
+    )]
+    pub event_connections_per_token: usize,
+    /// Rooms one live event connection may follow.
+    #[arg(long, env = "CERTSCOPE_EVENT_ROOMS", default_value_t = 64)]
+    pub event_rooms: usize,
+    /// Events retained for clients that resume: at most this many...
+    #[arg(long, env = "CERTSCOPE_EVENT_RETAIN", default_value_t = 10_000)]
+    pub event_retain: usize,
+    /// ...and none older than this many hours.
+    #[arg(long, env = "CERTSCOPE_EVENT_RETAIN_HOURS", default_value_t = 24)]
+    pub event_retain_hours: u64,
+    /// Seconds between WebSocket pings and SSE keep-alives.
+    #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = 20)]
+    pub event_heartbeat_secs: u64,
 }
 
 /// The token secret: the flag/environment, else a file in the data dir.
@@ -89,6 +111,15 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     c.burst_per_ip = args.rate_per_ip * 2.0;
     c.max_position_wait = Duration::from_millis(args.max_position_wait_ms);
     c.cache_entries = args.cache_entries;
+    if args.event_queue == 0 || args.event_connections_per_token == 0 || args.event_rooms == 0 {
+        bail!("event queue, connection and room limits must be at least 1");
+    }
+    c.events.queue = args.event_queue;
+    c.events.max_connections_per_token = args.event_connections_per_token;
+    c.events.max_rooms_per_connection = args.event_rooms;
+    c.events.retain_events = args.event_retain;
+    c.events.retain_age = Duration::from_secs(args.event_retain_hours * 3600);
+    c.events.heartbeat = Duration::from_secs(args.event_heartbeat_secs.max(1));
     Ok(c)
 }
 

@@ -53,6 +53,9 @@ pub async fn run(
         println!(
             "  curl -H 'Authorization: Bearer {token}' -o board.pdf 'http://{addr}/v1/reports/board.pdf'"
         );
+        println!(
+            "  curl -N -H 'Authorization: Bearer {token}' 'http://{addr}/v1/events/stream?rooms=org,notices'   # live events; try `certscope notify \"hello\"`"
+        );
     }
     println!(
         "ready in {:.1} s; Ctrl-C stops the API and the private database",

@@ -2,6 +2,7 @@
 
 mod api;
 mod bench;
+mod bench_events;
 mod bench_reports;
 mod bench_search;
 mod bench_server;
@@ -145,6 +146,20 @@ enum Command {
         #[arg(long, env = "CERTSCOPE_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
     },
+    /// Send an operator notice to live event subscribers (the notices room).
+    Notify {
+        /// The notice, as people will read it.
+        message: String,
+        /// Only this organization (slug); default: every organization.
+        #[arg(long)]
+        org: Option<String>,
+        /// info, warning or critical.
+        #[arg(long, default_value = "info")]
+        severity: String,
+        /// Minutes after which clients may hide the notice.
+        #[arg(long)]
+        expires_in_minutes: Option<u32>,
+    },
     /// Start everything with demo data: private PostgreSQL, schema, catalogs, data, API.
     Demo {
         /// Address the API listens on.
@@ -208,6 +223,21 @@ enum BenchCommand {
         /// Queries also run with ILIKE (slow: it scans every row).
         #[arg(long, default_value_t = 12)]
         ilike_queries: usize,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
+    /// Live events: subscribers on WebSocket, commit-to-delivery latency at a
+    /// fixed rate of requirement status changes, and server memory.
+    Events {
+        /// Concurrent WebSocket subscribers.
+        #[arg(long, default_value_t = 1000)]
+        subscribers: usize,
+        /// Status changes committed per second.
+        #[arg(long, default_value_t = 100)]
+        rate: u32,
+        /// How long to send changes.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
         #[command(flatten)]
         index: IndexArgs,
     },
@@ -324,6 +354,50 @@ fn main() -> anyhow::Result<()> {
     runtime.block_on(run(cli))
 }
 
+/// `certscope notify`: appends a notice that every live server delivers.
+async fn notify(
+    global: &GlobalArgs,
+    message: &str,
+    org: Option<&str>,
+    severity: &str,
+    expires_in_minutes: Option<u32>,
+) -> anyhow::Result<()> {
+    let message = message.trim();
+    if message.is_empty() || message.chars().count() > 2000 {
+        anyhow::bail!("the notice must have 1 to 2000 characters");
+    }
+    if !["info", "warning", "critical"].contains(&severity) {
+        anyhow::bail!("unknown severity {severity:?}: info, warning or critical");
+    }
+    let db = database::open(global).await?;
+    certscope_store::migrate(&db.pool).await?;
+    let org_id = match org {
+        Some(slug) => {
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
+                    .bind(slug)
+                    .fetch_optional(&db.pool)
+                    .await?;
+            Some(id.with_context(|| format!("no organization with slug {slug:?}"))?)
+        }
+        None => None,
+    };
+    let expires =
+        expires_in_minutes.map(|m| chrono::Utc::now() + chrono::Duration::minutes(i64::from(m)));
+    let event = certscope_indexer::events::notice(org_id, severity, message, expires);
+    let ids = certscope_indexer::events::append(&db.pool, &[event]).await?;
+    db.close().await?;
+    println!(
+        "notice {} sent to {}",
+        ids.first().copied().unwrap_or_default(),
+        org.map_or_else(
+            || "every organization".to_owned(),
+            |s| format!("organization {s}")
+        )
+    );
+    Ok(())
+}
+
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Migrate => {
@@ -383,6 +457,27 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             index,
         }) => bench::index_latency(&cli.global, &index, rate, seconds).await,
+        Command::Bench(BenchCommand::Events {
+            subscribers,
+            rate,
+            seconds,
+            index,
+        }) => bench_events::run(&cli.global, &index, subscribers, rate, seconds).await,
+        Command::Notify {
+            message,
+            org,
+            severity,
+            expires_in_minutes,
+        } => {
+            notify(
+                &cli.global,
+                &message,
+                org.as_deref(),
+                &severity,
+                expires_in_minutes,
+            )
+            .await
+        }
         Command::Bench(BenchCommand::Reports { cold, warm, index }) => {
             bench_reports::run(&cli.global, &index, cold, warm).await
         }
