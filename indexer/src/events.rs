@@ -232,10 +232,11 @@ async fn events_of(conn: &mut PgConnection, page: &[Change]) -> Result<Vec<NewEv
         v.dedup();
         v
     };
-    let requirements = lookup_requirements(conn, &ids("requirement")).await?;
-    let evidence = lookup_evidence(conn, &ids("evidence")).await?;
-    let risks = lookup_risks(conn, &ids("risk")).await?;
-    let certifications = lookup_certifications(conn, &ids("certification")).await?;
+    let requirements: HashMap<i64, RequirementRow> = lookup(conn, &ids("requirement")).await?;
+    let evidence: HashMap<i64, EvidenceRow> = lookup(conn, &ids("evidence")).await?;
+    let risks: HashMap<i64, RiskRow> = lookup(conn, &ids("risk")).await?;
+    let certifications: HashMap<i64, CertificationRow> =
+        lookup(conn, &ids("certification")).await?;
     // completion of every certification an event touches
     let mut touched: HashSet<i64> = certifications.keys().copied().collect();
     touched.extend(requirements.values().map(|r| r.certification_id));
@@ -340,23 +341,23 @@ fn risk_levels(status: Option<&str>, detail: &Value) -> Value {
     })
 }
 
-/// Rows looked up by id for a page of changes.
+/// Rows looked up by id for a page of changes: `SQL` takes the ids as `$1`.
 trait Keyed {
+    const SQL: &'static str;
     fn id(&self) -> i64;
 }
 
-async fn lookup<R>(
-    conn: &mut PgConnection,
-    sql: &'static str,
-    ids: &[i64],
-) -> Result<HashMap<i64, R>, EventError>
+async fn lookup<R>(conn: &mut PgConnection, ids: &[i64]) -> Result<HashMap<i64, R>, EventError>
 where
     R: Keyed + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow> + Send + Unpin,
 {
     if ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let rows: Vec<R> = sqlx::query_as(sql).bind(ids).fetch_all(&mut *conn).await?;
+    let rows: Vec<R> = sqlx::query_as(R::SQL)
+        .bind(ids)
+        .fetch_all(&mut *conn)
+        .await?;
     Ok(rows.into_iter().map(|r| (r.id(), r)).collect())
 }
 
@@ -368,20 +369,6 @@ struct RequirementRow {
     owner_id: Option<i64>,
     control: String,
     title: String,
-}
-
-async fn lookup_requirements(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, RequirementRow>, EventError> {
-    lookup(
-        conn,
-        "SELECT r.id, r.organization_id, r.certification_id, r.owner_id, \
-                c.display_id AS control, c.title \
-         FROM requirements r JOIN controls c ON c.id = r.control_id WHERE r.id = ANY($1)",
-        ids,
-    )
-    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -407,20 +394,6 @@ impl EvidenceRow {
     }
 }
 
-async fn lookup_evidence(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, EvidenceRow>, EventError> {
-    lookup(
-        conn,
-        "SELECT e.id, e.organization_id, r.certification_id, e.requirement_id, e.title, \
-                e.submitted_by, r.owner_id AS requirement_owner \
-         FROM evidence e JOIN requirements r ON r.id = e.requirement_id WHERE e.id = ANY($1)",
-        ids,
-    )
-    .await
-}
-
 #[derive(sqlx::FromRow)]
 struct RiskRow {
     id: i64,
@@ -428,22 +401,6 @@ struct RiskRow {
     owner_id: Option<i64>,
     title: String,
     certification_ids: Vec<i64>,
-}
-
-async fn lookup_risks(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, RiskRow>, EventError> {
-    lookup(
-        conn,
-        "SELECT k.id, k.organization_id, k.owner_id, k.title, \
-                ARRAY(SELECT DISTINCT r.certification_id FROM risk_requirements rr \
-                      JOIN requirements r ON r.id = rr.requirement_id \
-                      WHERE rr.risk_id = k.id ORDER BY 1) AS certification_ids \
-         FROM risks k WHERE k.id = ANY($1)",
-        ids,
-    )
-    .await
 }
 
 #[derive(sqlx::FromRow)]
@@ -454,37 +411,38 @@ struct CertificationRow {
     name: String,
 }
 
-async fn lookup_certifications(
-    conn: &mut PgConnection,
-    ids: &[i64],
-) -> Result<HashMap<i64, CertificationRow>, EventError> {
-    lookup(
-        conn,
-        "SELECT id, organization_id, owner_id, name FROM certifications WHERE id = ANY($1)",
-        ids,
-    )
-    .await
-}
-
 impl Keyed for RequirementRow {
+    const SQL: &'static str = "SELECT r.id, r.organization_id, r.certification_id, r.owner_id, \
+                c.display_id AS control, c.title \
+         FROM requirements r JOIN controls c ON c.id = r.control_id WHERE r.id = ANY($1)";
     fn id(&self) -> i64 {
         self.id
     }
 }
 
 impl Keyed for EvidenceRow {
+    const SQL: &'static str = "SELECT e.id, e.organization_id, r.certification_id, e.requirement_id, e.title, \
+                e.submitted_by, r.owner_id AS requirement_owner \
+         FROM evidence e JOIN requirements r ON r.id = e.requirement_id WHERE e.id = ANY($1)";
     fn id(&self) -> i64 {
         self.id
     }
 }
 
 impl Keyed for RiskRow {
+    const SQL: &'static str = "SELECT k.id, k.organization_id, k.owner_id, k.title, \
+                ARRAY(SELECT DISTINCT r.certification_id FROM risk_requirements rr \
+                      JOIN requirements r ON r.id = rr.requirement_id \
+                      WHERE rr.risk_id = k.id ORDER BY 1) AS certification_ids \
+         FROM risks k WHERE k.id = ANY($1)";
     fn id(&self) -> i64 {
         self.id
     }
 }
 
 impl Keyed for CertificationRow {
+    const SQL: &'static str =
+        "SELECT id, organization_id, owner_id, name FROM certifications WHERE id = ANY($1)";
     fn id(&self) -> i64 {
         self.id
     }
