@@ -571,6 +571,44 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_or_is_told_to
     }
     assert_eq!(sse_reqs[..3], missed[..]);
 
+    // a restarted server (a new hub, loading the event log from PostgreSQL)
+    // resumes the same way: the log, not the process, holds the events
+    let mut config = certscope_query_api::ApiConfig::new(common::SECRET.to_vec());
+    config.events.retain_events = 40;
+    let restarted = certscope_query_api::AppState::new(
+        s.pool.clone(),
+        s.indexer.views.clone(),
+        None,
+        config,
+    );
+    let stop = tokio_util::sync::CancellationToken::new();
+    restarted.start_events(s.pool.clone(), stop.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/v1/events", listener.local_addr().unwrap());
+    let server_stop = stop.clone();
+    tokio::spawn(certscope_query_api::serve(listener, restarted, async move {
+        server_stop.cancelled().await;
+    }));
+    let mut request = url.into_client_request().unwrap();
+    request
+        .headers_mut()
+        .insert("authorization", format!("Bearer {token}").parse().unwrap());
+    let (socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    let mut other = Ws { socket };
+    assert_eq!(other.next().await["type"], "welcome");
+    other
+        .send(json!({"type": "subscribe", "rooms": ["org"], "last_event_id": last_seen}))
+        .await;
+    assert_eq!(other.next().await["type"], "subscribed");
+    let mut again = Vec::new();
+    while again.len() < 4 {
+        let m = other.next().await;
+        assert_eq!(m["type"], "event", "{m}");
+        again.push(m["data"]["requirement_id"].as_i64().unwrap());
+    }
+    assert_eq!(again[..3], missed[..]);
+    stop.cancel();
+
     // past the retention window (40 events): resync, never a silent gap
     for i in 0..45 {
         notice(&s, Some(org), &format!("notice {i}")).await;

@@ -110,21 +110,26 @@ impl Session {
             Ok(mut connection) => self.serve(&mut connection).await,
             Err(end) => end,
         };
-        if let End::Close(dropped) = end {
-            let grace = self.state.events.config.close_grace;
-            let frame = CloseFrame {
-                code: dropped.close,
-                reason: truncate(&dropped.message, 120).to_owned().into(),
-            };
-            let message = error(dropped.code, dropped.message);
-            let _ = tokio::time::timeout(grace, async {
-                self.sink
-                    .send(Message::Text(message.to_string().into()))
-                    .await?;
-                self.sink.send(Message::Close(Some(frame))).await
-            })
-            .await;
-        }
+        let End::Close(dropped) = end else {
+            // the peer closed (or vanished): answer its close frame if it can
+            // still take one, without waiting on a dead socket
+            let _ =
+                tokio::time::timeout(std::time::Duration::from_secs(1), self.sink.close()).await;
+            return;
+        };
+        let grace = self.state.events.config.close_grace;
+        let frame = CloseFrame {
+            code: dropped.close,
+            reason: truncate(&dropped.message, 120).to_owned().into(),
+        };
+        let message = error(dropped.code, dropped.message);
+        let _ = tokio::time::timeout(grace, async {
+            self.sink
+                .send(Message::Text(message.to_string().into()))
+                .await?;
+            self.sink.send(Message::Close(Some(frame))).await
+        })
+        .await;
     }
 
     /// The first message must be `{"type":"auth","token":…}`.
