@@ -78,6 +78,9 @@ CREATE TABLE events (
     -- NULL for global events (operator notices to everyone, index rebuilds)
     organization_id   bigint REFERENCES organizations (id) ON DELETE CASCADE,
     certification_id  bigint,
+    -- every certification the event concerns (certification_id first, then
+    -- e.g. a risk's linked ones): the certification rooms that carry it
+    certification_ids bigint[] NOT NULL DEFAULT '{}',
     -- the users an event concerns (owners, submitters): the `user` room
     user_ids          bigint[] NOT NULL DEFAULT '{}',
     -- the data position: a search with min_position = this reflects the change

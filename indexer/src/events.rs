@@ -73,6 +73,9 @@ pub struct NewEvent {
     pub kind: &'static str,
     pub organization_id: Option<i64>,
     pub certification_id: Option<i64>,
+    /// Other certifications the event concerns (a risk's linked ones): their
+    /// rooms carry it and their auditors see it.
+    pub related_certifications: Vec<i64>,
     pub user_ids: Vec<i64>,
     pub occurred_at: DateTime<Utc>,
     pub data: Value,
@@ -100,16 +103,32 @@ async fn insert(
     let kinds: Vec<&str> = events.iter().map(|e| e.kind).collect();
     let orgs: Vec<Option<i64>> = events.iter().map(|e| e.organization_id).collect();
     let certs: Vec<Option<i64>> = events.iter().map(|e| e.certification_id).collect();
-    // arrays of arrays must be rectangular: users travel as JSON
+    // arrays of arrays must be rectangular: id lists travel as JSON
     let users: Vec<Value> = events.iter().map(|e| json!(e.user_ids)).collect();
+    let all_certs: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            let mut seen = HashSet::new();
+            let all: Vec<i64> = e
+                .certification_id
+                .into_iter()
+                .chain(e.related_certifications.iter().copied())
+                .filter(|c| seen.insert(*c))
+                .collect();
+            json!(all)
+        })
+        .collect();
     let at: Vec<DateTime<Utc>> = events.iter().map(|e| e.occurred_at).collect();
     let data: Vec<Value> = events.iter().map(|e| e.data.clone()).collect();
     let keys: Vec<Option<String>> = events.iter().map(|e| e.dedupe_key.clone()).collect();
     let ids: Vec<i64> = sqlx::query_scalar(
-        "INSERT INTO events (kind, organization_id, certification_id, user_ids, position, occurred_at, data, dedupe_key) \
-         SELECT k, o, c, ARRAY(SELECT jsonb_array_elements_text(u)::bigint), $8, a, d, dk \
-         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::timestamptz[], $6::jsonb[], $7::text[]) \
-              WITH ORDINALITY AS t(k, o, c, u, a, d, dk, n) \
+        "INSERT INTO events (kind, organization_id, certification_id, certification_ids, user_ids, \
+                             position, occurred_at, data, dedupe_key) \
+         SELECT k, o, c, ARRAY(SELECT jsonb_array_elements_text(cs)::bigint), \
+                ARRAY(SELECT jsonb_array_elements_text(u)::bigint), $8, a, d, dk \
+         FROM unnest($1::text[], $2::bigint[], $3::bigint[], $4::jsonb[], $5::timestamptz[], $6::jsonb[], \
+                     $7::text[], $9::jsonb[]) \
+              WITH ORDINALITY AS t(k, o, c, u, a, d, dk, cs, n) \
          ORDER BY n \
          ON CONFLICT (dedupe_key) DO NOTHING \
          RETURNING id",
@@ -122,6 +141,7 @@ async fn insert(
     .bind(&data)
     .bind(&keys)
     .bind(position)
+    .bind(&all_certs)
     .fetch_all(&mut *conn)
     .await?;
     if let Some(last) = ids.iter().max() {
@@ -156,6 +176,7 @@ pub fn notice(
         kind: "notice",
         organization_id,
         certification_id: None,
+        related_certifications: Vec::new(),
         user_ids: Vec::new(),
         occurred_at: Utc::now(),
         data: json!({"severity": severity, "message": message, "expires_at": expires_at}),
@@ -251,6 +272,7 @@ async fn events_of(conn: &mut PgConnection, page: &[Change]) -> Result<Vec<NewEv
                 kind: "requirement.status_changed",
                 organization_id: Some(r.organization_id),
                 certification_id: Some(r.certification_id),
+                related_certifications: Vec::new(),
                 user_ids: r.owner_id.into_iter().collect(),
                 occurred_at: c.recorded_at,
                 data: json!({
@@ -268,6 +290,7 @@ async fn events_of(conn: &mut PgConnection, page: &[Change]) -> Result<Vec<NewEv
                     kind: "certification.status_changed",
                     organization_id: Some(r.organization_id),
                     certification_id: Some(c.row_id),
+                    related_certifications: Vec::new(),
                     user_ids: r.owner_id.into_iter().collect(),
                     occurred_at: c.recorded_at,
                     data: json!({
@@ -288,6 +311,7 @@ async fn events_of(conn: &mut PgConnection, page: &[Change]) -> Result<Vec<NewEv
                 },
                 organization_id: Some(r.organization_id),
                 certification_id: Some(r.certification_id),
+                related_certifications: Vec::new(),
                 user_ids: r.users(),
                 occurred_at: c.recorded_at,
                 data: json!({
@@ -308,6 +332,7 @@ async fn events_of(conn: &mut PgConnection, page: &[Change]) -> Result<Vec<NewEv
                     },
                     organization_id: Some(r.organization_id),
                     certification_id: None,
+                    related_certifications: r.certification_ids.clone(),
                     user_ids: r.owner_id.into_iter().collect(),
                     occurred_at: c.recorded_at,
                     data: json!({
@@ -315,7 +340,6 @@ async fn events_of(conn: &mut PgConnection, page: &[Change]) -> Result<Vec<NewEv
                         "title": r.title,
                         "previous": c.old_detail.as_ref().map(|d| risk_levels(c.old_status.as_deref(), d)),
                         "current": c.new_detail.as_ref().map(|d| risk_levels(c.new_status.as_deref(), d)),
-                        "certification_ids": r.certification_ids,
                     }),
                     dedupe_key: None,
                 })
@@ -501,6 +525,7 @@ pub async fn sweep_expiry(pool: &PgPool) -> Result<u64, EventError> {
             kind: "evidence.expired",
             organization_id: Some(r.organization_id),
             certification_id: Some(r.certification_id),
+            related_certifications: Vec::new(),
             user_ids: r.owner_id.into_iter().collect(),
             occurred_at: Utc::now(),
             dedupe_key: Some(format!("evidence.expired:{}:{}", r.id, r.expires_on)),

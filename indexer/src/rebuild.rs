@@ -178,6 +178,7 @@ pub async fn rebuild(
         kind: "index.rebuilt",
         organization_id: None,
         certification_id: None,
+        related_certifications: Vec::new(),
         user_ids: Vec::new(),
         occurred_at: chrono::Utc::now(),
         data: serde_json::json!({

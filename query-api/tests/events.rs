@@ -344,13 +344,22 @@ async fn an_sql_status_change_reaches_websocket_and_sse_subscribers_with_both_st
     assert_eq!(changed["data"]["status"], new_status);
     assert!(changed["data"]["completion_pct"].is_number());
 
-    // risks: levels before and after, on the organization's room
+    // risks: levels before and after, on the organization's room and on the
+    // rooms of the certifications the risk is linked to, where an auditor of
+    // that certification sees it too (as in search)
     let mut org_ws = Ws::subscribed(&s, &token, &["org"], None).await;
+    let auditor = s.token(&a, Role::Auditor, Some(vec![cert])).await;
+    let mut audit_ws = Ws::subscribed(&s, &auditor, &[&room], None).await;
+    assert_eq!(audit_ws.next().await["type"], "snapshot");
     let (risk, il, ii, rl, ri): (i64, i16, i16, i16, i16) = sqlx::query_as(
-        "SELECT id, inherent_likelihood, inherent_impact, residual_likelihood, residual_impact \
-         FROM risks WHERE organization_id = $1 AND residual_likelihood > 1 ORDER BY id LIMIT 1",
+        "SELECT k.id, k.inherent_likelihood, k.inherent_impact, k.residual_likelihood, k.residual_impact \
+         FROM risks k WHERE k.organization_id = $1 AND k.residual_likelihood > 1 \
+         AND EXISTS (SELECT 1 FROM risk_requirements rr JOIN requirements r ON r.id = rr.requirement_id \
+                     WHERE rr.risk_id = k.id AND r.certification_id = $2) \
+         ORDER BY k.id LIMIT 1",
     )
     .bind(org)
+    .bind(cert)
     .fetch_one(&s.pool)
     .await
     .unwrap();
@@ -365,6 +374,12 @@ async fn an_sql_status_change_reaches_websocket_and_sse_subscribers_with_both_st
     assert_eq!(r["data"]["current"]["residual"]["likelihood"], rl - 1);
     assert_eq!(r["data"]["current"]["residual"]["score"], (rl - 1) * ri);
     assert_eq!(r["data"]["current"]["inherent"]["score"], il * ii);
+    // the risk's other certifications are not named (an auditor may not see them)
+    assert!(r["data"].get("certification_ids").is_none(), "{r}");
+    let (in_room, _) = ws.until(is_event("risk.changed")).await;
+    assert_eq!(in_room, r);
+    let (audited, _) = audit_ws.until(is_event("risk.changed")).await;
+    assert_eq!(audited, r);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

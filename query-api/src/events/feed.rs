@@ -12,27 +12,38 @@ use tokio_util::sync::CancellationToken;
 
 use super::{Event, EventHub};
 
-type Row = (
-    i64,
-    String,
-    Option<i64>,
-    Option<i64>,
-    Vec<i64>,
-    String,
-    DateTime<Utc>,
-    DateTime<Utc>,
-    serde_json::Value,
-);
+#[derive(sqlx::FromRow)]
+struct Row {
+    id: i64,
+    kind: String,
+    organization_id: Option<i64>,
+    certification_id: Option<i64>,
+    certification_ids: Vec<i64>,
+    user_ids: Vec<i64>,
+    position: String,
+    occurred_at: DateTime<Utc>,
+    recorded_at: DateTime<Utc>,
+    data: serde_json::Value,
+}
 
 /// Events published at once.
 const CHUNK: usize = 500;
 
-const COLUMNS: &str = "id, kind, organization_id, certification_id, user_ids, position, \
-                       occurred_at, recorded_at, data";
+const COLUMNS: &str = "id, kind, organization_id, certification_id, certification_ids, user_ids, \
+                       position, occurred_at, recorded_at, data";
 
-fn event((id, kind, org, cert, users, position, occurred, recorded, data): Row) -> Event {
+fn event(r: Row) -> Event {
     Event::new(
-        id, kind, org, cert, users, &position, occurred, recorded, &data,
+        r.id,
+        r.kind,
+        r.organization_id,
+        r.certification_id,
+        r.certification_ids,
+        r.user_ids,
+        &r.position,
+        r.occurred_at,
+        r.recorded_at,
+        &r.data,
     )
 }
 

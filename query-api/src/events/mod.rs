@@ -85,6 +85,9 @@ pub struct Event {
     pub id: i64,
     pub organization_id: Option<i64>,
     pub certification_id: Option<i64>,
+    /// Every certification it concerns (a risk: its linked ones): the
+    /// certification rooms that carry it, and what auditors are checked against.
+    pub certifications: Vec<i64>,
     pub user_ids: Vec<i64>,
     /// Operator notices and service events: the `notices` room.
     pub notice: bool,
@@ -114,6 +117,7 @@ impl Event {
         kind: String,
         organization_id: Option<i64>,
         certification_id: Option<i64>,
+        certifications: Vec<i64>,
         user_ids: Vec<i64>,
         position: &str,
         occurred_at: DateTime<Utc>,
@@ -135,6 +139,7 @@ impl Event {
             id,
             organization_id,
             certification_id,
+            certifications,
             user_ids,
             notice: kind == "notice" || kind == "index.rebuilt",
             kind,

@@ -131,7 +131,7 @@ impl Room {
     pub fn carries(&self, event: &Event) -> bool {
         match *self {
             Room::Organization(id) => event.organization_id == Some(id),
-            Room::Certification(id) => event.certification_id == Some(id),
+            Room::Certification(id) => event.certifications.contains(&id),
             Room::User(id) => event.user_ids.contains(&id),
             Room::Notices => event.notice,
         }
@@ -139,15 +139,16 @@ impl Room {
 }
 
 /// Whether `scope` may see `event` at all: global events, or its own
-/// organization's, and for auditors only those of their certifications (and
-/// notices to the organization).
+/// organization's; for auditors only those that concern one of their
+/// certifications (a risk: through a linked one, as in search), and notices.
 pub fn visible(scope: &Scope, event: &Event) -> bool {
     match event.organization_id {
         None => true,
         Some(org) if org != scope.org_id => false,
-        Some(_) => match event.certification_id {
-            Some(cert) => scope.sees_certification(cert),
-            None => scope.certifications.is_none() || event.notice,
-        },
+        Some(_) if scope.certifications.is_none() || event.notice => true,
+        Some(_) => event
+            .certifications
+            .iter()
+            .any(|&c| scope.sees_certification(c)),
     }
 }
