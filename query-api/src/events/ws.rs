@@ -79,6 +79,27 @@ enum End {
     Close(Dropped),
 }
 
+/// Runs a socket write unless the hub drops the connection meanwhile; a peer
+/// that accepts nothing for two heartbeats is gone (counted as dead).
+async fn guarded(
+    hub: &super::EventHub,
+    kick: &Kick,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), End> {
+    tokio::select! {
+        biased;
+        dropped = kick.kicked() => Err(End::Close(dropped)),
+        sent = tokio::time::timeout(hub.config.heartbeat * 2, write) => match sent {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(End::Gone),
+            Err(_) => {
+                hub.metrics.dropped_dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Err(End::Gone)
+            }
+        },
+    }
+}
+
 /// Queued events written per flush at most.
 const BATCH: usize = 64;
 
@@ -182,26 +203,14 @@ impl Session {
         self.send_text(value.to_string().into(), kick).await
     }
 
-    /// Sends one message unless the hub drops the connection meanwhile; a peer
-    /// that accepts nothing for two heartbeats is gone.
+    /// Sends one message (see `guarded`).
     async fn send_text(
         &mut self,
         text: axum::extract::ws::Utf8Bytes,
         kick: &Kick,
     ) -> Result<(), End> {
-        let limit = self.state.events.config.heartbeat * 2;
-        tokio::select! {
-            biased;
-            dropped = kick.kicked() => Err(End::Close(dropped)),
-            sent = tokio::time::timeout(limit, self.sink.send(Message::Text(text))) => match sent {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(End::Gone),
-                Err(_) => {
-                    self.state.events.metrics.dropped_dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Err(End::Gone)
-                }
-            },
-        }
+        let write = self.sink.send(Message::Text(text));
+        guarded(&self.state.events, kick, write).await
     }
 
     /// Writes `first` and whatever else is already queued (up to a bound) with
@@ -212,7 +221,6 @@ impl Session {
         rx: &mut tokio::sync::mpsc::Receiver<Arc<super::Event>>,
         kick: &Kick,
     ) -> Result<(), End> {
-        let limit = self.state.events.config.heartbeat * 2;
         let sink = &mut self.sink;
         let write = async move {
             sink.feed(Message::Text(first.json.clone())).await?;
@@ -222,18 +230,7 @@ impl Session {
             }
             sink.flush().await
         };
-        tokio::select! {
-            biased;
-            dropped = kick.kicked() => Err(End::Close(dropped)),
-            sent = tokio::time::timeout(limit, write) => match sent {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(_)) => Err(End::Gone),
-                Err(_) => {
-                    self.state.events.metrics.dropped_dead.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    Err(End::Gone)
-                }
-            },
-        }
+        guarded(&self.state.events, kick, write).await
     }
 
     async fn serve(&mut self, connection: &mut Connection) -> End {
