@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use certscope_query_api::events::EventConfig;
 use certscope_query_api::{ApiConfig, Keys, Role, auth};
 use clap::Args;
 use sqlx::PgPool;
@@ -25,41 +26,41 @@ pub struct ApiArgs {
     )]
     pub cors_origins: Vec<String>,
     /// Per-request timeout in milliseconds.
-    #[arg(long, env = "CERTSCOPE_REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
+    #[arg(long, env = "CERTSCOPE_REQUEST_TIMEOUT_MS", default_value_t = ApiConfig::DEFAULT_REQUEST_TIMEOUT_MS)]
     pub request_timeout_ms: u64,
     /// Sustained requests per second allowed per token (burst: twice that).
-    #[arg(long, env = "CERTSCOPE_RATE_PER_TOKEN", default_value_t = 200.0)]
+    #[arg(long, env = "CERTSCOPE_RATE_PER_TOKEN", default_value_t = ApiConfig::DEFAULT_RATE_PER_TOKEN)]
     pub rate_per_token: f64,
     /// Sustained requests per second allowed per client address (burst: twice that).
-    #[arg(long, env = "CERTSCOPE_RATE_PER_IP", default_value_t = 500.0)]
+    #[arg(long, env = "CERTSCOPE_RATE_PER_IP", default_value_t = ApiConfig::DEFAULT_RATE_PER_IP)]
     pub rate_per_ip: f64,
     /// Longest wait, in milliseconds, for a requested index position.
-    #[arg(long, env = "CERTSCOPE_MAX_POSITION_WAIT_MS", default_value_t = 5_000)]
+    #[arg(long, env = "CERTSCOPE_MAX_POSITION_WAIT_MS", default_value_t = ApiConfig::DEFAULT_POSITION_WAIT_MS)]
     pub max_position_wait_ms: u64,
     /// Responses kept in the cache.
-    #[arg(long, env = "CERTSCOPE_CACHE_ENTRIES", default_value_t = 2_000)]
+    #[arg(long, env = "CERTSCOPE_CACHE_ENTRIES", default_value_t = ApiConfig::DEFAULT_CACHE_ENTRIES)]
     pub cache_entries: u64,
     /// Live events queued per connection before it is dropped as a slow consumer.
-    #[arg(long, env = "CERTSCOPE_EVENT_QUEUE", default_value_t = 8192)]
+    #[arg(long, env = "CERTSCOPE_EVENT_QUEUE", default_value_t = EventConfig::DEFAULT_QUEUE)]
     pub event_queue: usize,
     /// Live event connections (WebSocket and SSE) open at once per token.
     #[arg(
         long,
         env = "CERTSCOPE_EVENT_CONNECTIONS_PER_TOKEN",
-        default_value_t = 16
+        default_value_t = EventConfig::DEFAULT_CONNECTIONS_PER_TOKEN
     )]
     pub event_connections_per_token: usize,
     /// Rooms one live event connection may follow.
-    #[arg(long, env = "CERTSCOPE_EVENT_ROOMS", default_value_t = 64)]
+    #[arg(long, env = "CERTSCOPE_EVENT_ROOMS", default_value_t = EventConfig::DEFAULT_ROOMS)]
     pub event_rooms: usize,
     /// Events retained for clients that resume: at most this many...
-    #[arg(long, env = "CERTSCOPE_EVENT_RETAIN", default_value_t = 10_000)]
+    #[arg(long, env = "CERTSCOPE_EVENT_RETAIN", default_value_t = EventConfig::DEFAULT_RETAIN)]
     pub event_retain: usize,
     /// ...and none older than this many hours.
-    #[arg(long, env = "CERTSCOPE_EVENT_RETAIN_HOURS", default_value_t = 24)]
+    #[arg(long, env = "CERTSCOPE_EVENT_RETAIN_HOURS", default_value_t = EventConfig::DEFAULT_RETAIN_HOURS)]
     pub event_retain_hours: u64,
     /// Seconds between WebSocket pings and SSE keep-alives.
-    #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = 20)]
+    #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = EventConfig::DEFAULT_HEARTBEAT_SECS)]
     pub event_heartbeat_secs: u64,
 }
 
@@ -135,11 +136,7 @@ pub async fn issue_token(
     certifications: &[i64],
     ttl: Duration,
 ) -> anyhow::Result<String> {
-    let org: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
-        .bind(org_slug)
-        .fetch_optional(pool)
-        .await?;
-    let org = org.with_context(|| format!("no organization with slug {org_slug:?}"))?;
+    let org = database::organization_id(pool, org_slug).await?;
     let user: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM users WHERE organization_id = $1 AND role = $2 \
          AND ($3::text IS NULL OR lower(email) = lower($3)) ORDER BY id LIMIT 1",

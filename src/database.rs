@@ -116,3 +116,10 @@ fn redact(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+/// The id of the organization `slug`, or an error naming it.
+pub async fn organization_id(pool: &PgPool, slug: &str) -> anyhow::Result<i64> {
+    certscope_store::organizations::id_by_slug(pool, slug)
+        .await?
+        .with_context(|| format!("no organization with slug {slug:?}"))
+}

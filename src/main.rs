@@ -2,10 +2,6 @@
 
 mod api;
 mod bench;
-mod bench_events;
-mod bench_reports;
-mod bench_search;
-mod bench_server;
 mod database;
 mod demo;
 mod report;
@@ -16,6 +12,8 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Context;
+use certscope_indexer::IndexerConfig;
+use certscope_indexer::change_feed::Retention;
 use certscope_store::seed::{Preset, SeedConfig};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -260,20 +258,20 @@ pub struct IndexArgs {
     #[arg(long, env = "CERTSCOPE_INDEX_DIR")]
     pub index_dir: Option<PathBuf>,
     /// Milliseconds to let a burst of changes accumulate before indexing it.
-    #[arg(long, env = "CERTSCOPE_BATCH_WINDOW_MS", default_value_t = 15)]
+    #[arg(long, env = "CERTSCOPE_BATCH_WINDOW_MS", default_value_t = IndexerConfig::DEFAULT_BATCH_WINDOW_MS)]
     pub batch_window_ms: u64,
     /// Hours of change log to keep for indexes that are behind (older ones rebuild).
-    #[arg(long, env = "CERTSCOPE_CHANGE_RETENTION_HOURS", default_value_t = 24)]
+    #[arg(long, env = "CERTSCOPE_CHANGE_RETENTION_HOURS", default_value_t = Retention::DEFAULT_HOURS)]
     pub change_retention_hours: u64,
     /// Rows of change log to keep at most.
     #[arg(
         long,
         env = "CERTSCOPE_CHANGE_RETENTION_ROWS",
-        default_value_t = 10_000_000
+        default_value_t = Retention::DEFAULT_ROWS
     )]
     pub change_retention_rows: i64,
     /// Index writer memory in MiB.
-    #[arg(long, env = "CERTSCOPE_INDEX_MEMORY_MB", default_value_t = 256)]
+    #[arg(long, env = "CERTSCOPE_INDEX_MEMORY_MB", default_value_t = IndexerConfig::DEFAULT_WRITER_MEMORY_MB)]
     pub index_memory_mb: usize,
 }
 
@@ -372,14 +370,7 @@ async fn notify(
     let db = database::open(global).await?;
     certscope_store::migrate(&db.pool).await?;
     let org_id = match org {
-        Some(slug) => {
-            let id: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
-                    .bind(slug)
-                    .fetch_optional(&db.pool)
-                    .await?;
-            Some(id.with_context(|| format!("no organization with slug {slug:?}"))?)
-        }
+        Some(slug) => Some(database::organization_id(&db.pool, slug).await?),
         None => None,
     };
     let expires =
@@ -443,26 +434,26 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             ilike_queries,
             index,
         }) => {
-            let b = bench_search::SearchBench {
+            let b = bench::search::SearchBench {
                 queries,
                 clients,
                 rate,
                 seconds,
                 ilike_queries,
             };
-            bench_search::run(&cli.global, &index, b).await
+            bench::search::run(&cli.global, &index, b).await
         }
         Command::Bench(BenchCommand::IndexLatency {
             rate,
             seconds,
             index,
-        }) => bench::index_latency(&cli.global, &index, rate, seconds).await,
+        }) => bench::index_latency::run(&cli.global, &index, rate, seconds).await,
         Command::Bench(BenchCommand::Events {
             subscribers,
             rate,
             seconds,
             index,
-        }) => bench_events::run(&cli.global, &index, subscribers, rate, seconds).await,
+        }) => bench::events::run(&cli.global, &index, subscribers, rate, seconds).await,
         Command::Notify {
             message,
             org,
@@ -479,7 +470,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await
         }
         Command::Bench(BenchCommand::Reports { cold, warm, index }) => {
-            bench_reports::run(&cli.global, &index, cold, warm).await
+            bench::reports::run(&cli.global, &index, cold, warm).await
         }
         Command::Report(ReportCommand::Board {
             org,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use certscope_reports::board_pdf::{self, PageSize};
 use certscope_reports::{RawParams, ReportParams, ReportScope};
 use chrono::NaiveDate;
@@ -89,13 +89,7 @@ pub async fn board(
     let params = ReportParams::new(args.raw()?, chrono::Utc::now().date_naive())?;
     let db = database::open(global).await?;
     certscope_store::migrate(&db.pool).await?;
-    let org_id: Option<i64> = sqlx::query_scalar("SELECT id FROM organizations WHERE slug = $1")
-        .bind(org)
-        .fetch_optional(&db.pool)
-        .await?;
-    let Some(org_id) = org_id else {
-        bail!("organization {org:?} does not exist");
-    };
+    let org_id = database::organization_id(&db.pool, org).await?;
     let started = Instant::now();
     let scope = ReportScope {
         organization_id: org_id,

@@ -6,6 +6,8 @@ use anyhow::Context;
 use certscope_indexer::{IndexerConfig, change_feed::Retention};
 use tokio_util::sync::CancellationToken;
 
+use certscope_query_api::app::{Application, Databases};
+
 use crate::api::ApiArgs;
 use crate::database::{self, Database};
 use crate::demo::shutdown_signal;
@@ -147,31 +149,11 @@ pub async fn run_with(
     db: &Database,
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
-    let read_pool = database::read_pool(global, db).await?;
-    let config = indexer_config(global, args, db);
-    let cancel = CancellationToken::new();
-    let handle = certscope_indexer::spawn(config, cancel.clone());
-    let state = certscope_query_api::AppState::new(
-        read_pool,
-        handle.views.clone(),
-        Some(handle.metrics.clone()),
-        api,
-    );
-    let event_tasks = state.start_events(db.pool.clone(), cancel.clone());
-    let stop = cancel.clone();
-    let shutdown = async move {
-        tokio::select! {
-            () = shutdown_signal() => {},
-            () = stop.cancelled() => tracing::error!("indexer stopped; shutting down"),
-        }
+    let databases = Databases {
+        primary: db.pool.clone(),
+        read: database::read_pool(global, db).await?,
     };
-    let served = certscope_query_api::serve(listener, state, shutdown).await;
-    cancel.cancel();
-    for task in event_tasks {
-        let _ = task.await;
-    }
-    let indexed = handle.finished().await;
-    served?;
-    indexed.context("indexer failed")?;
+    let app = Application::build(databases, indexer_config(global, args, db), api, listener);
+    app.run_until_stopped(shutdown_signal()).await?;
     Ok(())
 }

@@ -53,6 +53,7 @@ fn next_line_with(rx: &mpsc::Receiver<String>, prefix: &str) -> String {
     panic!("no line starting with {prefix:?}");
 }
 
+#[allow(unsafe_code)] // one kill(2), see below
 fn stop(mut child: Child) {
     // SAFETY: sending SIGTERM to our own child.
     unsafe {

@@ -12,14 +12,27 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use sqlx::{PgExecutor, PgPool};
 
+use certscope_domain::Entity;
+
+use crate::error::{During, IndexerError, Operation};
 use crate::position::{Snapshot, SnapshotParseError};
 
-#[derive(Debug, thiserror::Error)]
-pub enum FeedError {
-    #[error("database error in the change feed")]
-    Db(#[from] sqlx::Error),
-    #[error(transparent)]
-    Snapshot(#[from] SnapshotParseError),
+/// What a captured change did to its row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Insert,
+    Update,
+    Delete,
+}
+
+impl Op {
+    fn parse(s: &str) -> Op {
+        match s {
+            "I" => Op::Insert,
+            "D" => Op::Delete,
+            _ => Op::Update,
+        }
+    }
 }
 
 /// One captured row change.
@@ -27,10 +40,9 @@ pub enum FeedError {
 pub struct Change {
     pub xid: u64,
     pub seq: i64,
-    pub entity: String,
+    pub entity: Entity,
     pub row_id: i64,
-    /// `I`, `U` or `D`.
-    pub op: char,
+    pub op: Op,
     pub old_status: Option<String>,
     pub new_status: Option<String>,
     /// The columns a trigger asked to keep (risk levels), before and after.
@@ -56,11 +68,16 @@ struct ChangeRow {
     recorded_at: DateTime<Utc>,
 }
 
-pub async fn current_snapshot(db: impl PgExecutor<'_>) -> Result<Snapshot, FeedError> {
+/// The current snapshot of `db`; `op` says what it was taken for.
+pub async fn current_snapshot(
+    db: impl PgExecutor<'_>,
+    op: Operation,
+) -> Result<Snapshot, IndexerError> {
     let text: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
         .fetch_one(db)
-        .await?;
-    Ok(Snapshot::parse(&text)?)
+        .await
+        .during(op)?;
+    Snapshot::parse(&text).during(op)
 }
 
 /// The next page of changes between `from` and `to`, after `cursor` (xid, seq).
@@ -70,7 +87,8 @@ pub async fn read_page(
     to: &Snapshot,
     cursor: Option<(u64, i64)>,
     limit: i64,
-) -> Result<Vec<Change>, FeedError> {
+) -> Result<Vec<Change>, IndexerError> {
+    let op = Operation::ReadingChanges;
     let xip: Vec<String> = from.xip.iter().map(u64::to_string).collect();
     let (cursor_xid, cursor_seq) = cursor.unwrap_or((0, 0));
     let rows: Vec<ChangeRow> = sqlx::query_as(
@@ -88,18 +106,21 @@ pub async fn read_page(
     .bind(cursor_seq)
     .bind(limit)
     .fetch_all(db)
-    .await?;
+    .await
+    .during(op)?;
     rows.into_iter()
         .map(|r| {
             Ok(Change {
                 xid: r
                     .xid
                     .parse()
-                    .map_err(|_| SnapshotParseError(r.xid.clone()))?,
+                    .map_err(|_| SnapshotParseError(r.xid.clone()))
+                    .during(op)?,
                 seq: r.seq,
-                entity: r.entity,
+                entity: Entity::parse(&r.entity)
+                    .ok_or_else(|| IndexerError::UnknownEntity(r.entity.clone()))?,
                 row_id: r.row_id,
-                op: r.op.chars().next().unwrap_or('U'),
+                op: Op::parse(&r.op),
                 old_status: r.old_status,
                 new_status: r.new_status,
                 old_detail: r.old_detail,
@@ -117,7 +138,7 @@ pub async fn pending(
     db: impl PgExecutor<'_>,
     from: &Snapshot,
     cap: i64,
-) -> Result<(i64, Option<DateTime<Utc>>), FeedError> {
+) -> Result<(i64, Option<DateTime<Utc>>), IndexerError> {
     let xip: Vec<String> = from.xip.iter().map(u64::to_string).collect();
     let row: (i64, Option<DateTime<Utc>>) = sqlx::query_as(
         "SELECT count(*), min(recorded_at) FROM (SELECT recorded_at FROM change_log \
@@ -128,17 +149,22 @@ pub async fn pending(
     .bind(&xip)
     .bind(cap)
     .fetch_one(db)
-    .await?;
+    .await
+    .during(Operation::ReadingChanges)?;
     Ok(row)
 }
 
 /// Below this transaction id `change_log` has been pruned: an index whose position
 /// is older cannot catch up and must be rebuilt.
-pub async fn pruned_below(db: impl PgExecutor<'_>) -> Result<u64, FeedError> {
+pub async fn pruned_below(db: impl PgExecutor<'_>) -> Result<u64, IndexerError> {
+    let op = Operation::ReadingChanges;
     let text: String = sqlx::query_scalar("SELECT pruned_below::text FROM change_log_horizon")
         .fetch_one(db)
-        .await?;
-    text.parse().map_err(|_| SnapshotParseError(text).into())
+        .await
+        .during(op)?;
+    text.parse()
+        .map_err(|_| SnapshotParseError(text))
+        .during(op)
 }
 
 /// How much of `change_log` to keep.
@@ -148,18 +174,29 @@ pub struct Retention {
     pub max_rows: i64,
 }
 
+impl Retention {
+    pub const DEFAULT_HOURS: u64 = 24;
+    pub const DEFAULT_ROWS: i64 = 10_000_000;
+}
+
 impl Default for Retention {
     fn default() -> Self {
         Self {
-            max_age: Duration::from_secs(24 * 3600),
-            max_rows: 10_000_000,
+            max_age: Duration::from_secs(Self::DEFAULT_HOURS * 3600),
+            max_rows: Self::DEFAULT_ROWS,
         }
     }
 }
 
 /// Deletes changes older than the retention (by age or by count), never any that a
 /// running transaction could still be writing. Returns the rows deleted.
-pub async fn prune(pool: &PgPool, retention: Retention) -> Result<u64, FeedError> {
+pub async fn prune(pool: &PgPool, retention: Retention) -> Result<u64, IndexerError> {
+    prune_log(pool, retention)
+        .await
+        .during(Operation::PruningChanges)
+}
+
+async fn prune_log(pool: &PgPool, retention: Retention) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // one pruner at a time across every indexer following this database
     let locked: bool = sqlx::query_scalar(

@@ -9,7 +9,9 @@ use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
 use crate::position::{CommitPayload, IndexPosition, Snapshot};
-use crate::schema::{self, Fields, Kind, doc_key};
+use certscope_domain::Kind;
+
+use crate::schema::{self, Fields, doc_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

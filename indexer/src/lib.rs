@@ -6,6 +6,7 @@
 pub mod analysis;
 pub mod change_feed;
 pub mod documents;
+pub mod error;
 pub mod events;
 pub mod index_store;
 pub mod metrics;
@@ -22,33 +23,4 @@ pub use runner::{IndexView, IndexerConfig, IndexerHandle, catch_up, spawn, wait_
 /// The channel the change-capture triggers notify on.
 pub const NOTIFY_CHANNEL: &str = "certscope_changes";
 
-#[derive(Debug, thiserror::Error)]
-pub enum IndexerError {
-    #[error(transparent)]
-    Feed(#[from] change_feed::FeedError),
-    #[error(transparent)]
-    Store(#[from] index_store::StoreError),
-    #[error(transparent)]
-    Sync(#[from] sync::SyncError),
-    #[error(
-        "index position {position} is older than the retained change log (pruned below {pruned_below})"
-    )]
-    NeedsRebuild { position: u64, pruned_below: u64 },
-    #[error("the index has no committed position")]
-    NoPosition,
-    #[error("failed to start the indexer runtime")]
-    Runtime(#[source] std::io::Error),
-    #[error("the indexer thread panicked")]
-    Panicked,
-}
-
-impl IndexerError {
-    /// Errors worth retrying: the database went away or a query failed.
-    pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            IndexerError::Feed(change_feed::FeedError::Db(_))
-                | IndexerError::Sync(sync::SyncError::Db(_))
-        )
-    }
-}
+pub use error::{IndexerError, Operation};

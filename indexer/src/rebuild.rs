@@ -6,17 +6,17 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use certscope_domain::Kind;
 use futures_util::TryStreamExt;
 use indicatif::{ProgressBar, ProgressStyle};
-use sqlx::postgres::PgRow;
-use sqlx::{AssertSqlSafe, FromRow, PgConnection, PgPool};
+use sqlx::{AssertSqlSafe, PgConnection, PgPool};
 
-use crate::IndexerError;
 use crate::change_feed;
-use crate::documents::{self, Rendered};
+use crate::documents::{self, DocumentRow, with_row_type};
+use crate::error::{During, IndexerError, Operation};
 use crate::index_store::{IndexStore, StoreError};
 use crate::position::{CommitPayload, IndexPosition};
-use crate::schema::{Fields, Kind, SCHEMA_VERSION};
+use crate::schema::{Fields, SCHEMA_VERSION};
 
 /// What a rebuild did.
 #[derive(Debug, Clone)]
@@ -65,15 +65,14 @@ pub async fn rebuild(
     let mut store = IndexStore::create(&staging, writer_memory.max(REBUILD_MEMORY), threads)?;
     store.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
 
-    let mut tx = pool.begin().await.map_err(change_feed::FeedError::from)?;
+    let op = Operation::Rebuilding;
+    let mut tx = pool.begin().await.during(op)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
         .await
-        .map_err(change_feed::FeedError::from)?;
-    let snapshot = change_feed::current_snapshot(&mut *tx).await?;
-    let total = documents::count_rows(&mut *tx)
-        .await
-        .map_err(change_feed::FeedError::from)?;
+        .during(op)?;
+    let snapshot = change_feed::current_snapshot(&mut *tx, op).await?;
+    let total = documents::count_rows(&mut *tx).await.during(op)?;
     let bar = if progress {
         ProgressBar::new(total)
     } else {
@@ -89,65 +88,10 @@ pub async fn rebuild(
     let fields = store.fields.clone();
     let mut documents = 0u64;
     for kind in Kind::ALL {
-        documents += match kind {
-            Kind::Control => {
-                stream(
-                    &mut tx,
-                    &mut store,
-                    &fields,
-                    kind,
-                    &bar,
-                    documents::render_control,
-                )
-                .await?
-            }
-            Kind::Certification => {
-                stream(
-                    &mut tx,
-                    &mut store,
-                    &fields,
-                    kind,
-                    &bar,
-                    documents::render_certification,
-                )
-                .await?
-            }
-            Kind::Requirement => {
-                stream(
-                    &mut tx,
-                    &mut store,
-                    &fields,
-                    kind,
-                    &bar,
-                    documents::render_requirement,
-                )
-                .await?
-            }
-            Kind::Evidence => {
-                stream(
-                    &mut tx,
-                    &mut store,
-                    &fields,
-                    kind,
-                    &bar,
-                    documents::render_evidence,
-                )
-                .await?
-            }
-            Kind::Risk => {
-                stream(
-                    &mut tx,
-                    &mut store,
-                    &fields,
-                    kind,
-                    &bar,
-                    documents::render_risk,
-                )
-                .await?
-            }
-        };
+        documents +=
+            with_row_type!(kind, R => stream::<R>(&mut tx, &mut store, &fields, &bar).await?);
     }
-    tx.commit().await.map_err(change_feed::FeedError::from)?;
+    tx.commit().await.during(op)?;
     let position = IndexPosition {
         snapshot,
         generation: 0,
@@ -175,7 +119,7 @@ pub async fn rebuild(
     );
     // announced to everyone's notices room; the index is fine without it
     let event = crate::events::NewEvent {
-        kind: "index.rebuilt",
+        kind: crate::events::EventKind::IndexRebuilt,
         organization_id: None,
         certification_id: None,
         related_certifications: Vec::new(),
@@ -193,26 +137,16 @@ pub async fn rebuild(
     Ok(report)
 }
 
-async fn stream<R>(
+async fn stream<R: DocumentRow>(
     conn: &mut PgConnection,
     store: &mut IndexStore,
     fields: &Fields,
-    kind: Kind,
     bar: &ProgressBar,
-    render: fn(&Fields, &R) -> Rendered,
-) -> Result<u64, IndexerError>
-where
-    R: for<'r> FromRow<'r, PgRow> + Send + Unpin,
-{
-    let sql = documents::all_rows_sql(kind);
-    let mut rows = sqlx::query_as::<_, R>(AssertSqlSafe(sql)).fetch(&mut *conn);
+) -> Result<u64, IndexerError> {
+    let mut rows = sqlx::query_as::<_, R>(AssertSqlSafe(R::SQL)).fetch(&mut *conn);
     let mut n = 0u64;
-    while let Some(row) = rows
-        .try_next()
-        .await
-        .map_err(change_feed::FeedError::from)?
-    {
-        store.add(render(fields, &row).doc)?;
+    while let Some(row) = rows.try_next().await.during(Operation::Rebuilding)? {
+        store.add(row.render(fields).doc)?;
         n += 1;
         if n.is_multiple_of(1024) {
             bar.inc(1024);

@@ -17,13 +17,15 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::change_feed::{self, Retention};
+use crate::error::{During, Operation};
 use crate::index_store::{self, IndexStore, Unusable};
 use crate::metrics::IndexerMetrics;
 use crate::position::{CommitPayload, IndexPosition};
 use crate::rebuild;
-use crate::schema::{Fields, Kind, SCHEMA_VERSION};
+use crate::schema::{Fields, SCHEMA_VERSION};
 use crate::sync;
 use crate::{IndexerError, NOTIFY_CHANNEL};
+use certscope_domain::Kind;
 
 /// Settings of a running indexer.
 #[derive(Debug, Clone)]
@@ -45,15 +47,18 @@ pub struct IndexerConfig {
 }
 
 impl IndexerConfig {
+    pub const DEFAULT_BATCH_WINDOW_MS: u64 = 15;
+    pub const DEFAULT_WRITER_MEMORY_MB: usize = 256;
+
     pub fn new(database_url: String, index_dir: PathBuf) -> Self {
         Self {
             database_url,
             index_dir,
-            batch_window: Duration::from_millis(15),
+            batch_window: Duration::from_millis(Self::DEFAULT_BATCH_WINDOW_MS),
             poll_interval: Duration::from_millis(1000),
             page_size: 20_000,
             commit_every: 200_000,
-            writer_memory: 256 << 20,
+            writer_memory: Self::DEFAULT_WRITER_MEMORY_MB << 20,
             retention: Retention::default(),
             prune_interval: Duration::from_secs(300),
             progress: false,
@@ -305,7 +310,7 @@ fn publish(live: &Live, tx: &watch::Sender<Option<IndexView>>, metrics: &Indexer
 
 fn count_docs(live: &Live, metrics: &IndexerMetrics) {
     let searcher = live.store.reader().searcher();
-    for (i, kind) in Kind::ALL.iter().enumerate() {
+    for kind in Kind::ALL {
         let term = Term::from_field_text(live.store.fields.kind, kind.as_str());
         let n = searcher
             .search(
@@ -313,7 +318,7 @@ fn count_docs(live: &Live, metrics: &IndexerMetrics) {
                 &tantivy::collector::Count,
             )
             .unwrap_or(0);
-        metrics.docs[i].store(n as u64, Ordering::Relaxed);
+        metrics.docs[kind.index()].store(n as u64, Ordering::Relaxed);
     }
 }
 
@@ -456,7 +461,7 @@ pub async fn catch_up(config: &IndexerConfig) -> Result<IndexPosition, IndexerEr
     };
     let metrics = IndexerMetrics::default();
     let mut live = open_or_rebuild(&pool, config, &metrics).await?;
-    let target = change_feed::current_snapshot(&pool).await?;
+    let target = change_feed::current_snapshot(&pool, Operation::ReadingChanges).await?;
     while !live.position.snapshot.covers(&target) {
         cycle(&pool, config, &mut live, &metrics).await?;
     }
@@ -474,8 +479,8 @@ async fn cycle(
     live: &mut Live,
     metrics: &IndexerMetrics,
 ) -> Result<bool, IndexerError> {
-    let mut conn = pool.acquire().await.map_err(change_feed::FeedError::from)?;
-    let to = change_feed::current_snapshot(&mut *conn).await?;
+    let mut conn = pool.acquire().await.during(Operation::Connecting)?;
+    let to = change_feed::current_snapshot(&mut *conn, Operation::ReadingChanges).await?;
     if to == live.position.snapshot {
         return Ok(false);
     }

@@ -2,6 +2,7 @@
 //! query-api (reader). Bump [`SCHEMA_VERSION`] on any change of fields, options or
 //! analysers; an index built with another version is set aside and rebuilt.
 
+use certscope_domain::Kind;
 use tantivy::schema::{
     DateOptions, DateTimePrecision, FAST, Field, IndexRecordOption, NumericOptions, STORED, STRING,
     Schema, TextFieldIndexing, TextOptions,
@@ -12,7 +13,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, Term};
 
 /// Version of the schema and analysers written into every commit's payload.
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// English words: split, lowercase, stem.
 pub const TOKENIZER_EN: &str = "certscope_en";
@@ -20,40 +21,6 @@ pub const TOKENIZER_EN: &str = "certscope_en";
 pub const TOKENIZER_WORDS: &str = "certscope_words";
 /// Identifiers: the whole value, lowercased, never stemmed or split.
 pub const TOKENIZER_IDENT: &str = "certscope_ident";
-
-/// The kinds of documents in the index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum Kind {
-    Control,
-    Certification,
-    Requirement,
-    Evidence,
-    Risk,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::Control,
-        Kind::Certification,
-        Kind::Requirement,
-        Kind::Evidence,
-        Kind::Risk,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Control => "control",
-            Kind::Certification => "certification",
-            Kind::Requirement => "requirement",
-            Kind::Evidence => "evidence",
-            Kind::Risk => "risk",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == s)
-    }
-}
 
 /// The document key: one document per (kind, primary key).
 pub fn doc_key(kind: Kind, id: i64) -> String {
@@ -107,6 +74,9 @@ pub struct Fields {
     pub residual_score: Field,
     pub risk_level: Field,
     pub due_date: Field,
+    /// The deadline the item still has to meet (`certscope_domain::Deadline`):
+    /// absent when it has none. The `due` facet and filter read it.
+    pub deadline: Field,
     pub expires_on: Field,
     pub collected_on: Field,
     pub target_date: Field,
@@ -190,6 +160,7 @@ pub fn build() -> (Schema, Fields) {
         residual_score: b.add_u64_field("residual_score", number()),
         risk_level: b.add_text_field("risk_level", keyword()),
         due_date: b.add_date_field("due_date", date()),
+        deadline: b.add_date_field("deadline", date()),
         expires_on: b.add_date_field("expires_on", date()),
         collected_on: b.add_date_field("collected_on", date()),
         target_date: b.add_date_field("target_date", date()),
@@ -215,16 +186,6 @@ pub fn register_tokenizers(index: &Index) {
     index.tokenizers().register(TOKENIZER_EN, en);
     index.tokenizers().register(TOKENIZER_WORDS, words);
     index.tokenizers().register(TOKENIZER_IDENT, ident);
-}
-
-/// Risk level of a likelihood × impact score on the 5×5 grid.
-pub fn risk_level(score: u64) -> &'static str {
-    match score {
-        0..=4 => "low",
-        5..=9 => "medium",
-        10..=16 => "high",
-        _ => "critical",
-    }
 }
 
 /// Characters of a title kept for sorting by name.

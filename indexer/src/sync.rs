@@ -11,30 +11,23 @@
 
 use std::collections::{BTreeSet, HashMap};
 
+use certscope_domain::{Entity, Kind};
 use sqlx::PgConnection;
 
 use crate::change_feed::Change;
 use crate::documents::{Rendered, render_ids};
+use crate::error::{During, IndexerError, Operation};
 use crate::index_store::{IndexStore, StoreError};
-use crate::schema::Kind;
 
 /// Rows rendered per query.
 const RENDER_CHUNK: usize = 2_000;
-
-#[derive(Debug, thiserror::Error)]
-pub enum SyncError {
-    #[error("database error while rendering documents")]
-    Db(#[from] sqlx::Error),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-}
 
 /// What applying a page did.
 #[derive(Debug, Default, Clone)]
 pub struct Applied {
     pub changes: u64,
-    /// Documents written or deleted, per kind (index of `Kind::ALL`).
-    pub docs: [u64; 5],
+    /// Documents written or deleted, per kind (by [`Kind::index`]).
+    pub docs: [u64; Kind::COUNT],
 }
 
 impl Applied {
@@ -43,10 +36,7 @@ impl Applied {
     }
 }
 
-fn kind_index(kind: Kind) -> usize {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0)
-}
-
+/// Documents to re-render, by kind.
 #[derive(Default)]
 struct Dirty {
     sets: HashMap<Kind, BTreeSet<i64>>,
@@ -65,15 +55,154 @@ impl Dirty {
     }
 }
 
-async fn ids_where(
-    conn: &mut PgConnection,
+/// Rows whose documents embed something of another row, found by SQL taking
+/// the other rows' ids as `$1`.
+struct Dependents {
+    kind: Kind,
     sql: &'static str,
-    param: &[i64],
-) -> Result<Vec<i64>, sqlx::Error> {
-    if param.is_empty() {
-        return Ok(Vec::new());
+}
+
+/// Documents that copy a framework's fields.
+const OF_FRAMEWORKS: [Dependents; 2] = [
+    Dependents {
+        kind: Kind::Control,
+        sql: "SELECT id FROM controls WHERE framework_id = ANY($1)",
+    },
+    Dependents {
+        kind: Kind::Certification,
+        sql: "SELECT id FROM certifications WHERE framework_id = ANY($1)",
+    },
+];
+
+/// Documents that show a user's name (owner, submitter).
+const OF_USERS: [Dependents; 4] = [
+    Dependents {
+        kind: Kind::Certification,
+        sql: "SELECT id FROM certifications WHERE owner_id = ANY($1)",
+    },
+    Dependents {
+        kind: Kind::Requirement,
+        sql: "SELECT id FROM requirements WHERE owner_id = ANY($1)",
+    },
+    Dependents {
+        kind: Kind::Evidence,
+        sql: "SELECT id FROM evidence WHERE submitted_by = ANY($1)",
+    },
+    Dependents {
+        kind: Kind::Risk,
+        sql: "SELECT id FROM risks WHERE owner_id = ANY($1)",
+    },
+];
+
+const OF_CONTROLS: [Dependents; 1] = [Dependents {
+    kind: Kind::Requirement,
+    sql: "SELECT id FROM requirements WHERE control_id = ANY($1)",
+}];
+
+const OF_CERTIFICATIONS: [Dependents; 1] = [Dependents {
+    kind: Kind::Requirement,
+    sql: "SELECT id FROM requirements WHERE certification_id = ANY($1)",
+}];
+
+const OF_REQUIREMENTS: [Dependents; 2] = [
+    Dependents {
+        kind: Kind::Evidence,
+        sql: "SELECT id FROM evidence WHERE requirement_id = ANY($1)",
+    },
+    Dependents {
+        kind: Kind::Risk,
+        sql: "SELECT DISTINCT risk_id FROM risk_requirements WHERE requirement_id = ANY($1)",
+    },
+];
+
+impl Dirty {
+    /// Marks the dependents of the rows `ids`.
+    async fn add_dependents(
+        &mut self,
+        conn: &mut PgConnection,
+        of: &[Dependents],
+        ids: &[i64],
+    ) -> Result<(), IndexerError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
+        for d in of {
+            let found: Vec<i64> = sqlx::query_scalar(d.sql)
+                .bind(ids)
+                .fetch_all(&mut *conn)
+                .await
+                .during(Operation::RenderingDocuments)?;
+            self.add(d.kind, found);
+        }
+        Ok(())
     }
-    sqlx::query_scalar(sql).bind(param).fetch_all(conn).await
+}
+
+/// The documents a page of changes touches directly, and the frameworks and
+/// users whose copied fields (names) some documents show.
+fn direct(changes: &[Change]) -> (Dirty, Vec<i64>, Vec<i64>) {
+    let mut dirty = Dirty::default();
+    let mut frameworks = BTreeSet::new();
+    let mut users = BTreeSet::new();
+    for c in changes {
+        match c.entity {
+            Entity::Framework => {
+                frameworks.insert(c.row_id);
+            }
+            Entity::User => {
+                users.insert(c.row_id);
+            }
+            // a risk_requirement change is keyed by its risk
+            Entity::RiskRequirement => dirty.add(Kind::Risk, [c.row_id]),
+            // organizations and auditor assignments are not embedded in documents
+            Entity::Organization | Entity::AuditorAssignment => {}
+            Entity::Control
+            | Entity::Certification
+            | Entity::Requirement
+            | Entity::Evidence
+            | Entity::Risk => {
+                if let Some(kind) = c.entity.document() {
+                    dirty.add(kind, [c.row_id]);
+                }
+            }
+        }
+    }
+    (
+        dirty,
+        frameworks.into_iter().collect(),
+        users.into_iter().collect(),
+    )
+}
+
+/// Parents rendered while finding the fan-out, written last.
+struct Parents {
+    controls: (Vec<i64>, Vec<Rendered>),
+    certifications: (Vec<i64>, Vec<Rendered>),
+    requirements: (Vec<i64>, Vec<Rendered>),
+}
+
+/// Renders dirty parents top-down and marks the children of those whose copied
+/// fields changed.
+async fn render_parents(
+    conn: &mut PgConnection,
+    store: &IndexStore,
+    dirty: &mut Dirty,
+) -> Result<Parents, IndexerError> {
+    let mut step = async |kind: Kind, children: &[Dependents], dirty: &mut Dirty| {
+        let ids = dirty.take(kind);
+        let rendered = render_all(conn, store, kind, &ids).await?;
+        let changed = changed_signatures(store, kind, &rendered);
+        dirty.add_dependents(conn, children, &changed).await?;
+        Ok::<_, IndexerError>((ids, rendered))
+    };
+    let controls = step(Kind::Control, &OF_CONTROLS, dirty).await?;
+    let certifications = step(Kind::Certification, &OF_CERTIFICATIONS, dirty).await?;
+    let requirements = step(Kind::Requirement, &OF_REQUIREMENTS, dirty).await?;
+    Ok(Parents {
+        controls,
+        certifications,
+        requirements,
+    })
 }
 
 /// Applies `changes` to the index (without committing the position). `commit` is
@@ -85,150 +214,32 @@ pub async fn apply(
     changes: &[Change],
     mut commit: impl FnMut(&mut IndexStore) -> Result<(), StoreError>,
     commit_every: u64,
-) -> Result<Applied, SyncError> {
+) -> Result<Applied, IndexerError> {
     let mut applied = Applied {
         changes: changes.len() as u64,
         ..Applied::default()
     };
-    let mut dirty = Dirty::default();
-    let mut frameworks = BTreeSet::new();
-    let mut users = BTreeSet::new();
-    for c in changes {
-        match c.entity.as_str() {
-            "control" => dirty.add(Kind::Control, [c.row_id]),
-            "certification" => dirty.add(Kind::Certification, [c.row_id]),
-            "requirement" => dirty.add(Kind::Requirement, [c.row_id]),
-            "evidence" => dirty.add(Kind::Evidence, [c.row_id]),
-            "risk" | "risk_requirement" => dirty.add(Kind::Risk, [c.row_id]),
-            "framework" => {
-                frameworks.insert(c.row_id);
-            }
-            "user" => {
-                users.insert(c.row_id);
-            }
-            // organizations and auditor assignments are not embedded in documents
-            _ => {}
-        }
-    }
-    let frameworks: Vec<i64> = frameworks.into_iter().collect();
-    let users: Vec<i64> = users.into_iter().collect();
-    dirty.add(
-        Kind::Control,
-        ids_where(
-            conn,
-            "SELECT id FROM controls WHERE framework_id = ANY($1)",
-            &frameworks,
-        )
-        .await?,
-    );
-    dirty.add(
-        Kind::Certification,
-        ids_where(
-            conn,
-            "SELECT id FROM certifications WHERE framework_id = ANY($1)",
-            &frameworks,
-        )
-        .await?,
-    );
-    dirty.add(
-        Kind::Certification,
-        ids_where(
-            conn,
-            "SELECT id FROM certifications WHERE owner_id = ANY($1)",
-            &users,
-        )
-        .await?,
-    );
-    dirty.add(
-        Kind::Requirement,
-        ids_where(
-            conn,
-            "SELECT id FROM requirements WHERE owner_id = ANY($1)",
-            &users,
-        )
-        .await?,
-    );
-    dirty.add(
-        Kind::Evidence,
-        ids_where(
-            conn,
-            "SELECT id FROM evidence WHERE submitted_by = ANY($1)",
-            &users,
-        )
-        .await?,
-    );
-    dirty.add(
-        Kind::Risk,
-        ids_where(
-            conn,
-            "SELECT id FROM risks WHERE owner_id = ANY($1)",
-            &users,
-        )
-        .await?,
-    );
-
-    // top-down: render parents, find whose copied fields changed
-    let controls = dirty.take(Kind::Control);
-    let rendered_controls = render_all(conn, store, Kind::Control, &controls).await?;
-    let changed = changed_signatures(store, Kind::Control, &rendered_controls);
-    dirty.add(
-        Kind::Requirement,
-        ids_where(
-            conn,
-            "SELECT id FROM requirements WHERE control_id = ANY($1)",
-            &changed,
-        )
-        .await?,
-    );
-
-    let certifications = dirty.take(Kind::Certification);
-    let rendered_certifications =
-        render_all(conn, store, Kind::Certification, &certifications).await?;
-    let changed = changed_signatures(store, Kind::Certification, &rendered_certifications);
-    dirty.add(
-        Kind::Requirement,
-        ids_where(
-            conn,
-            "SELECT id FROM requirements WHERE certification_id = ANY($1)",
-            &changed,
-        )
-        .await?,
-    );
-
-    let requirements = dirty.take(Kind::Requirement);
-    let rendered_requirements = render_all(conn, store, Kind::Requirement, &requirements).await?;
-    let changed = changed_signatures(store, Kind::Requirement, &rendered_requirements);
-    dirty.add(
-        Kind::Evidence,
-        ids_where(
-            conn,
-            "SELECT id FROM evidence WHERE requirement_id = ANY($1)",
-            &changed,
-        )
-        .await?,
-    );
-    dirty.add(
-        Kind::Risk,
-        ids_where(
-            conn,
-            "SELECT DISTINCT risk_id FROM risk_requirements WHERE requirement_id = ANY($1)",
-            &changed,
-        )
-        .await?,
-    );
+    let (mut dirty, frameworks, users) = direct(changes);
+    dirty
+        .add_dependents(conn, &OF_FRAMEWORKS, &frameworks)
+        .await?;
+    dirty.add_dependents(conn, &OF_USERS, &users).await?;
+    let parents = render_parents(conn, store, &mut dirty).await?;
 
     // bottom-up writes; leaves stream in chunks
     let mut buffered = 0u64;
     for kind in [Kind::Evidence, Kind::Risk] {
         let ids = dirty.take(kind);
         for chunk in ids.chunks(RENDER_CHUNK) {
-            let rendered = render_ids(conn, &store.fields, kind, chunk).await?;
+            let rendered = render_ids(conn, &store.fields, kind, chunk)
+                .await
+                .during(Operation::RenderingDocuments)?;
             store.replace(
                 kind,
                 chunk.iter().copied(),
                 rendered.into_iter().map(|r| r.doc).collect(),
             )?;
-            applied.docs[kind_index(kind)] += chunk.len() as u64;
+            applied.docs[kind.index()] += chunk.len() as u64;
             buffered += chunk.len() as u64;
             if buffered >= commit_every {
                 commit(store)?;
@@ -236,12 +247,12 @@ pub async fn apply(
             }
         }
     }
-    for (kind, ids, rendered) in [
-        (Kind::Requirement, requirements, rendered_requirements),
-        (Kind::Certification, certifications, rendered_certifications),
-        (Kind::Control, controls, rendered_controls),
+    for (kind, (ids, rendered)) in [
+        (Kind::Requirement, parents.requirements),
+        (Kind::Certification, parents.certifications),
+        (Kind::Control, parents.controls),
     ] {
-        applied.docs[kind_index(kind)] += ids.len() as u64;
+        applied.docs[kind.index()] += ids.len() as u64;
         store.replace(kind, ids, rendered.into_iter().map(|r| r.doc).collect())?;
     }
     Ok(applied)
@@ -252,10 +263,14 @@ async fn render_all(
     store: &IndexStore,
     kind: Kind,
     ids: &[i64],
-) -> Result<Vec<Rendered>, sqlx::Error> {
+) -> Result<Vec<Rendered>, IndexerError> {
     let mut out = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(RENDER_CHUNK) {
-        out.extend(render_ids(conn, &store.fields, kind, chunk).await?);
+        out.extend(
+            render_ids(conn, &store.fields, kind, chunk)
+                .await
+                .during(Operation::RenderingDocuments)?,
+        );
     }
     Ok(out)
 }

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use certscope_indexer::schema::Kind;
+use certscope_domain::Kind;
 use common::{Fixture, document, eventually, text, version};
 use sqlx::Connection;
 

@@ -63,7 +63,7 @@ async fn an_index_of_another_schema_version_is_rebuilt_not_misread() {
 
 #[tokio::test]
 async fn a_rebuilt_evidence_document_equals_the_incrementally_rendered_one() {
-    use certscope_indexer::schema::Kind;
+    use certscope_domain::Kind;
     use tantivy::Document;
     let fx = Fixture::seeded().await;
     certscope_indexer::catch_up(&fx.config()).await.unwrap();

@@ -16,35 +16,7 @@ use crate::error::ApiError;
 /// Clock skew tolerated on `exp` and `nbf`.
 pub const LEEWAY_SECS: u64 = 5;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Officer,
-    Executive,
-    Auditor,
-    Admin,
-}
-
-impl Role {
-    pub fn parse(s: &str) -> Option<Role> {
-        match s {
-            "officer" => Some(Role::Officer),
-            "executive" => Some(Role::Executive),
-            "auditor" => Some(Role::Auditor),
-            "admin" => Some(Role::Admin),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Officer => "officer",
-            Role::Executive => "executive",
-            Role::Auditor => "auditor",
-            Role::Admin => "admin",
-        }
-    }
-}
+pub use certscope_domain::Role;
 
 /// What a token says.
 #[derive(Debug, Clone, Serialize, Deserialize)]

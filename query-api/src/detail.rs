@@ -132,8 +132,10 @@ const CERTIFICATION_SQL: &str = "SELECT to_jsonb(t) FROM (
            x.owner_id, u.display_name AS owner, f.slug AS framework, f.name AS framework_name,
            x.version, x.updated_at,
            (SELECT count(*) FROM requirements r WHERE r.certification_id = x.id) AS requirements,
-           (SELECT count(*) FROM requirements r WHERE r.certification_id = x.id
-              AND r.status IN ('implemented', 'not_applicable')) AS requirements_done
+           (SELECT coalesce(jsonb_object_agg(status, n), '{}') FROM (SELECT r.status, count(*) AS n
+              FROM requirements r WHERE r.certification_id = x.id GROUP BY r.status) s) AS requirements_by_status,
+           (SELECT certscope_completion(r.status) FROM requirements r
+              WHERE r.certification_id = x.id) AS completion_pct
     FROM certifications x JOIN frameworks f ON f.id = x.framework_id LEFT JOIN users u ON u.id = x.owner_id
     WHERE x.organization_id = $1 AND x.id = $2) t";
 

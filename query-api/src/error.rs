@@ -1,7 +1,11 @@
 //! One error type for every route: a status, a stable machine code and a message
 //! that tells the caller what was wrong. User mistakes are 4xx; 5xx only for our
-//! own failures, logged with their cause (never with document text).
+//! own failures. A 5xx body is generic; its cause travels in the response's
+//! extensions and is logged once, inside the request's span, by the HTTP layer
+//! (never with document text).
 
+use std::error::Error as StdError;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -37,10 +41,34 @@ pub enum ApiError {
         message: String,
         retry_after: Duration,
     },
+    #[error("the request URI is longer than {0} bytes")]
+    UriTooLong(usize),
     #[error("request timed out")]
     Timeout,
-    #[error("internal error")]
-    Internal(String),
+    #[error("internal error while {}", .0.context)]
+    Internal(Arc<InternalCause>),
+}
+
+/// What went wrong on our side, with its source chain: carried to the logging
+/// layer in the response's extensions, never sent to the client.
+#[derive(Debug)]
+pub struct InternalCause {
+    /// What the server was doing ("running a search", "rendering the PDF").
+    pub context: &'static str,
+    pub source: Box<dyn StdError + Send + Sync>,
+}
+
+impl std::fmt::Display for InternalCause {
+    /// The context and every source in the chain: `context: error: cause: ...`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.context, self.source)?;
+        let mut next = self.source.source();
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
 }
 
 impl ApiError {
@@ -51,8 +79,15 @@ impl ApiError {
         }
     }
 
-    pub fn internal(context: &str, err: impl std::fmt::Display) -> Self {
-        ApiError::Internal(format!("{context}: {err}"))
+    /// Our failure while doing `context`, keeping `source` (and its chain).
+    pub fn internal(
+        context: &'static str,
+        source: impl Into<Box<dyn StdError + Send + Sync>>,
+    ) -> Self {
+        ApiError::Internal(Arc::new(InternalCause {
+            context,
+            source: source.into(),
+        }))
     }
 
     fn parts(&self) -> (StatusCode, &'static str) {
@@ -63,6 +98,7 @@ impl ApiError {
             ApiError::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "too_large"),
             ApiError::NotAcceptable(_) => (StatusCode::NOT_ACCEPTABLE, "not_acceptable"),
+            ApiError::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
             ApiError::TooManyRequests { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             ApiError::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             ApiError::Timeout => (StatusCode::GATEWAY_TIMEOUT, "timeout"),
@@ -73,13 +109,13 @@ impl ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(e: sqlx::Error) -> Self {
-        ApiError::internal("database", e)
+        ApiError::internal("querying the database", e)
     }
 }
 
 impl From<tantivy::TantivyError> for ApiError {
     fn from(e: tantivy::TantivyError) -> Self {
-        ApiError::internal("index", e)
+        ApiError::internal("reading the index", e)
     }
 }
 
@@ -98,10 +134,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
         let message = match &self {
-            ApiError::Internal(cause) => {
-                tracing::error!(cause = %cause, "request failed");
-                "internal error; the cause is in the server log".to_owned()
-            }
+            ApiError::Internal(_) => "internal error; the cause is in the server log".to_owned(),
             other => other.to_string(),
         };
         let retry_after = match &self {
@@ -120,6 +153,10 @@ impl IntoResponse for ApiError {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        if let ApiError::Internal(cause) = self {
+            // logged once, in the request's span, by `http::observe`
+            response.extensions_mut().insert(cause);
         }
         if status == StatusCode::UNAUTHORIZED {
             response.headers_mut().insert(

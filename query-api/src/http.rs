@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, MatchedPath, Request, State};
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use certscope_indexer::metrics::Histogram;
@@ -21,7 +21,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use crate::AppState;
-use crate::error::ApiError;
+use crate::error::{ApiError, InternalCause};
 
 pub const POSITION_HEADER: &str = "x-certscope-position";
 pub const MIN_POSITION_HEADER: &str = "x-certscope-min-position";
@@ -169,12 +169,7 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let span = tracing::info_span!("request", %method, route = %route);
     let config = &state.api.config;
     let response = if request.uri().to_string().len() > config.max_uri_bytes {
-        (
-            StatusCode::URI_TOO_LONG,
-            axum::Json(serde_json::json!({"error": {"code": "uri_too_long",
-                "message": format!("the request URI is longer than {} bytes", config.max_uri_bytes)}})),
-        )
-            .into_response()
+        ApiError::UriTooLong(config.max_uri_bytes).into_response()
     } else {
         use tracing::Instrument;
         match tokio::time::timeout(
@@ -193,12 +188,18 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     figures.latency.observe(elapsed.as_secs_f64());
     let class = (status.as_u16() / 100).clamp(2, 5) as usize - 2;
     figures.statuses[class].fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    span.in_scope(|| {
-        tracing::debug!(
+    span.in_scope(|| match response.extensions().get::<Arc<InternalCause>>() {
+        Some(cause) => tracing::error!(
+            status = status.as_u16(),
+            ms = elapsed.as_secs_f64() * 1e3,
+            error = %cause,
+            "request failed"
+        ),
+        None => tracing::debug!(
             status = status.as_u16(),
             ms = elapsed.as_secs_f64() * 1e3,
             "served"
-        );
+        ),
     });
     response
 }
@@ -295,8 +296,8 @@ impl IntoResponse for Cached {
     }
 }
 
-/// Responses keyed by (organization scope, request, index snapshot): a cached
-/// answer is never stale (a new snapshot is a new key) and never foreign (the
+/// Responses keyed by (organization scope, request, pinned searcher): a cached
+/// answer is never stale (a new searcher is a new key) and never foreign (the
 /// scope is in the key). Concurrent identical requests share one computation.
 pub struct ResponseCache {
     cache: moka::future::Cache<String, Cached>,

@@ -2,17 +2,20 @@
 //! scoped to the caller's organization; health, readiness, metrics and the
 //! OpenAPI document. The only crate that knows HTTP and JSON.
 
+pub mod app;
 pub mod auth;
 mod detail;
 pub mod error;
 pub mod events;
 mod health;
 mod http;
-mod metrics;
+mod metrics_routes;
 mod openapi;
-mod reports;
+mod prometheus;
 mod routes;
 pub mod search;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -20,9 +23,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use certscope_domain::Kind;
 use certscope_indexer::IndexView;
 use certscope_indexer::metrics::IndexerMetrics;
-use certscope_indexer::schema::Kind;
 use certscope_reports::section::Section;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
@@ -54,19 +57,26 @@ pub struct ApiConfig {
 }
 
 impl ApiConfig {
+    pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 10_000;
+    /// Sustained requests per second per token; the burst is twice the rate.
+    pub const DEFAULT_RATE_PER_TOKEN: f64 = 200.0;
+    pub const DEFAULT_RATE_PER_IP: f64 = 500.0;
+    pub const DEFAULT_POSITION_WAIT_MS: u64 = 5_000;
+    pub const DEFAULT_CACHE_ENTRIES: u64 = 2_000;
+
     pub fn new(jwt_secret: Vec<u8>) -> Self {
         Self {
             jwt_secret,
             cors_origins: Vec::new(),
-            request_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_millis(Self::DEFAULT_REQUEST_TIMEOUT_MS),
             max_body_bytes: 64 << 10,
             max_uri_bytes: 8 << 10,
-            rate_per_token: 200.0,
-            burst_per_token: 400.0,
-            rate_per_ip: 500.0,
-            burst_per_ip: 1000.0,
-            max_position_wait: Duration::from_secs(5),
-            cache_entries: 2_000,
+            rate_per_token: Self::DEFAULT_RATE_PER_TOKEN,
+            burst_per_token: 2.0 * Self::DEFAULT_RATE_PER_TOKEN,
+            rate_per_ip: Self::DEFAULT_RATE_PER_IP,
+            burst_per_ip: 2.0 * Self::DEFAULT_RATE_PER_IP,
+            max_position_wait: Duration::from_millis(Self::DEFAULT_POSITION_WAIT_MS),
+            cache_entries: Self::DEFAULT_CACHE_ENTRIES,
             events: events::EventConfig::default(),
         }
     }
@@ -82,7 +92,7 @@ pub struct Api {
     pub routes: RouteMetrics,
     /// Facet labels by (organization or 0, facet, value); renames show within a minute.
     pub labels: moka::sync::Cache<(i64, &'static str, String), String>,
-    pub(crate) reports: reports::ReportService,
+    pub(crate) reports: metrics_routes::ReportService,
 }
 
 impl Api {
@@ -97,7 +107,7 @@ impl Api {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
-            reports: reports::ReportService::default(),
+            reports: metrics_routes::ReportService::default(),
             config,
         }
     }
@@ -157,71 +167,124 @@ impl AppState {
     }
 }
 
-/// Every route, for the OpenAPI document and its test.
-pub const ROUTES: &[(&str, &str)] = &[
-    ("get", "/healthz"),
-    ("get", "/readyz"),
-    ("get", "/metrics"),
-    ("get", "/openapi.json"),
-    ("get", "/docs"),
-    ("get", "/v1/search"),
-    ("get", "/v1/suggest"),
-    ("get", "/v1/certifications"),
-    ("get", "/v1/requirements"),
-    ("get", "/v1/certifications/{id}"),
-    ("get", "/v1/requirements/{id}"),
-    ("get", "/v1/evidence/{id}"),
-    ("get", "/v1/risks/{id}"),
-    ("get", "/v1/metrics/posture"),
-    ("get", "/v1/metrics/heatmap"),
-    ("get", "/v1/metrics/matrix"),
-    ("get", "/v1/metrics/trends"),
-    ("get", "/v1/metrics/forecast"),
-    ("get", "/v1/metrics/overdue"),
-    ("get", "/v1/metrics/kpis"),
-    ("get", "/v1/reports/board.pdf"),
-    ("get", "/v1/events"),
-    ("get", "/v1/events/stream"),
-    ("post", "/v1/events/tickets"),
-];
+/// The paths the API serves, named once for the router, the OpenAPI document
+/// and typed clients.
+pub mod paths {
+    pub const HEALTHZ: &str = "/healthz";
+    pub const READYZ: &str = "/readyz";
+    pub const PROMETHEUS: &str = "/metrics";
+    pub const OPENAPI: &str = "/openapi.json";
+    pub const DOCS: &str = "/docs";
+    pub const SEARCH: &str = "/v1/search";
+    pub const SUGGEST: &str = "/v1/suggest";
+    pub const CERTIFICATIONS: &str = "/v1/certifications";
+    pub const REQUIREMENTS: &str = "/v1/requirements";
+    pub const CERTIFICATION: &str = "/v1/certifications/{id}";
+    pub const REQUIREMENT: &str = "/v1/requirements/{id}";
+    pub const EVIDENCE: &str = "/v1/evidence/{id}";
+    pub const RISK: &str = "/v1/risks/{id}";
+    pub const BOARD_PDF: &str = "/v1/reports/board.pdf";
+    pub const EVENTS_WS: &str = "/v1/events";
+    pub const EVENTS_SSE: &str = "/v1/events/stream";
+    pub const EVENT_TICKETS: &str = "/v1/events/tickets";
 
-pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/v1/search", get(routes::search))
-        .route("/v1/suggest", get(routes::suggest))
+    /// The path of a metrics section.
+    pub fn metric(section: certscope_reports::section::Section) -> String {
+        format!("/v1/metrics/{}", section.as_str())
+    }
+}
+
+/// A router that records what it serves, so the route table (and the OpenAPI
+/// check against it) comes from the router itself.
+struct Routes {
+    router: Router<AppState>,
+    table: Vec<(&'static str, String)>,
+}
+
+impl Routes {
+    fn new() -> Self {
+        Self {
+            router: Router::new(),
+            table: Vec::new(),
+        }
+    }
+
+    fn route(
+        mut self,
+        method: &'static str,
+        path: &str,
+        handler: axum::routing::MethodRouter<AppState>,
+    ) -> Self {
+        self.table.push((method, path.to_owned()));
+        self.router = self.router.route(path, handler);
+        self
+    }
+
+    fn merge(mut self, other: Routes) -> Self {
+        self.table.extend(other.table);
+        self.router = self.router.merge(other.router);
+        self
+    }
+}
+
+/// The `/v1` routes, behind authentication and rate limits.
+fn api_routes() -> Routes {
+    use paths::*;
+    let routes = Routes::new()
+        .route("get", SEARCH, get(routes::search))
+        .route("get", SUGGEST, get(routes::suggest))
         .route(
-            "/v1/certifications",
+            "get",
+            CERTIFICATIONS,
             get(|s, c, h, q| routes::listing(Kind::Certification, s, c, h, q)),
         )
         .route(
-            "/v1/requirements",
+            "get",
+            REQUIREMENTS,
             get(|s, c, h, q| routes::listing(Kind::Requirement, s, c, h, q)),
         )
-        .route("/v1/certifications/{id}", get(detail::certification))
-        .route("/v1/requirements/{id}", get(detail::requirement))
-        .route("/v1/evidence/{id}", get(detail::evidence))
-        .route("/v1/risks/{id}", get(detail::risk))
-        .route("/v1/reports/board.pdf", get(reports::board))
-        .route("/v1/events", get(events::ws_upgrade))
-        .route("/v1/events/stream", get(events::sse_stream))
-        .route("/v1/events/tickets", axum::routing::post(events::ticket));
-    let api = Section::ALL.into_iter().fold(api, |api, section| {
-        api.route(
-            &format!("/v1/metrics/{}", section.as_str()),
-            get(move |s, c, h, q| reports::metrics(section, s, c, h, q)),
+        .route("get", CERTIFICATION, get(detail::certification))
+        .route("get", REQUIREMENT, get(detail::requirement))
+        .route("get", EVIDENCE, get(detail::evidence))
+        .route("get", RISK, get(detail::risk))
+        .route("get", BOARD_PDF, get(metrics_routes::board))
+        .route("get", EVENTS_WS, get(events::ws_upgrade))
+        .route("get", EVENTS_SSE, get(events::sse_stream))
+        .route("post", EVENT_TICKETS, axum::routing::post(events::ticket));
+    Section::ALL.into_iter().fold(routes, |routes, section| {
+        routes.route(
+            "get",
+            &metric(section),
+            get(move |s, c, h, q| metrics_routes::metrics(section, s, c, h, q)),
         )
-    });
-    let api = api.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        http::rate_limit,
-    ));
-    let ops = Router::new()
-        .route("/healthz", get(health::healthz))
-        .route("/readyz", get(health::readyz))
-        .route("/metrics", get(metrics::metrics))
-        .route("/openapi.json", get(openapi::document))
-        .route("/docs", get(openapi::docs_page));
-    http::layers(api.merge(ops), &state).with_state(state)
+    })
+}
+
+/// Health, readiness, Prometheus and the API's own description.
+fn operations_routes() -> Routes {
+    use paths::*;
+    Routes::new()
+        .route("get", HEALTHZ, get(health::healthz))
+        .route("get", READYZ, get(health::readyz))
+        .route("get", PROMETHEUS, get(prometheus::metrics))
+        .route("get", OPENAPI, get(openapi::document))
+        .route("get", DOCS, get(openapi::docs_page))
+}
+
+/// Every (method, path) the router serves, taken from the router's own
+/// construction.
+pub fn route_table() -> Vec<(&'static str, String)> {
+    api_routes().merge(operations_routes()).table
+}
+
+pub fn router(state: AppState) -> Router {
+    let api = api_routes()
+        .router
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            http::rate_limit,
+        ));
+    http::layers(api.merge(operations_routes().router), &state).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then ends live event streams and drains

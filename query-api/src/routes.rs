@@ -6,7 +6,7 @@ use std::time::Duration;
 use axum::extract::{RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use certscope_indexer::schema::Kind;
+use certscope_domain::Kind;
 use certscope_indexer::{IndexView, Snapshot};
 
 use crate::AppState;
@@ -108,7 +108,7 @@ async fn cached(
 fn to_body(value: &impl serde::Serialize) -> ApiResult<axum::body::Bytes> {
     serde_json::to_vec(value)
         .map(Into::into)
-        .map_err(|e| ApiError::internal("serialize", e))
+        .map_err(|e| ApiError::internal("serializing a response", e))
 }
 
 async fn run_search(
@@ -131,17 +131,17 @@ async fn run_search(
     }
     let min = min_position(&headers, params.min_position.clone())?;
     let view = view_at(&state, min.as_ref()).await?;
-    let snapshots = &state.api.search.snapshots;
+    let pinned = &state.api.search.pinned;
     let pinned = match &params.cursor {
-        // a cursor continues on its own snapshot, or not at all: on another
+        // a cursor continues on its own searcher, or not at all: on another
         // index state its pages could repeat or skip hits
-        Some(c) => snapshots.get(c.s).ok_or_else(|| {
+        Some(c) => pinned.get(c.s).ok_or_else(|| {
             ApiError::bad(
                 "cursor_expired",
                 "this cursor's index snapshot has expired (10 minutes unused); start again without `cursor`",
             )
         })?,
-        None => snapshots.current(&view),
+        None => pinned.current(&view),
     };
     let today = today_start();
     let key = format!(
@@ -185,7 +185,7 @@ async fn blocking_search(
     let api = state.api.clone();
     tokio::task::spawn_blocking(move || api.search.search(&pinned, &fields, &scope, &params, today))
         .await
-        .map_err(|e| ApiError::internal("search task", e))?
+        .map_err(|e| ApiError::internal("running a search", e))?
 }
 
 /// How to label each labelled facet: `$1` the organization, `$2` the values.
@@ -315,7 +315,7 @@ pub async fn suggest(
     }
     let min = min_position(&headers, min)?;
     let view = view_at(&state, min.as_ref()).await?;
-    let pinned = state.api.search.snapshots.current(&view);
+    let pinned = state.api.search.pinned.current(&view);
     let key = format!(
         "suggest|{}|{}@{}|{limit}|{q}",
         scope.cache_key(),
@@ -330,7 +330,7 @@ pub async fn suggest(
             crate::search::suggest(&api.search.stats, &pinned, &fields, &scope, &q, limit)
         })
         .await
-        .map_err(|e| ApiError::internal("suggest task", e))??;
+        .map_err(|e| ApiError::internal("running a suggestion", e))??;
         let body = serde_json::json!({ "suggestions": items, "position": position });
         Ok(Cached {
             body: to_body(&body)?,

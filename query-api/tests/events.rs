@@ -1,14 +1,12 @@
 //! Live events against the running service: real WebSocket and SSE clients, real
 //! SQL changes, the deriver and the hub as `certscope serve` runs them.
 
-mod common;
-
 use std::pin::Pin;
 use std::time::{Duration, Instant};
 
 use certscope_indexer::events as event_log;
 use certscope_query_api::Role;
-use common::Service;
+use certscope_query_api::testing::TestApp;
 use futures_util::{SinkExt, Stream, StreamExt};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -25,7 +23,7 @@ struct Ws {
 }
 
 impl Ws {
-    async fn open(s: &Service, token: Option<&str>) -> Ws {
+    async fn open(s: &TestApp, token: Option<&str>) -> Ws {
         let url = format!("{}/v1/events", s.base.replacen("http", "ws", 1));
         let mut request = url.into_client_request().unwrap();
         if let Some(token) = token {
@@ -41,7 +39,7 @@ impl Ws {
     }
 
     /// Connected, welcomed, and subscribed to `rooms` (every one accepted).
-    async fn subscribed(s: &Service, token: &str, rooms: &[&str], last: Option<i64>) -> Ws {
+    async fn subscribed(s: &TestApp, token: &str, rooms: &[&str], last: Option<i64>) -> Ws {
         let mut ws = Ws::open(s, Some(token)).await;
         assert_eq!(ws.next().await["type"], "welcome");
         ws.send(json!({"type": "subscribe", "rooms": rooms, "last_event_id": last}))
@@ -116,7 +114,7 @@ struct SseMessage {
 }
 
 impl Sse {
-    async fn open(s: &Service, token: &str, query: &str, last: Option<i64>) -> reqwest::Response {
+    async fn open(s: &TestApp, token: &str, query: &str, last: Option<i64>) -> reqwest::Response {
         let mut r = s
             .http
             .get(format!("{}/v1/events/stream?{query}", s.base))
@@ -127,7 +125,7 @@ impl Sse {
         r.send().await.expect("sse request")
     }
 
-    async fn connect(s: &Service, token: &str, query: &str, last: Option<i64>) -> Sse {
+    async fn connect(s: &TestApp, token: &str, query: &str, last: Option<i64>) -> Sse {
         let r = Sse::open(s, token, query, last).await;
         assert_eq!(r.status(), 200);
         assert_eq!(
@@ -179,7 +177,7 @@ impl Sse {
 }
 
 /// A requirement of `org` in `certification` (or any) whose status is not `status`.
-async fn requirement(s: &Service, org: i64, not_status: &str) -> (i64, i64, String) {
+async fn requirement(s: &TestApp, org: i64, not_status: &str) -> (i64, i64, String) {
     sqlx::query_as(
         "SELECT id, certification_id, status FROM requirements \
          WHERE organization_id = $1 AND status <> $2 ORDER BY id LIMIT 1",
@@ -191,7 +189,7 @@ async fn requirement(s: &Service, org: i64, not_status: &str) -> (i64, i64, Stri
     .unwrap()
 }
 
-async fn set_status(s: &Service, requirement: i64, status: &str) {
+async fn set_status(s: &TestApp, requirement: i64, status: &str) {
     sqlx::query("UPDATE requirements SET status = $2 WHERE id = $1")
         .bind(requirement)
         .bind(status)
@@ -200,7 +198,7 @@ async fn set_status(s: &Service, requirement: i64, status: &str) {
         .unwrap();
 }
 
-async fn notice(s: &Service, org: Option<i64>, message: &str) -> i64 {
+async fn notice(s: &TestApp, org: Option<i64>, message: &str) -> i64 {
     let ids = event_log::append(&s.pool, &[event_log::notice(org, "info", message, None)])
         .await
         .unwrap();
@@ -213,7 +211,7 @@ fn is_event(kind: &str) -> impl Fn(&Value) -> bool + '_ {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sql_status_change_reaches_websocket_and_sse_subscribers_with_both_statuses() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let token = s.officer(&a).await;
@@ -267,7 +265,10 @@ async fn an_sql_status_change_reaches_websocket_and_sse_subscribers_with_both_st
     let r = s
         .get(
             &token,
-            &format!("/v1/requirements?min_position={}", common::enc(position)),
+            &format!(
+                "/v1/requirements?min_position={}",
+                certscope_query_api::testing::enc(position)
+            ),
         )
         .await;
     assert_eq!(r.status(), 200);
@@ -384,7 +385,7 @@ async fn an_sql_status_change_reaches_websocket_and_sse_subscribers_with_both_st
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_event_of_another_organization_ever_reaches_a_client() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, b) = s.orgs().await;
     let (org_a, org_b) = (s.org_id(&a).await, s.org_id(&b).await);
     let token_a = s.officer(&a).await;
@@ -519,13 +520,13 @@ async fn no_event_of_another_organization_ever_reaches_a_client() {
         .until(|m| m["type"] == "event" && m["kind"] == "notice")
         .await;
     assert_eq!(m["organization_id"], org_b);
-    let metrics = s.metrics_text().await;
+    let metrics = s.prometheus().await;
     assert!(metrics.contains("certscope_events_refused_rooms_total"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_or_is_told_to_resync() {
-    let s = Service::start_with(|c| c.events.retain_events = 40).await;
+    let s = TestApp::start_with(|c| c.events.retain_events = 40).await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let token = s.officer(&a).await;
@@ -550,7 +551,7 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_or_is_told_to
     let missed: Vec<i64> = reqs[1..4].iter().map(|r| r.0).collect();
     // wait until the server has them, so the resume must come from retention
     let deadline = Instant::now() + DEADLINE;
-    while s.events.last_id() < last_seen + 3 {
+    while s.state.events.last_id() < last_seen + 3 {
         assert!(Instant::now() < deadline, "events were not derived");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -588,10 +589,11 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_or_is_told_to
 
     // a restarted server (a new hub, loading the event log from PostgreSQL)
     // resumes the same way: the log, not the process, holds the events
-    let mut config = certscope_query_api::ApiConfig::new(common::SECRET.to_vec());
+    let mut config =
+        certscope_query_api::ApiConfig::new(certscope_query_api::testing::SECRET.to_vec());
     config.events.retain_events = 40;
     let restarted =
-        certscope_query_api::AppState::new(s.pool.clone(), s.indexer.views.clone(), None, config);
+        certscope_query_api::AppState::new(s.pool.clone(), s.state.views.clone(), None, config);
     let stop = tokio_util::sync::CancellationToken::new();
     restarted.start_events(s.pool.clone(), stop.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -629,7 +631,7 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_or_is_told_to
         notice(&s, Some(org), &format!("notice {i}")).await;
     }
     let deadline = Instant::now() + DEADLINE;
-    while s.events.last_id() < last_seen + 49 {
+    while s.state.events.last_id() < last_seen + 49 {
         assert!(Instant::now() < deadline, "notices were not fed");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -653,7 +655,7 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_or_is_told_to
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays_bounded() {
-    let s = Service::start_with(|c| {
+    let s = TestApp::start_with(|c| {
         c.events.queue = 16;
         c.events.retain_events = 500;
         c.events.close_grace = Duration::from_secs(20);
@@ -676,6 +678,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
     let mut pumped = 0;
     let mut max_queued = 0;
     while s
+        .state
         .events
         .metrics
         .dropped_slow
@@ -689,7 +692,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
         event_log::append(&s.pool, &batch).await.unwrap();
         pumped += 8;
         tokio::time::sleep(Duration::from_millis(2)).await;
-        max_queued = max_queued.max(s.events.figures().3);
+        max_queued = max_queued.max(s.state.events.figures().3);
     }
     assert!(
         pumped > 16,
@@ -697,7 +700,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
     );
     // never more queued than one queue per connection, however much was sent
     assert!(max_queued <= 3 * 16, "{max_queued} events queued");
-    let (_, connections, _, queued) = s.events.figures();
+    let (_, connections, _, queued) = s.state.events.figures();
     assert!(queued <= 3 * 16);
     assert!(connections <= 3);
 
@@ -731,7 +734,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
     assert_eq!(error.data["code"], "slow_consumer");
     // the server lets go of them, and the healthy client still gets events
     let deadline = Instant::now() + DEADLINE;
-    while s.events.figures().1 > 1 {
+    while s.state.events.figures().1 > 1 {
         assert!(
             Instant::now() < deadline,
             "the slow connection was not released"
@@ -742,7 +745,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
     healthy
         .until(|m| m["type"] == "event" && m["data"]["requirement_id"] == req)
         .await;
-    let metrics = s.metrics_text().await;
+    let metrics = s.prometheus().await;
     assert!(
         metrics.contains("certscope_events_disconnects_total{reason=\"slow_consumer\"} 2"),
         "{metrics}"
@@ -751,7 +754,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_messages_unknown_rooms_and_oversize_frames_get_errors_never_a_crash() {
-    let s = Service::start_with(|c| c.events.max_connections_per_token = 3).await;
+    let s = TestApp::start_with(|c| c.events.max_connections_per_token = 3).await;
     let (a, _) = s.orgs().await;
     let token = s.officer(&a).await;
     let mut ws = Ws::open(&s, Some(&token)).await;
@@ -864,7 +867,7 @@ async fn malformed_messages_unknown_rooms_and_oversize_frames_get_errors_never_a
     // per-token connection limit (3): once only `anon` is left open, two more
     // fit and the next is refused before the upgrade
     let deadline = Instant::now() + DEADLINE;
-    while s.events.figures().1 > 1 {
+    while s.state.events.figures().1 > 1 {
         assert!(
             Instant::now() < deadline,
             "closed connections were not released"
@@ -954,7 +957,7 @@ async fn malformed_messages_unknown_rooms_and_oversize_frames_get_errors_never_a
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_peer_that_answers_no_ping_is_dropped_as_dead() {
-    let s = Service::start_with(|c| c.events.heartbeat = Duration::from_millis(400)).await;
+    let s = TestApp::start_with(|c| c.events.heartbeat = Duration::from_millis(400)).await;
     let (a, _) = s.orgs().await;
     let token = s.officer(&a).await;
     let mut live = Ws::subscribed(&s, &token, &["org"], None).await;
@@ -963,6 +966,7 @@ async fn a_peer_that_answers_no_ping_is_dropped_as_dead() {
     // keeps reading (its client answers them) and stays
     let deadline = Instant::now() + DEADLINE;
     while s
+        .state
         .events
         .metrics
         .dropped_dead
@@ -982,7 +986,7 @@ async fn a_peer_that_answers_no_ping_is_dropped_as_dead() {
     live.send(json!({"type": "ping"})).await;
     assert_eq!(live.next().await["type"], "pong");
     assert!(
-        s.metrics_text()
+        s.prometheus()
             .await
             .contains("certscope_events_disconnects_total{reason=\"dead_peer\"} 1")
     );

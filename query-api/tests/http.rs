@@ -2,20 +2,18 @@
 //! tokens, compression, CORS, security headers, rate limits, coalescing of
 //! identical requests, and the operational routes.
 
-mod common;
-
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use certscope_query_api::testing::{TestApp, enc};
 use certscope_query_api::{Keys, Role, auth};
-use common::{Service, enc};
 use serde_json::Value;
 
 #[tokio::test]
 async fn bad_input_gets_a_precise_4xx_never_a_5xx() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let t = s.officer(&a).await;
     let long = "a".repeat(600);
@@ -135,7 +133,7 @@ fn forged(header: &str, claims: &Value, signature: &str) -> String {
 
 #[tokio::test]
 async fn tokens_are_checked_strictly() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let path = "/v1/search?q=access";
@@ -204,7 +202,7 @@ async fn tokens_are_checked_strictly() {
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,
-            &jsonwebtoken::EncodingKey::from_secret(common::SECRET),
+            &jsonwebtoken::EncodingKey::from_secret(certscope_query_api::testing::SECRET),
         )
         .unwrap();
         assert_eq!(s.get(&token, path).await.status(), 401, "{claims}");
@@ -213,7 +211,7 @@ async fn tokens_are_checked_strictly() {
 
 #[tokio::test]
 async fn http_behaves_as_clients_expect() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let t = s.officer(&a).await;
     let url = format!("{}/v1/search?q=access&limit=20", s.base);
@@ -271,7 +269,7 @@ async fn http_behaves_as_clients_expect() {
     assert!(!r.headers().contains_key("access-control-allow-origin"));
 
     // identical concurrent requests are computed once, then served from the cache
-    let before = s.api.search.executed.load(Ordering::Relaxed);
+    let before = s.state.api.search.executed.load(Ordering::Relaxed);
     let path = "/v1/search?q=incident%20response%20training&limit=50&facet_size=50";
     let mut tasks = Vec::new();
     for _ in 0..12 {
@@ -292,7 +290,10 @@ async fn http_behaves_as_clients_expect() {
         bodies.push(task.await.unwrap());
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
-    assert_eq!(s.api.search.executed.load(Ordering::Relaxed) - before, 1);
+    assert_eq!(
+        s.state.api.search.executed.load(Ordering::Relaxed) - before,
+        1
+    );
     // another organization never gets that cached answer
     let (_, b) = s.orgs().await;
     let tb = s.officer(&b).await;
@@ -307,7 +308,10 @@ async fn http_behaves_as_clients_expect() {
         .await
         .unwrap();
     assert_ne!(other, bodies[0]);
-    assert_eq!(s.api.search.executed.load(Ordering::Relaxed) - before, 2);
+    assert_eq!(
+        s.state.api.search.executed.load(Ordering::Relaxed) - before,
+        2
+    );
 
     // operations
     let spec: Value = s
@@ -320,8 +324,8 @@ async fn http_behaves_as_clients_expect() {
         .await
         .unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
-    for (method, path) in certscope_query_api::ROUTES {
-        assert!(spec["paths"][path][method].is_object(), "{path}");
+    for (method, path) in certscope_query_api::route_table() {
+        assert!(spec["paths"][&path][method].is_object(), "{path}");
     }
     let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
     assert!(
@@ -330,7 +334,7 @@ async fn http_behaves_as_clients_expect() {
             .unwrap()
             .starts_with("text/html")
     );
-    let metrics = s.metrics_text().await;
+    let metrics = s.prometheus().await;
     assert!(
         metrics.contains("certscope_http_request_seconds_bucket{route=\"/v1/search\""),
         "{metrics}"
@@ -350,7 +354,7 @@ async fn http_behaves_as_clients_expect() {
 
 #[tokio::test]
 async fn rate_limits_answer_429_with_retry_after() {
-    let s = Service::start_with(|c| {
+    let s = TestApp::start_with(|c| {
         c.rate_per_token = 2.0;
         c.burst_per_token = 5.0;
     })

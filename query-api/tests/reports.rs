@@ -3,16 +3,14 @@
 //! history, never the report code path), edge cases, the PDF parsed back,
 //! tenancy and auditor scope, bad input, ETag/304, CSV and coalescing.
 
-mod common;
-
 #[path = "../../reports/tests/support/pdf_text.rs"]
 mod pdf_text;
 
 use std::collections::{BTreeMap, HashMap};
 
 use certscope_query_api::Role;
+use certscope_query_api::testing::TestApp;
 use chrono::{Days, NaiveDate};
-use common::Service;
 use serde_json::Value;
 use sqlx::PgPool;
 
@@ -74,7 +72,7 @@ async fn history_counts(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_aggregate_matches_independent_sql() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let token = s.officer(&a).await;
@@ -345,7 +343,7 @@ async fn every_aggregate_matches_independent_sql() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_cases_and_past_dates() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org_a = s.org_id(&a).await;
 
@@ -505,7 +503,7 @@ fn kpi_strings(kpis: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn board_pdf_parses_back_with_the_json_numbers() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let token = s.officer(&a).await;
     let name: String = sqlx::query_scalar("SELECT name FROM organizations WHERE slug = $1")
@@ -577,7 +575,7 @@ async fn board_pdf_parses_back_with_the_json_numbers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenancy_scope_and_http_behaviour() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, b) = s.orgs().await;
     let org_a = s.org_id(&a).await;
     let org_b = s.org_id(&b).await;
@@ -830,7 +828,7 @@ async fn tenancy_scope_and_http_behaviour() {
 
 /// GET with one extra request header.
 async fn with_header(
-    s: &Service,
+    s: &TestApp,
     token: &str,
     path: &str,
     name: &str,
@@ -845,8 +843,8 @@ async fn with_header(
         .unwrap()
 }
 
-async fn computed(s: &Service) -> u64 {
-    s.metrics_text()
+async fn computed(s: &TestApp) -> u64 {
+    s.prometheus()
         .await
         .lines()
         .find_map(|l| l.strip_prefix("certscope_reports_computed "))

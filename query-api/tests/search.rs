@@ -2,11 +2,9 @@
 //! catalogue, facets against SQL, pagination under writes, per-organization
 //! statistics, read-your-writes.
 
-mod common;
-
 use std::collections::{BTreeMap, HashSet};
 
-use common::{Service, enc, facet, hits, total};
+use certscope_query_api::testing::{TestApp, enc, facet, hits, total};
 use serde_json::Value;
 
 fn controls_of(v: &Value, n: usize) -> Vec<String> {
@@ -22,7 +20,7 @@ fn controls_of(v: &Value, n: usize) -> Vec<String> {
 
 #[tokio::test]
 async fn a_compliance_officer_finds_the_right_controls_first() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let t = s.officer(&a).await;
     let q = |q: &str| format!("/v1/search?facets=none&limit=5&q={}", enc(q));
@@ -151,7 +149,7 @@ async fn a_compliance_officer_finds_the_right_controls_first() {
     );
 }
 
-async fn count(s: &Service, sql: &str, org: i64) -> u64 {
+async fn count(s: &TestApp, sql: &str, org: i64) -> u64 {
     let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql.to_owned()))
         .bind(org)
         .fetch_one(&s.pool)
@@ -162,7 +160,7 @@ async fn count(s: &Service, sql: &str, org: i64) -> u64 {
 
 #[tokio::test]
 async fn facet_counts_equal_sql_and_follow_multi_select_semantics() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let t = s.officer(&a).await;
@@ -265,7 +263,9 @@ async fn facet_counts_equal_sql_and_follow_multi_select_semantics() {
     let got: BTreeMap<String, u64> = facet(&r, "certification").into_iter().collect();
     assert_eq!(got, expect);
 
-    // due buckets against SQL
+    // due buckets against SQL (the deadline rule restated independently: a
+    // certification is due by its target while in flight and by its expiry once
+    // certified; buckets reach their last day)
     let r = s.json(&t, "/v1/search?facet_size=100&limit=1").await;
     let due: BTreeMap<String, u64> = facet(&r, "due").into_iter().collect();
     let overdue = count(
@@ -274,8 +274,9 @@ async fn facet_counts_equal_sql_and_follow_multi_select_semantics() {
                    AND status NOT IN ('implemented', 'not_applicable')) \
               + (SELECT count(*) FROM evidence WHERE organization_id = $1 AND expires_on < current_date \
                    AND status <> 'rejected') \
-              + (SELECT count(*) FROM certifications WHERE organization_id = $1 AND target_date < current_date \
-                   AND status NOT IN ('certified', 'withdrawn', 'expired')) \
+              + (SELECT count(*) FROM certifications WHERE organization_id = $1 \
+                   AND ((status IN ('planned', 'in_progress', 'under_audit') AND target_date < current_date) \
+                     OR (status = 'certified' AND expires_on < current_date))) \
               + (SELECT count(*) FROM risks WHERE organization_id = $1 AND due_date < current_date \
                    AND status NOT IN ('closed', 'accepted'))",
         org,
@@ -285,13 +286,15 @@ async fn facet_counts_equal_sql_and_follow_multi_select_semantics() {
     let due30 = count(
         &s,
         "SELECT (SELECT count(*) FROM requirements WHERE organization_id = $1 AND due_date >= current_date \
-                   AND due_date < current_date + 30 AND status NOT IN ('implemented', 'not_applicable')) \
+                   AND due_date <= current_date + 30 AND status NOT IN ('implemented', 'not_applicable')) \
               + (SELECT count(*) FROM evidence WHERE organization_id = $1 AND expires_on >= current_date \
-                   AND expires_on < current_date + 30 AND status <> 'rejected') \
-              + (SELECT count(*) FROM certifications WHERE organization_id = $1 AND target_date >= current_date \
-                   AND target_date < current_date + 30 AND status NOT IN ('certified', 'withdrawn', 'expired')) \
+                   AND expires_on <= current_date + 30 AND status <> 'rejected') \
+              + (SELECT count(*) FROM certifications WHERE organization_id = $1 \
+                   AND ((status IN ('planned', 'in_progress', 'under_audit') \
+                         AND target_date BETWEEN current_date AND current_date + 30) \
+                     OR (status = 'certified' AND expires_on BETWEEN current_date AND current_date + 30))) \
               + (SELECT count(*) FROM risks WHERE organization_id = $1 AND due_date >= current_date \
-                   AND due_date < current_date + 30 AND status NOT IN ('closed', 'accepted'))",
+                   AND due_date <= current_date + 30 AND status NOT IN ('closed', 'accepted'))",
         org,
     )
     .await;
@@ -319,7 +322,7 @@ async fn facet_counts_equal_sql_and_follow_multi_select_semantics() {
 
 #[tokio::test]
 async fn pages_never_repeat_or_skip_a_hit_while_writes_happen() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let t = s.officer(&a).await;
@@ -379,7 +382,7 @@ async fn pages_never_repeat_or_skip_a_hit_while_writes_happen() {
 
 #[tokio::test]
 async fn scores_of_one_organization_do_not_move_when_another_grows() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, b) = s.orgs().await;
     let ta = s.officer(&a).await;
     let path = "/v1/search?q=access%20control%20policy&facets=none&limit=10";
@@ -422,7 +425,7 @@ async fn scores_of_one_organization_do_not_move_when_another_grows() {
 
 #[tokio::test]
 async fn a_request_can_wait_for_its_own_write() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let t = s.officer(&a).await;
@@ -504,7 +507,7 @@ async fn a_request_can_wait_for_its_own_write() {
 
 #[tokio::test]
 async fn listings_and_details_serve_what_a_compliance_app_needs() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let t = s.officer(&a).await;

@@ -2,12 +2,10 @@
 //! through any route; auditors see only their certifications; a property test
 //! checks every hit of random queries against PostgreSQL.
 
-mod common;
-
 use std::collections::HashSet;
 
 use certscope_query_api::Role;
-use common::{Service, enc, hits, total};
+use certscope_query_api::testing::{TestApp, enc, hits, total};
 use rand::{Rng, SeedableRng};
 use serde_json::Value;
 
@@ -16,7 +14,7 @@ const CANARY_B: &str = "xylophonewombat";
 
 /// Plants a canary word in the first evidence (title and text), risk and
 /// certification of `org`; returns their ids.
-async fn plant(s: &Service, org: i64, word: &str) -> (i64, i64, i64) {
+async fn plant(s: &TestApp, org: i64, word: &str) -> (i64, i64, i64) {
     let mut ids = Vec::new();
     for (table, set) in [
         (
@@ -41,7 +39,7 @@ async fn plant(s: &Service, org: i64, word: &str) -> (i64, i64, i64) {
 
 #[tokio::test]
 async fn no_route_ever_returns_another_organizations_data() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, b) = s.orgs().await;
     let (org_a, org_b) = (s.org_id(&a).await, s.org_id(&b).await);
     let (ev_a, _, cert_a) = plant(&s, org_a, CANARY_A).await;
@@ -140,7 +138,7 @@ async fn no_route_ever_returns_another_organizations_data() {
 
 #[tokio::test]
 async fn an_auditor_sees_only_its_certifications() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
     let certs: Vec<i64> =
@@ -208,7 +206,7 @@ async fn an_auditor_sees_only_its_certifications() {
             _ => assert_eq!(h["certification_id"], mine, "{h}"),
         }
     }
-    let facet = common::facet(&r, "certification");
+    let facet = certscope_query_api::testing::facet(&r, "certification");
     assert_eq!(
         facet.iter().map(|f| f.0.clone()).collect::<Vec<_>>(),
         vec![mine.to_string()]
@@ -249,7 +247,7 @@ async fn an_auditor_sees_only_its_certifications() {
 /// belongs to the caller's organization (or is a shared control).
 #[tokio::test]
 async fn every_hit_of_random_queries_belongs_to_the_caller() {
-    let s = Service::start().await;
+    let s = TestApp::start().await;
     let (a, b) = s.orgs().await;
     let words = [
         "access",

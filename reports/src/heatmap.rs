@@ -4,23 +4,12 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use crate::frames::{RISK_OPEN, is_in, state_at, status_map};
+use crate::frames::{rule, state_at, status_map};
 use crate::load::{Dataset, RiskRow, day};
 use crate::model::{Grid, HeatCell, Heatmap, LevelCounts, Rating, RiskItem, RiskLevel};
 
-fn clamp_scale(v: i16) -> u8 {
-    v.clamp(1, 5) as u8
-}
-
 fn rating(likelihood: i16, impact: i16) -> Rating {
-    let (likelihood, impact) = (clamp_scale(likelihood), clamp_scale(impact));
-    let score = likelihood * impact;
-    Rating {
-        likelihood,
-        impact,
-        score,
-        level: RiskLevel::of_score(score),
-    }
+    Rating::new(likelihood.into(), impact.into())
 }
 
 /// The risks of the dataset with their status at the end of `at`; risks that
@@ -58,7 +47,7 @@ pub fn risks_at(data: &Dataset, at: chrono::NaiveDate) -> PolarsResult<DataFrame
 pub fn open_by_level(data: &Dataset, at: chrono::NaiveDate) -> PolarsResult<LevelCounts> {
     let df = risks_at(data, at)?
         .lazy()
-        .filter(is_in("status", &RISK_OPEN))
+        .filter(rule::risk_open_work())
         .group_by([col("residual")])
         .agg([len().cast(DataType::UInt64).alias("n")])
         .collect()?;
@@ -129,10 +118,7 @@ fn grid(counted: &DataFrame, likelihood: &str, impact: &str) -> PolarsResult<Gri
 /// Heat-maps of the risks not closed at the end of `at`.
 pub fn heatmap(data: &Dataset, at: chrono::NaiveDate, appetite: u8) -> PolarsResult<Heatmap> {
     let state = risks_at(data, at)?;
-    let live = state
-        .lazy()
-        .filter(col("status").neq(lit("closed")))
-        .collect()?;
+    let live = state.lazy().filter(rule::risk_carried()).collect()?;
     let status = status_map(&live, "id")?;
     let by_id: HashMap<i64, &RiskRow> = data.risks.iter().map(|r| (r.id, r)).collect();
     let mut items: Vec<RiskItem> = status
@@ -183,7 +169,7 @@ pub fn heatmap(data: &Dataset, at: chrono::NaiveDate, appetite: u8) -> PolarsRes
     let residual = grid(&scales, "rl", "ri")?;
     let above_appetite: Vec<RiskItem> = items
         .iter()
-        .filter(|r| r.residual.score > appetite)
+        .filter(|r| r.residual.above(appetite))
         .cloned()
         .collect();
     let top_risks = items.iter().take(10).cloned().collect();

@@ -134,7 +134,7 @@ fn kpi_values(
 ) -> Result<KpiValues, ReportError> {
     let risks = heatmap::risks_at(data, at)?
         .lazy()
-        .filter(col("status").neq(lit("closed")))
+        .filter(frames::rule::risk_carried())
         .select([
             col("residual")
                 .gt(lit(u32::from(appetite)))
@@ -168,10 +168,7 @@ fn kpi_values(
             "overdue_certifications",
             point.overdue_certifications as f64,
         ),
-        (
-            "open_high_risks",
-            (point.open_risks.high + point.open_risks.critical) as f64,
-        ),
+        ("open_high_risks", point.open_risks.high_or_worse() as f64),
         ("risks_above_appetite", above as f64),
         ("risk_reduction", frames::round1(reduction)),
     ]))

@@ -5,6 +5,7 @@
 //! ship a million rows (accepted evidence per requirement); everything else is
 //! aggregated by polars in the sections.
 
+use certscope_domain::Kind;
 use chrono::NaiveDate;
 use polars::prelude::*;
 use sqlx::{Acquire, PgPool};
@@ -129,52 +130,110 @@ pub async fn load(
     let position: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
         .fetch_one(&mut *tx)
         .await?;
-    let organization: Organization = sqlx::query_as::<_, (i64, String, String)>(
-        "SELECT id, slug, name FROM organizations WHERE id = $1",
-    )
-    .bind(scope.organization_id)
-    .fetch_optional(&mut *tx)
-    .await?
-    .map(|(id, slug, name)| Organization { id, slug, name })
-    .ok_or(ReportError::OrganizationNotFound)?;
-
-    if let Some(slug) = &params.framework {
-        let known: bool =
-            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM frameworks WHERE slug = $1)")
-                .bind(slug)
-                .fetch_one(&mut *tx)
-                .await?;
-        if !known {
-            return Err(ReportError::UnknownFramework(slug.clone()));
-        }
-    }
-    if !params.certifications.is_empty() {
-        let found: Vec<i64> = sqlx::query_scalar(
-            "SELECT id FROM certifications WHERE organization_id = $1 AND id = ANY($2)",
-        )
-        .bind(scope.organization_id)
-        .bind(&params.certifications)
-        .fetch_all(&mut *tx)
-        .await?;
-        if let Some(&missing) = params.certifications.iter().find(|id| !found.contains(id)) {
-            return Err(ReportError::CertificationNotFound(missing));
-        }
-        if let Some(visible) = &scope.certifications
-            && let Some(&hidden) = params
-                .certifications
-                .iter()
-                .find(|id| !visible.contains(id))
-        {
-            return Err(ReportError::Forbidden(hidden));
-        }
-    }
+    let organization = organization(&mut tx, scope.organization_id).await?;
+    check_parameters(&mut tx, scope, params).await?;
     // the certifications in scope: requested ∩ visible, or whichever is given
     let wanted: Option<Vec<i64>> = match (&scope.certifications, params.certifications.is_empty()) {
         (_, false) => Some(params.certifications.clone()),
         (Some(visible), true) => Some(visible.clone()),
         (None, true) => None,
     };
-    let all_certifications: Vec<CertificationRow> = sqlx::query_as(
+    let certifications = certifications(&mut tx, scope, params, wanted.as_deref()).await?;
+    let cert_ids: Vec<i64> = certifications.iter().map(|c| c.id).collect();
+    let certification_history = history(
+        &mut tx,
+        scope.organization_id,
+        Kind::Certification,
+        &cert_ids,
+    )
+    .await?;
+    let whole_organization = wanted.is_none() && params.framework.is_none();
+    let rows = requirements(&mut tx, scope, params, &cert_ids, whole_organization).await?;
+    let req_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
+    let requirement_history =
+        history(&mut tx, scope.organization_id, Kind::Requirement, &req_ids).await?;
+    let risks = risks(&mut tx, scope, &cert_ids, !whole_organization).await?;
+    let risk_ids: Vec<i64> = risks.iter().map(|r| r.id).collect();
+    let risk_history = history(&mut tx, scope.organization_id, Kind::Risk, &risk_ids).await?;
+    let lapsing_evidence = lapsing_evidence(&mut tx, scope, params, &rows).await?;
+    tx.commit().await?;
+
+    let requirements = requirement_frame(rows)?;
+    Ok(Dataset {
+        organization,
+        position,
+        certifications,
+        certification_history,
+        requirements,
+        requirement_history,
+        risks,
+        risk_history,
+        lapsing_evidence,
+    })
+}
+
+type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
+
+async fn organization(tx: &mut Tx<'_>, id: i64) -> Result<Organization, ReportError> {
+    sqlx::query_as::<_, (i64, String, String)>(
+        "SELECT id, slug, name FROM organizations WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .map(|(id, slug, name)| Organization { id, slug, name })
+    .ok_or(ReportError::OrganizationNotFound)
+}
+
+/// Refuses a framework that does not exist and certifications the caller
+/// cannot see (another organization's: not found; outside an auditor's scope:
+/// forbidden).
+async fn check_parameters(
+    tx: &mut Tx<'_>,
+    scope: &ReportScope,
+    params: &ReportParams,
+) -> Result<(), ReportError> {
+    if let Some(slug) = &params.framework {
+        let known: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM frameworks WHERE slug = $1)")
+                .bind(slug)
+                .fetch_one(&mut **tx)
+                .await?;
+        if !known {
+            return Err(ReportError::UnknownFramework(slug.clone()));
+        }
+    }
+    if params.certifications.is_empty() {
+        return Ok(());
+    }
+    let found: Vec<i64> = sqlx::query_scalar(
+        "SELECT id FROM certifications WHERE organization_id = $1 AND id = ANY($2)",
+    )
+    .bind(scope.organization_id)
+    .bind(&params.certifications)
+    .fetch_all(&mut **tx)
+    .await?;
+    if let Some(&missing) = params.certifications.iter().find(|id| !found.contains(id)) {
+        return Err(ReportError::CertificationNotFound(missing));
+    }
+    if let Some(visible) = &scope.certifications
+        && let Some(&hidden) = params
+            .certifications
+            .iter()
+            .find(|id| !visible.contains(id))
+    {
+        return Err(ReportError::Forbidden(hidden));
+    }
+    Ok(())
+}
+
+async fn certifications(
+    tx: &mut Tx<'_>,
+    scope: &ReportScope,
+    params: &ReportParams,
+    wanted: Option<&[i64]>,
+) -> Result<Vec<CertificationRow>, ReportError> {
+    Ok(sqlx::query_as(
         "SELECT c.id, c.name, f.slug AS framework, c.status, u.display_name AS owner, \
                 c.started_on, c.target_date, c.expires_on \
            FROM certifications c \
@@ -187,15 +246,25 @@ pub async fn load(
     )
     .bind(scope.organization_id)
     .bind(&params.framework)
-    .bind(&wanted)
-    .fetch_all(&mut *tx)
-    .await?;
-    let cert_ids: Vec<i64> = all_certifications.iter().map(|c| c.id).collect();
-    let certification_history =
-        history(&mut tx, scope.organization_id, "certification", &cert_ids).await?;
+    .bind(wanted)
+    .fetch_all(&mut **tx)
+    .await?)
+}
 
-    let previous = params.previous_as_of();
-    let rows: Vec<RequirementRow> = sqlx::query_as(
+/// The requirements of the certifications in scope, each with the one
+/// aggregate left to PostgreSQL: its accepted evidence (coverage on the report
+/// date and one interval earlier, the newest valid collection, the last day
+/// covered). Coverage is the domain's rule in its SQL form
+/// (`certscope_evidence_counts` and `certscope_evidence_in_window`, migration
+/// 0005), which reads the covering partial index alone.
+async fn requirements(
+    tx: &mut Tx<'_>,
+    scope: &ReportScope,
+    params: &ReportParams,
+    cert_ids: &[i64],
+    whole_organization: bool,
+) -> Result<Vec<RequirementRow>, ReportError> {
+    Ok(sqlx::query_as(
         "WITH req AS ( \
              SELECT r.id, r.certification_id, f.slug AS framework, ct.family_key, ct.family_title, \
                     ct.display_id AS control, ct.title, u.display_name AS owner, r.due_date \
@@ -206,14 +275,14 @@ pub async fn load(
               WHERE r.organization_id = $1 AND r.certification_id = ANY($2)), \
          ev AS ( \
              SELECT e.requirement_id, \
-                    bool_or(e.collected_on <= $3 AND (e.expires_on IS NULL OR e.expires_on >= $3)) AS evidenced, \
-                    bool_or(e.collected_on <= $4 AND (e.expires_on IS NULL OR e.expires_on >= $4)) AS evidenced_prev, \
-                    max(e.collected_on) FILTER (WHERE e.collected_on <= $3 \
-                        AND (e.expires_on IS NULL OR e.expires_on >= $3)) AS newest, \
+                    bool_or(certscope_evidence_in_window(e.collected_on, e.expires_on, $3)) AS evidenced, \
+                    bool_or(certscope_evidence_in_window(e.collected_on, e.expires_on, $4)) AS evidenced_prev, \
+                    max(e.collected_on) FILTER ( \
+                        WHERE certscope_evidence_in_window(e.collected_on, e.expires_on, $3)) AS newest, \
                     max(e.expires_on) FILTER (WHERE e.collected_on <= $3) AS covered_until, \
                     bool_or(e.expires_on IS NULL) FILTER (WHERE e.collected_on <= $3) AS never_expires \
                FROM evidence e \
-              WHERE e.organization_id = $1 AND e.status = 'accepted' \
+              WHERE e.organization_id = $1 AND certscope_evidence_counts(e.status) \
                 AND ($5 OR e.requirement_id IN (SELECT id FROM req)) \
               GROUP BY e.requirement_id) \
          SELECT req.*, ev.evidenced, ev.evidenced_prev, ev.newest, ev.covered_until, ev.never_expires \
@@ -221,19 +290,23 @@ pub async fn load(
           ORDER BY req.id",
     )
     .bind(scope.organization_id)
-    .bind(&cert_ids)
+    .bind(cert_ids)
     .bind(params.as_of)
-    .bind(previous)
-    .bind(wanted.is_none() && params.framework.is_none())
-    .fetch_all(&mut *tx)
-    .await?;
-    let req_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
-    let requirement_history =
-        history(&mut tx, scope.organization_id, "requirement", &req_ids).await?;
+    .bind(params.previous_as_of())
+    .bind(whole_organization)
+    .fetch_all(&mut **tx)
+    .await?)
+}
 
-    // risks: all of the organization's, or those linked to the certifications in scope
-    let scoped = wanted.is_some() || params.framework.is_some();
-    let risks: Vec<RiskRow> = sqlx::query_as(
+/// Risks: all of the organization's, or (`scoped`) those linked to the
+/// certifications in scope.
+async fn risks(
+    tx: &mut Tx<'_>,
+    scope: &ReportScope,
+    cert_ids: &[i64],
+    scoped: bool,
+) -> Result<Vec<RiskRow>, ReportError> {
+    Ok(sqlx::query_as(
         "SELECT k.id, k.title, k.category, u.display_name AS owner, k.inherent_likelihood, \
                 k.inherent_impact, k.residual_likelihood, k.residual_impact, k.treatment, k.due_date \
            FROM risks k \
@@ -246,13 +319,18 @@ pub async fn load(
     )
     .bind(scope.organization_id)
     .bind(scoped)
-    .bind(&cert_ids)
-    .fetch_all(&mut *tx)
-    .await?;
-    let risk_ids: Vec<i64> = risks.iter().map(|r| r.id).collect();
-    let risk_history = history(&mut tx, scope.organization_id, "risk", &risk_ids).await?;
+    .bind(cert_ids)
+    .fetch_all(&mut **tx)
+    .await?)
+}
 
-    // the evidence behind coverage that lapsed or lapses within the horizon
+/// The evidence behind coverage that lapsed or lapses within the horizon.
+async fn lapsing_evidence(
+    tx: &mut Tx<'_>,
+    scope: &ReportScope,
+    params: &ReportParams,
+    rows: &[RequirementRow],
+) -> Result<Vec<EvidenceRow>, ReportError> {
     let horizon = params.as_of + chrono::Days::new(u64::from(params.horizon_days));
     let lapsing: Vec<i64> = rows
         .iter()
@@ -260,45 +338,31 @@ pub async fn load(
         .filter(|r| r.covered_until.is_some_and(|until| until <= horizon))
         .map(|r| r.id)
         .collect();
-    let lapsing_evidence: Vec<EvidenceRow> = sqlx::query_as(
+    Ok(sqlx::query_as(
         "SELECT DISTINCT ON (e.requirement_id) e.id, e.requirement_id, e.title, e.expires_on \
            FROM evidence e \
-          WHERE e.organization_id = $1 AND e.status = 'accepted' AND e.requirement_id = ANY($2) \
-            AND e.collected_on <= $3 \
+          WHERE e.organization_id = $1 AND certscope_evidence_counts(e.status) \
+            AND e.requirement_id = ANY($2) AND e.collected_on <= $3 \
           ORDER BY e.requirement_id, e.expires_on DESC NULLS FIRST, e.id DESC",
     )
     .bind(scope.organization_id)
     .bind(&lapsing)
     .bind(params.as_of)
-    .fetch_all(&mut *tx)
-    .await?;
-    tx.commit().await?;
-
-    let requirements = requirement_frame(rows)?;
-    Ok(Dataset {
-        organization,
-        position,
-        certifications: all_certifications,
-        certification_history,
-        requirements,
-        requirement_history,
-        risks,
-        risk_history,
-        lapsing_evidence,
-    })
+    .fetch_all(&mut **tx)
+    .await?)
 }
 
 async fn history(
-    conn: &mut sqlx::PgConnection,
+    tx: &mut Tx<'_>,
     organization_id: i64,
-    entity: &str,
+    kind: Kind,
     ids: &[i64],
 ) -> Result<DataFrame, ReportError> {
     let rows: Vec<HistoryRow> = sqlx::query_as(HISTORY_SQL)
         .bind(organization_id)
-        .bind(entity)
+        .bind(kind.as_str())
         .bind(ids)
-        .fetch_all(conn)
+        .fetch_all(&mut **tx)
         .await?;
     let mut entity_id = Vec::with_capacity(rows.len());
     let mut days = Vec::with_capacity(rows.len());

@@ -4,6 +4,8 @@
 //! position); the JSON endpoints serialize its sections and the PDF renders the
 //! same value, so every figure in the PDF can be fetched and checked.
 
+use certscope_domain::{Completion, RequirementStatus};
+pub use certscope_domain::{RiskLevel, RiskRating as Rating};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
@@ -89,8 +91,52 @@ pub struct StatusCounts {
 }
 
 impl StatusCounts {
+    /// The count of one status.
+    pub fn get(&self, status: RequirementStatus) -> u64 {
+        match status {
+            RequirementStatus::Implemented => self.implemented,
+            RequirementStatus::InProgress => self.in_progress,
+            RequirementStatus::NotStarted => self.not_started,
+            RequirementStatus::Failed => self.failed,
+            RequirementStatus::NotApplicable => self.not_applicable,
+        }
+    }
+
+    /// Counts `n` more requirements in `status`.
+    pub fn add(&mut self, status: RequirementStatus, n: u64) {
+        *match status {
+            RequirementStatus::Implemented => &mut self.implemented,
+            RequirementStatus::InProgress => &mut self.in_progress,
+            RequirementStatus::NotStarted => &mut self.not_started,
+            RequirementStatus::Failed => &mut self.failed,
+            RequirementStatus::NotApplicable => &mut self.not_applicable,
+        } += n;
+        self.total += n;
+    }
+
+    /// Adds another group's counts.
+    pub fn merge(&mut self, other: &StatusCounts) {
+        for s in RequirementStatus::ALL {
+            self.add(*s, other.get(*s));
+        }
+    }
+
+    /// Readiness counts: implemented among applicable (the domain's rule).
+    pub fn completion(&self) -> Completion {
+        let mut c = Completion::default();
+        for s in RequirementStatus::ALL {
+            if s.is_applicable() {
+                c.applicable += self.get(*s);
+                if s.is_implemented() {
+                    c.implemented += self.get(*s);
+                }
+            }
+        }
+        c
+    }
+
     pub fn applicable(&self) -> u64 {
-        self.total.saturating_sub(self.not_applicable)
+        self.completion().applicable
     }
 }
 
@@ -123,38 +169,6 @@ pub struct Posture {
     pub certifications: Vec<PostureRow>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum RiskLevel {
-    Low,
-    Medium,
-    High,
-    Critical,
-}
-
-impl RiskLevel {
-    /// Score = likelihood × impact: 1-4 low, 5-9 medium, 10-14 high, 15-25 critical.
-    pub fn of_score(score: u8) -> Self {
-        match score {
-            0..=4 => Self::Low,
-            5..=9 => Self::Medium,
-            10..=14 => Self::High,
-            _ => Self::Critical,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "low",
-            Self::Medium => "medium",
-            Self::High => "high",
-            Self::Critical => "critical",
-        }
-    }
-
-    pub const ALL: [RiskLevel; 4] = [Self::Low, Self::Medium, Self::High, Self::Critical];
-}
-
 #[derive(Debug, Clone, Serialize)]
 pub struct HeatCell {
     pub likelihood: u8,
@@ -181,14 +195,6 @@ impl Grid {
         self.cells
             .get(usize::from(likelihood - 1) * 5 + usize::from(impact - 1))
     }
-}
-
-#[derive(Debug, Clone, Copy, Serialize)]
-pub struct Rating {
-    pub likelihood: u8,
-    pub impact: u8,
-    pub score: u8,
-    pub level: RiskLevel,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -252,8 +258,26 @@ impl LevelCounts {
         }
     }
 
+    pub fn get(&self, level: RiskLevel) -> u64 {
+        match level {
+            RiskLevel::Low => self.low,
+            RiskLevel::Medium => self.medium,
+            RiskLevel::High => self.high,
+            RiskLevel::Critical => self.critical,
+        }
+    }
+
     pub fn total(&self) -> u64 {
-        self.low + self.medium + self.high + self.critical
+        RiskLevel::ALL.iter().map(|l| self.get(*l)).sum()
+    }
+
+    /// High and critical: what "high risks" count.
+    pub fn high_or_worse(&self) -> u64 {
+        RiskLevel::ALL
+            .iter()
+            .filter(|l| l.is_high_or_worse())
+            .map(|l| self.get(*l))
+            .sum()
     }
 }
 

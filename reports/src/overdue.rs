@@ -5,7 +5,11 @@ use std::collections::HashMap;
 
 use polars::prelude::*;
 
-use crate::frames::{CERTIFICATION_ACTIVE, REQUIREMENT_DONE, is_in, statuses_at, strings};
+use certscope_domain::deadline::{Dates, Deadline};
+use certscope_domain::evidence::expired_by;
+use certscope_domain::{CertificationStatus, RequirementStatus};
+
+use crate::frames::{statuses_at, strings};
 use crate::load::{Dataset, date, day};
 use crate::model::{DueItem, DueList, ItemKind, KindCounts, Overdue};
 use crate::params::ReportParams;
@@ -54,14 +58,12 @@ pub fn overdue(
         }
     };
 
-    // requirements not closed with a due date up to the horizon, and the
-    // evidence coverage of applicable ones that lapsed or lapses by then
+    // requirements due by the horizon, and those whose evidence coverage
+    // lapsed or lapses by then; which of them count is the domain's rule below
     let open = requirements
-        .filter(col("status").neq(lit("not_applicable")))
         .filter(
             col("due")
                 .lt_eq(lit(horizon))
-                .and(is_in("status", &REQUIREMENT_DONE).not())
                 .or(col("covered_until").lt_eq(lit(horizon))),
         )
         .collect()?;
@@ -83,12 +85,21 @@ pub fn overdue(
         let (Some(id), Some(cert)) = (ids.get(i), certs.get(i)) else {
             continue;
         };
-        let status = statuses[i].clone().unwrap_or_default();
+        let Some(status) = statuses[i]
+            .as_deref()
+            .and_then(|s| RequirementStatus::parse(s).ok())
+        else {
+            continue;
+        };
         let owner = owners[i].clone();
-        if let Some(d) = due.get(i)
-            && d <= horizon
-            && !REQUIREMENT_DONE.contains(&status.as_str())
-        {
+        let deadline = Deadline::of(
+            status.into(),
+            Dates {
+                due_date: due.get(i).map(date),
+                ..Dates::default()
+            },
+        );
+        if let Some(d) = deadline.filter(|d| day(d.date) <= horizon) {
             push(DueItem {
                 kind: ItemKind::Requirement,
                 id,
@@ -98,15 +109,19 @@ pub fn overdue(
                     controls[i].as_deref().unwrap_or(""),
                     titles[i].as_deref().unwrap_or("")
                 ),
-                status: status.clone(),
+                status: status.as_str().to_owned(),
                 owner: owner.clone(),
-                date: date(d),
-                days: i64::from(d - today),
+                date: d.date,
+                days: d.days_from(as_of),
             });
+        }
+        if !status.is_applicable() {
+            continue;
         }
         if let (Some(until), Some(evidence)) = (covered.get(i), lapsing.get(&id)) {
             // lapsed: no valid evidence left; lapsing: the last valid one expires soon
-            let lapsed = until < today && evidenced.get(i) != Some(true);
+            // (`lapsing` holds only requirements whose coverage ends by the horizon)
+            let lapsed = expired_by(Some(date(until)), as_of) && evidenced.get(i) != Some(true);
             let lapsing_soon = until >= today && until <= horizon;
             if lapsed || lapsing_soon {
                 push(DueItem {
@@ -123,29 +138,30 @@ pub fn overdue(
         }
     }
 
-    // certifications: target dates of those in flight, expiry of certified ones
+    // certifications: the target of those in flight, the renewal of certified ones
     let status = statuses_at(&data.certification_history, today)?;
     for cert in &data.certifications {
-        let Some(s) = status.get(&cert.id) else {
+        let Some(s) = status
+            .get(&cert.id)
+            .and_then(|s| CertificationStatus::parse(s).ok())
+        else {
             continue;
         };
-        let when = if CERTIFICATION_ACTIVE.contains(&s.as_str()) {
-            Some(cert.target_date)
-        } else if s == "certified" {
-            cert.expires_on
-        } else {
-            None
+        let dates = Dates {
+            target_date: Some(cert.target_date),
+            expires_on: cert.expires_on,
+            ..Dates::default()
         };
-        if let Some(when) = when.filter(|w| day(*w) <= horizon) {
+        if let Some(d) = Deadline::of(s.into(), dates).filter(|d| day(d.date) <= horizon) {
             push(DueItem {
                 kind: ItemKind::Certification,
                 id: cert.id,
                 certification_id: cert.id,
                 title: cert.name.clone(),
-                status: s.clone(),
+                status: s.as_str().to_owned(),
                 owner: cert.owner.clone(),
-                date: when,
-                days: (when - as_of).num_days(),
+                date: d.date,
+                days: d.days_from(as_of),
             });
         }
     }

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use certscope_domain::risk;
 use chrono::{Datelike, Days, Months, NaiveDate};
 
 use crate::kpis::{KPI_DEFINITIONS, KpiDefinition};
@@ -168,7 +169,13 @@ impl ReportParams {
                 value,
             }),
         };
-        let appetite = bounded("appetite", raw.appetite.map(u64::from), 1, 25, 12)? as u8;
+        let appetite = bounded(
+            "appetite",
+            raw.appetite.map(u64::from),
+            1,
+            u64::from(risk::MAX_SCORE),
+            u64::from(risk::DEFAULT_APPETITE),
+        )? as u8;
         let horizon_days = bounded("horizon_days", raw.horizon_days.map(u64::from), 1, 365, 30)?;
         let limit = bounded("limit", raw.limit.map(|v| v as u64), 1, 1000, 100)?;
         let targets = targets(raw.targets)?;

@@ -11,8 +11,7 @@ use crate::frames::{
 use crate::load::{Dataset, day};
 use crate::model::{CertificationMatrix, MatrixRow, Posture, PostureRow, StatusCounts};
 
-/// How old the newest accepted evidence may be to count as fresh.
-pub const FRESHNESS_DAYS: u32 = 180;
+use certscope_domain::evidence::{self, FRESHNESS_DAYS};
 
 /// Requirements as of `at`, with `evidenced` taken from `evidence_column`
 /// (the loader computed one column per date it was asked about).
@@ -34,7 +33,7 @@ fn row(key: String, label: String, counts: StatusCounts, evidenced: u64, fresh: 
     PostureRow {
         key,
         label,
-        readiness_pct: pct(counts.implemented, applicable),
+        readiness_pct: counts.completion().pct(),
         counts,
         evidenced,
         evidence_coverage_pct: pct(evidenced, applicable),
@@ -56,7 +55,7 @@ fn grouped(frame: LazyFrame, by: &[&str], fresh_from: i32) -> PolarsResult<DataF
 
 /// Posture at `at` over the requirements in `frame`.
 pub fn posture(data: &Dataset, frame: LazyFrame, at: chrono::NaiveDate) -> PolarsResult<Posture> {
-    let fresh_from = day(at) - FRESHNESS_DAYS as i32;
+    let fresh_from = day(evidence::fresh_from(at));
     let frame = frame.with_column(lit(1i32).alias("all"));
 
     let overall = grouped(frame.clone(), &["all"], fresh_from)?;
@@ -172,16 +171,10 @@ pub fn matrix(data: &Dataset, frame: LazyFrame) -> PolarsResult<Vec<Certificatio
         .iter()
         .map(|cert| {
             let families = rows.remove(&cert.id).unwrap_or_default();
-            let totals = families
-                .iter()
-                .fold(StatusCounts::default(), |acc, r| StatusCounts {
-                    implemented: acc.implemented + r.counts.implemented,
-                    in_progress: acc.in_progress + r.counts.in_progress,
-                    not_started: acc.not_started + r.counts.not_started,
-                    failed: acc.failed + r.counts.failed,
-                    not_applicable: acc.not_applicable + r.counts.not_applicable,
-                    total: acc.total + r.counts.total,
-                });
+            let mut totals = StatusCounts::default();
+            for r in &families {
+                totals.merge(&r.counts);
+            }
             CertificationMatrix {
                 certification_id: cert.id,
                 name: cert.name.clone(),

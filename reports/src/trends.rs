@@ -6,10 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
-use crate::frames::{
-    CERTIFICATION_ACTIVE, REQUIREMENT_DONE, burn_aggs, i64_at, is_in, pct, requirements_at, round1,
-    state_at, statuses_at, u64_at,
-};
+use certscope_domain::deadline::{Dates, Deadline};
+use certscope_domain::{CertificationStatus, Completion};
+
+use crate::frames::{burn_aggs, i64_at, requirements_at, round1, rule, statuses_at, u64_at};
 use crate::heatmap::open_by_level;
 use crate::load::{Dataset, day};
 use crate::model::{
@@ -31,69 +31,60 @@ is |predicted - actual| as a percent of the applicable requirements.";
 /// Per certification: (implemented, applicable) at the end of a day.
 type Burn = HashMap<i64, (u64, u64)>;
 
-fn certification_frame(data: &Dataset) -> PolarsResult<DataFrame> {
-    DataFrame::new_infer_height(vec![
-        Column::new(
-            "id".into(),
-            data.certifications.iter().map(|c| c.id).collect::<Vec<_>>(),
-        ),
-        Column::new(
-            "target".into(),
-            data.certifications
-                .iter()
-                .map(|c| day(c.target_date))
-                .collect::<Vec<_>>(),
-        ),
-    ])
-}
-
-/// Certifications whose target date passed while still in flight, at `at`.
-fn overdue_certifications(data: &Dataset, at: i32) -> PolarsResult<u64> {
-    let df = certification_frame(data)?
-        .lazy()
-        .join(
-            state_at(&data.certification_history, at)?,
-            [col("id")],
-            [col("entity_id")],
-            JoinArgs::new(JoinType::Inner),
-        )
-        .filter(
-            col("target")
-                .lt(lit(at))
-                .and(is_in("status", &CERTIFICATION_ACTIVE)),
-        )
-        .select([len().cast(DataType::UInt64).alias("n")])
-        .collect()?;
-    u64_at(&df, "n", 0)
+/// Certifications with a deadline (target while in flight, renewal once
+/// certified) before `date`, by their status at the end of `date`.
+fn overdue_certifications(data: &Dataset, date: NaiveDate) -> PolarsResult<u64> {
+    let status = statuses_at(&data.certification_history, day(date))?;
+    Ok(data
+        .certifications
+        .iter()
+        .filter(|c| {
+            status
+                .get(&c.id)
+                .and_then(|s| CertificationStatus::parse(s).ok())
+                .and_then(|s| {
+                    Deadline::of(
+                        s.into(),
+                        Dates {
+                            target_date: Some(c.target_date),
+                            expires_on: c.expires_on,
+                            ..Dates::default()
+                        },
+                    )
+                })
+                .is_some_and(|d| d.is_overdue(date))
+        })
+        .count() as u64)
 }
 
 /// Readiness, open risks and overdue counts at the end of `date`.
 pub fn point(data: &Dataset, date: NaiveDate) -> PolarsResult<TrendPoint> {
     let at = day(date);
-    let done = is_in("status", &REQUIREMENT_DONE).not();
     let [implemented, applicable] = burn_aggs();
     let df = requirements_at(&data.requirements, &data.requirement_history, at)?
         .select([
             implemented,
             applicable,
-            col("due")
+            rule::requirement_deadline()
                 .lt(lit(at))
-                .and(done)
+                .fill_null(lit(false))
                 .cast(DataType::UInt64)
                 .sum()
                 .alias("overdue"),
         ])
         .collect()?;
-    let implemented = u64_at(&df, "implemented", 0)?;
-    let applicable = u64_at(&df, "applicable", 0)?;
+    let completion = Completion {
+        implemented: u64_at(&df, "implemented", 0)?,
+        applicable: u64_at(&df, "applicable", 0)?,
+    };
     Ok(TrendPoint {
         date,
-        implemented,
-        applicable,
-        readiness_pct: pct(implemented, applicable),
+        implemented: completion.implemented,
+        applicable: completion.applicable,
+        readiness_pct: completion.pct(),
         open_risks: open_by_level(data, date)?,
         overdue_requirements: u64_at(&df, "overdue", 0)?,
-        overdue_certifications: overdue_certifications(data, at)?,
+        overdue_certifications: overdue_certifications(data, date)?,
     })
 }
 
@@ -184,7 +175,7 @@ pub fn forecast(data: &Dataset, params: &ReportParams) -> PolarsResult<Forecast>
         let Some(state) = status.get(&cert.id) else {
             continue;
         };
-        if !CERTIFICATION_ACTIVE.contains(&state.as_str()) {
+        if !CertificationStatus::parse(state).is_ok_and(CertificationStatus::is_in_flight) {
             continue;
         }
         let (done, total) = sampler.at(as_of)?.get(&cert.id).copied().unwrap_or((0, 0));

@@ -4,6 +4,10 @@
 //! PostgreSQL refuses to run as root. When we are root, the cluster runs as the
 //! `postgres` system user (credentials switched in the child before `exec`), and
 //! its data directory is owned by that user.
+// Starting PostgreSQL as an unprivileged user from a root process needs
+// fork-time privilege dropping and a few libc calls; each unsafe block below
+// says why it is sound.
+#![allow(unsafe_code)]
 
 use std::ffi::CString;
 use std::fs;

@@ -6,8 +6,10 @@ pub mod bootstrap;
 pub mod catalogs;
 pub mod cluster;
 pub mod db;
+pub mod organizations;
 pub mod oscal;
 pub mod seed;
+#[cfg(feature = "testing")]
 pub mod testing;
 
 pub use cluster::{ClusterError, ClusterLifetime, PrivateCluster};

@@ -94,6 +94,7 @@ impl TestServer {
 
 /// Deletes temporary clusters left by earlier test processes (their postmaster
 /// died with them; only the files remain).
+#[allow(unsafe_code)] // one kill(pid, 0) probe, see below
 fn sweep_stale_clusters() {
     let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
         return;

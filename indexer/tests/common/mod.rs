@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use certscope_indexer::schema::Kind;
+use certscope_domain::Kind;
 use certscope_indexer::{IndexView, IndexerConfig, IndexerHandle, Snapshot, verify};
 use certscope_store::seed::{Preset, SeedConfig};
 use certscope_store::testing::TestDb;

@@ -5,47 +5,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use certscope_indexer::events::EVENTS_CHANNEL;
-use chrono::{DateTime, Utc};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Event, EventHub};
-
-#[derive(sqlx::FromRow)]
-struct Row {
-    id: i64,
-    kind: String,
-    organization_id: Option<i64>,
-    certification_id: Option<i64>,
-    certification_ids: Vec<i64>,
-    user_ids: Vec<i64>,
-    position: String,
-    occurred_at: DateTime<Utc>,
-    recorded_at: DateTime<Utc>,
-    data: serde_json::Value,
-}
+use super::{Event, EventHub, StoredEvent};
 
 /// Events published at once.
 const CHUNK: usize = 500;
 
 const COLUMNS: &str = "id, kind, organization_id, certification_id, certification_ids, user_ids, \
                        position, occurred_at, recorded_at, data";
-
-fn event(r: Row) -> Event {
-    Event::new(
-        r.id,
-        r.kind,
-        r.organization_id,
-        r.certification_id,
-        r.certification_ids,
-        r.user_ids,
-        &r.position,
-        r.occurred_at,
-        r.recorded_at,
-        &r.data,
-    )
-}
 
 async fn horizon(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
@@ -58,7 +28,7 @@ async fn horizon(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
 
 async fn load(pool: &PgPool, hub: &EventHub) -> Result<(), sqlx::Error> {
     let (pruned_through, last_id) = horizon(pool).await?;
-    let mut rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    let mut rows: Vec<StoredEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT {COLUMNS} FROM events \
          WHERE recorded_at > now() - make_interval(secs => $1) ORDER BY id DESC LIMIT $2"
     )))
@@ -67,7 +37,7 @@ async fn load(pool: &PgPool, hub: &EventHub) -> Result<(), sqlx::Error> {
     .fetch_all(pool)
     .await?;
     rows.reverse();
-    let events: Vec<Event> = rows.into_iter().map(event).collect();
+    let events: Vec<Event> = rows.into_iter().map(Event::from).collect();
     tracing::info!(retained = events.len(), last_id, "live events loaded");
     hub.load(events, last_id, pruned_through);
     Ok(())
@@ -76,7 +46,7 @@ async fn load(pool: &PgPool, hub: &EventHub) -> Result<(), sqlx::Error> {
 async fn catch_up(pool: &PgPool, hub: &EventHub) -> Result<usize, sqlx::Error> {
     let mut total = 0;
     loop {
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        let rows: Vec<StoredEvent> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {COLUMNS} FROM events WHERE id > $1 ORDER BY id LIMIT {CHUNK}"
         )))
         .bind(hub.last_id())
@@ -84,7 +54,7 @@ async fn catch_up(pool: &PgPool, hub: &EventHub) -> Result<usize, sqlx::Error> {
         .await?;
         let n = rows.len();
         total += n;
-        hub.publish(rows.into_iter().map(event).collect());
+        hub.publish(rows.into_iter().map(Event::from).collect());
         if n < CHUNK {
             return Ok(total);
         }

@@ -20,6 +20,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
+use certscope_indexer::events::EventKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tokio::sync::{Notify, mpsc, watch};
@@ -60,17 +61,26 @@ pub struct EventConfig {
     pub auth_timeout: Duration,
 }
 
+impl EventConfig {
+    pub const DEFAULT_QUEUE: usize = 8192;
+    pub const DEFAULT_CONNECTIONS_PER_TOKEN: usize = 16;
+    pub const DEFAULT_ROOMS: usize = 64;
+    pub const DEFAULT_HEARTBEAT_SECS: u64 = 20;
+    pub const DEFAULT_RETAIN: usize = 10_000;
+    pub const DEFAULT_RETAIN_HOURS: u64 = 24;
+}
+
 impl Default for EventConfig {
     fn default() -> Self {
         Self {
-            queue: 8192,
-            max_connections_per_token: 16,
-            max_rooms_per_connection: 64,
-            heartbeat: Duration::from_secs(20),
+            queue: Self::DEFAULT_QUEUE,
+            max_connections_per_token: Self::DEFAULT_CONNECTIONS_PER_TOKEN,
+            max_rooms_per_connection: Self::DEFAULT_ROOMS,
+            heartbeat: Duration::from_secs(Self::DEFAULT_HEARTBEAT_SECS),
             max_message_bytes: 16 << 10,
             max_frame_bytes: 1 << 20,
-            retain_events: 10_000,
-            retain_age: Duration::from_secs(24 * 3600),
+            retain_events: Self::DEFAULT_RETAIN,
+            retain_age: Duration::from_secs(Self::DEFAULT_RETAIN_HOURS * 3600),
             close_grace: Duration::from_secs(5),
             ticket_ttl: Duration::from_secs(60),
             auth_timeout: Duration::from_secs(10),
@@ -110,40 +120,43 @@ struct EventMessage<'a> {
     data: &'a serde_json::Value,
 }
 
-impl Event {
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        id: i64,
-        kind: String,
-        organization_id: Option<i64>,
-        certification_id: Option<i64>,
-        certifications: Vec<i64>,
-        user_ids: Vec<i64>,
-        position: &str,
-        occurred_at: DateTime<Utc>,
-        recorded_at: DateTime<Utc>,
-        data: &serde_json::Value,
-    ) -> Self {
+/// A row of the `events` table.
+#[derive(Debug, sqlx::FromRow)]
+pub struct StoredEvent {
+    pub id: i64,
+    pub kind: String,
+    pub organization_id: Option<i64>,
+    pub certification_id: Option<i64>,
+    pub certification_ids: Vec<i64>,
+    pub user_ids: Vec<i64>,
+    pub position: String,
+    pub occurred_at: DateTime<Utc>,
+    pub recorded_at: DateTime<Utc>,
+    pub data: serde_json::Value,
+}
+
+impl From<StoredEvent> for Event {
+    fn from(r: StoredEvent) -> Self {
         let json = serde_json::to_string(&EventMessage {
             r#type: "event",
-            id,
-            kind: &kind,
-            organization_id,
-            certification_id,
-            position,
-            occurred_at,
-            data,
+            id: r.id,
+            kind: &r.kind,
+            organization_id: r.organization_id,
+            certification_id: r.certification_id,
+            position: &r.position,
+            occurred_at: r.occurred_at,
+            data: &r.data,
         })
         .unwrap_or_default();
         Self {
-            id,
-            organization_id,
-            certification_id,
-            certifications,
-            user_ids,
-            notice: kind == "notice" || kind == "index.rebuilt",
-            kind,
-            recorded_at,
+            id: r.id,
+            organization_id: r.organization_id,
+            certification_id: r.certification_id,
+            certifications: r.certification_ids,
+            user_ids: r.user_ids,
+            notice: EventKind::parse(&r.kind).is_some_and(EventKind::is_notice),
+            kind: r.kind,
+            recorded_at: r.recorded_at,
             json: json.into(),
         }
     }
@@ -669,7 +682,7 @@ pub(crate) fn caller_of(
 }
 
 /// The current state of a certification, sent before its events.
-pub(crate) async fn snapshot(
+pub(crate) async fn certification_state(
     pool: &sqlx::PgPool,
     scope: &Scope,
     certification: i64,
@@ -678,8 +691,7 @@ pub(crate) async fn snapshot(
         "SELECT jsonb_build_object( \
             'id', c.id, 'name', c.name, 'status', c.status, \
             'target_date', c.target_date, 'expires_on', c.expires_on, \
-            'completion_pct', coalesce(round(100.0 * count(r.id) FILTER (WHERE r.status = 'implemented') \
-                / nullif(count(r.id) FILTER (WHERE r.status <> 'not_applicable'), 0), 1), 0), \
+            'completion_pct', coalesce(certscope_completion(r.status) FILTER (WHERE r.id IS NOT NULL), 0), \
             'requirements', jsonb_build_object( \
                 'total', count(r.id), \
                 'not_started', count(r.id) FILTER (WHERE r.status = 'not_started'), \
@@ -691,7 +703,7 @@ pub(crate) async fn snapshot(
                 'pending', count(*) FILTER (WHERE e.status = 'pending'), \
                 'accepted', count(*) FILTER (WHERE e.status = 'accepted'), \
                 'rejected', count(*) FILTER (WHERE e.status = 'rejected'), \
-                'expired', count(*) FILTER (WHERE e.expires_on < current_date)) \
+                'expired', count(*) FILTER (WHERE certscope_expired_by(e.expires_on, current_date))) \
               FROM evidence e JOIN requirements q ON q.id = e.requirement_id \
               WHERE q.certification_id = c.id)) \
          FROM certifications c LEFT JOIN requirements r ON r.certification_id = c.id \

@@ -151,7 +151,8 @@ pub async fn stream(
     }
     for room in &accepted {
         if let Room::Certification(id) = *room {
-            let certification = super::snapshot(&state.pool, &connection.scope, id).await?;
+            let certification =
+                super::certification_state(&state.pool, &connection.scope, id).await?;
             first.push_back(message(
                 "snapshot",
                 json!({"room": room.to_string(), "certification": certification,

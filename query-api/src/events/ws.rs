@@ -439,7 +439,9 @@ impl Session {
         }
         for room in &accepted {
             if let Room::Certification(id) = *room {
-                let m = match super::snapshot(&self.state.pool, &connection.scope, id).await {
+                let m = match super::certification_state(&self.state.pool, &connection.scope, id)
+                    .await
+                {
                     Ok(certification) => json!({
                         "type": "snapshot",
                         "room": room.to_string(),

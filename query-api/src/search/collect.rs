@@ -7,8 +7,9 @@
 use std::cmp::Ordering;
 use std::collections::{BinaryHeap, HashMap};
 
-use certscope_indexer::schema::Kind;
 use std::sync::Arc;
+
+use certscope_domain::DueBucket;
 use tantivy::collector::{Collector, SegmentCollector};
 
 use tantivy::columnar::{Column, ColumnIndex, ColumnValues, StrColumn};
@@ -54,6 +55,8 @@ impl Facet {
         }
     }
 
+    pub const COUNT: usize = Self::ALL.len();
+
     pub fn parse(s: &str) -> Option<Facet> {
         Facet::ALL.into_iter().find(|f| f.name() == s)
     }
@@ -76,24 +79,11 @@ impl Facet {
     }
 }
 
-/// Date buckets of the `due` facet (cumulative windows).
-pub const DUE_BUCKETS: [&str; 4] = ["overdue", "due_30", "due_60", "due_90"];
 const DAY: i64 = 86_400;
-
-/// Whether an item in this status no longer has a deadline to meet.
-pub fn is_closed(kind: Kind, status: &str) -> bool {
-    match kind {
-        Kind::Requirement => matches!(status, "implemented" | "not_applicable"),
-        Kind::Certification => matches!(status, "certified" | "withdrawn" | "expired"),
-        Kind::Evidence => status == "rejected",
-        Kind::Risk => matches!(status, "closed" | "accepted"),
-        Kind::Control => true,
-    }
-}
 
 /// Selected values per facet; empty means no selection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
-pub struct Selections(pub [Vec<String>; 8]);
+pub struct Selections(pub [Vec<String>; Facet::COUNT]);
 
 impl Selections {
     pub fn get(&self, f: Facet) -> &[String] {
@@ -160,10 +150,6 @@ impl SortKey {
             .then(self.kind.cmp(&other.kind))
             .then(self.id.cmp(&other.id))
     }
-}
-
-pub fn kind_rank(kind: Kind) -> u8 {
-    Kind::ALL.iter().position(|k| *k == kind).unwrap_or(0) as u8
 }
 
 #[derive(Debug, Clone)]
@@ -263,7 +249,7 @@ struct Slot {
     /// Counts by ordinal or id (dense), or by id beyond the dense range.
     counts: Vec<u64>,
     sparse: HashMap<u64, u64>,
-    due_counts: [u64; 4],
+    due_counts: [u64; DueBucket::ALL.len()],
 }
 
 impl Slot {
@@ -350,11 +336,11 @@ impl Slot {
                 None => HashMap::new(),
             },
             SlotKind::Certification => nonzero.map(|(id, n)| (id.to_string(), n)).collect(),
-            SlotKind::Due => DUE_BUCKETS
+            SlotKind::Due => DueBucket::ALL
                 .iter()
                 .zip(self.due_counts)
                 .filter(|(_, n)| *n > 0)
-                .map(|(b, n)| ((*b).to_owned(), n))
+                .map(|(b, n)| (b.as_str().to_owned(), n))
                 .collect(),
             SlotKind::Absent => HashMap::new(),
         }
@@ -414,7 +400,7 @@ impl Collector for SearchCollector<'_> {
                 visible: None,
                 counts: Vec::new(),
                 sparse: HashMap::new(),
-                due_counts: [0; 4],
+                due_counts: [0; DueBucket::ALL.len()],
             };
             match facet {
                 Facet::Certification => {
@@ -429,8 +415,8 @@ impl Collector for SearchCollector<'_> {
                 Facet::Due => {
                     slot.kind = SlotKind::Due;
                     for s in selected_values {
-                        if let Some(i) = DUE_BUCKETS.iter().position(|b| b == s) {
-                            slot.due_selected |= 1 << i;
+                        if let Some(b) = DueBucket::parse(s) {
+                            slot.due_selected |= b.bit();
                         }
                     }
                 }
@@ -508,24 +494,14 @@ impl Collector for SearchCollector<'_> {
 }
 
 impl SegmentState {
-    /// Bit mask of the due buckets the document falls in.
+    /// Bit mask of the due buckets the document falls in (the domain's rule).
     #[inline(always)]
     fn due_mask(&self, doc: DocId) -> u8 {
         let due = self.cols.open_due[doc as usize];
         if due == columns::NO_DATE {
             return 0;
         }
-        let today = self.plan.today;
-        if due < today {
-            return 1;
-        }
-        let mut mask = 0;
-        for (i, days) in [30, 60, 90].into_iter().enumerate() {
-            if due < today + days * DAY {
-                mask |= 1 << (i + 1);
-            }
-        }
-        mask
+        DueBucket::mask((due - self.plan.today).div_euclid(DAY))
     }
 
     fn primary(&mut self, doc: DocId, score: Score) -> Primary {

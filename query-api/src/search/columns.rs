@@ -7,13 +7,13 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use certscope_indexer::schema::Kind;
+use certscope_domain::Kind;
 use moka::sync::Cache;
 use tantivy::columnar::{Column, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, SegmentReader};
 
-use super::collect::{Facet, is_closed, kind_rank};
+use super::collect::Facet;
 
 /// No value for this document.
 pub const NONE: u32 = u32::MAX;
@@ -58,7 +58,7 @@ pub struct SegmentColumns {
     pub multi: HashMap<DocId, Vec<u64>>,
     /// The largest single certification id, for sizing dense counts.
     pub max_certification: u32,
-    /// Due date (seconds), `NO_DATE` when none or when the item is closed.
+    /// The deadline still to meet (seconds), `NO_DATE` when none (closed).
     pub open_due: Vec<i64>,
 }
 
@@ -117,7 +117,7 @@ impl SegmentColumns {
                 let ranks: Vec<u8> = k
                     .terms
                     .iter()
-                    .map(|t| Kind::parse(t).map_or(0, kind_rank))
+                    .map(|t| Kind::parse(t).map_or(0, |k| k.index() as u8))
                     .collect();
                 k.ords
                     .iter()
@@ -126,29 +126,12 @@ impl SegmentColumns {
             }
             None => vec![0; n as usize],
         };
-        // closed-ness needs kind and status together
-        let closed: Vec<Vec<bool>> = match &status {
-            Some(s) => s
-                .terms
-                .iter()
-                .map(|t| Kind::ALL.iter().map(|k| is_closed(*k, t)).collect())
-                .collect(),
-            None => vec![],
-        };
-        let due_col: Column<tantivy::DateTime> = ff.date("due_date")?;
+        // the indexer stores the deadline the domain rule leaves an item with
+        // (none when closed), so the due buckets need no status here
+        let deadline: Column<tantivy::DateTime> = ff.date("deadline")?;
         let mut open_due = vec![NO_DATE; n as usize];
         for doc in 0..n {
-            let Some(d) = due_col.first(doc) else {
-                continue;
-            };
-            let is_closed = status.as_ref().is_some_and(|s| {
-                closed
-                    .get(s.ords[doc as usize] as usize)
-                    .and_then(|row| row.get(kind[doc as usize] as usize))
-                    .copied()
-                    .unwrap_or(false)
-            });
-            if !is_closed {
+            if let Some(d) = deadline.first(doc) {
                 open_due[doc as usize] = d.into_timestamp_secs();
             }
         }

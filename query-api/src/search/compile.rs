@@ -2,7 +2,8 @@
 //! boosts, identifiers matched exactly, typo tolerance for ordinary words that the
 //! caller's organization does not know, phrases on positional fields.
 
-use certscope_indexer::schema::{Fields, Kind, normalize_ident};
+use certscope_domain::Kind;
+use certscope_indexer::schema::{Fields, normalize_ident};
 use tantivy::Term;
 use tantivy::query::{
     AllQuery, Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery,

@@ -1,6 +1,6 @@
-//! Opaque cursors: the index snapshot a listing started on, the request it belongs
+//! Opaque cursors: the pinned searcher a listing started on, the request it belongs
 //! to, and the sort key of the last hit returned. The next page is everything
-//! strictly after that key on the same snapshot, so pages never repeat or skip
+//! strictly after that key on the same searcher, so pages never repeat or skip
 //! a hit while writes happen.
 
 use base64::Engine;
@@ -14,7 +14,7 @@ const MAX_CURSOR_CHARS: usize = 600;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cursor {
-    /// Snapshot id (see `Snapshots`).
+    /// Pinned searcher id (see `PinnedSearchers`).
     pub s: u64,
     /// Hash of the canonical request.
     pub h: u64,
@@ -40,9 +40,9 @@ fn invalid() -> ApiError {
 }
 
 impl Cursor {
-    pub fn new(snapshot: u64, request: u64, key: &SortKey) -> Self {
+    pub fn new(searcher: u64, request: u64, key: &SortKey) -> Self {
         Self {
-            s: snapshot,
+            s: searcher,
             h: request,
             p: match &key.primary {
                 Primary::Num(n) => Some(PrimaryValue::Bits(n.to_bits())),

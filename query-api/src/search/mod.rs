@@ -1,5 +1,9 @@
 //! Search over the index: tenancy filter, compiled query, one-pass collection of
-//! hits, totals and facets, snippets, cursors on pinned snapshots.
+//! hits, totals and facets, snippets, cursors on pinned searchers.
+//!
+//! Words: a *position* is a PostgreSQL snapshot the index reflects; a *pinned
+//! searcher* is one tantivy searcher (one set of segments) kept so that a
+//! cursor's later pages read the same documents.
 
 pub mod collect;
 pub mod columns;
@@ -15,8 +19,9 @@ use std::ops::Bound;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use certscope_domain::{DueBucket, Kind};
 use certscope_indexer::IndexView;
-use certscope_indexer::schema::{Fields, Kind, TOKENIZER_EN, TOKENIZER_WORDS};
+use certscope_indexer::schema::{Fields, TOKENIZER_EN, TOKENIZER_WORDS};
 use serde::Serialize;
 use serde_json::{Map, Value};
 use tantivy::collector::Collector;
@@ -36,9 +41,9 @@ use cursor::Cursor;
 use params::SearchParams;
 use stats::{SHARED_ORG, StatsCache};
 
-/// How long a snapshot stays pinned for cursors after its last use.
-pub const SNAPSHOT_TTL: Duration = Duration::from_secs(600);
-const MAX_SNAPSHOTS: usize = 64;
+/// How long a searcher stays pinned for cursors after its last use.
+pub const PIN_TTL: Duration = Duration::from_secs(600);
+const MAX_PINNED: usize = 64;
 const SNIPPET_CHARS: usize = 180;
 
 /// A searcher pinned with the position it reflects.
@@ -51,15 +56,15 @@ pub struct Pinned {
     snapshot: certscope_indexer::Snapshot,
 }
 
-/// Recently used snapshots, so that a cursor continues on the snapshot its first
+/// Recently used searchers, so that a cursor continues on the searcher its first
 /// page came from.
 #[derive(Default)]
-pub struct Snapshots {
+pub struct PinnedSearchers {
     inner: Mutex<Vec<(Pinned, Instant)>>,
 }
 
 /// Identity of a searcher's content: its segments and their deletes.
-pub fn snapshot_id(searcher: &Searcher) -> u64 {
+pub fn searcher_id(searcher: &Searcher) -> u64 {
     let mut h = fnv::FnvHasher::default();
     for (segment, deletes) in searcher.generation().segments() {
         h.write(segment.uuid_string().as_bytes());
@@ -68,14 +73,14 @@ pub fn snapshot_id(searcher: &Searcher) -> u64 {
     h.finish()
 }
 
-impl Snapshots {
+impl PinnedSearchers {
     /// The current searcher of `view`, pinned.
     pub fn current(&self, view: &IndexView) -> Pinned {
         let searcher = view.reader.searcher();
-        let id = snapshot_id(&searcher);
+        let id = searcher_id(&searcher);
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
-        inner.retain(|(_, used)| now.duration_since(*used) < SNAPSHOT_TTL);
+        inner.retain(|(_, used)| now.duration_since(*used) < PIN_TTL);
         if let Some((p, used)) = inner.iter_mut().find(|(p, _)| p.id == id) {
             *used = now;
             // same content, newer position (commits that changed nothing here)
@@ -91,15 +96,15 @@ impl Snapshots {
             position: view.position.snapshot.to_string(),
             snapshot: view.position.snapshot.clone(),
         };
-        if inner.len() >= MAX_SNAPSHOTS {
+        if inner.len() >= MAX_PINNED {
             inner.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
-            inner.truncate(MAX_SNAPSHOTS - 1);
+            inner.truncate(MAX_PINNED - 1);
         }
         inner.push((pinned.clone(), now));
         pinned
     }
 
-    /// The snapshot a cursor started on, if still pinned.
+    /// The searcher a cursor started on, if still pinned.
     pub fn get(&self, id: u64) -> Option<Pinned> {
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let (p, used) = inner.iter_mut().find(|(p, _)| p.id == id)?;
@@ -229,10 +234,10 @@ fn filter(q: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
     (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)))
 }
 
-/// Shared state of search: statistics and pinned snapshots.
+/// Shared state of search: statistics and pinned searchers.
 pub struct SearchService {
     pub stats: StatsCache,
-    pub snapshots: Snapshots,
+    pub pinned: PinnedSearchers,
     /// Searches executed (cache misses), for `/metrics` and coalescing tests.
     pub executed: std::sync::atomic::AtomicU64,
     /// Search execution time, seconds.
@@ -270,7 +275,7 @@ impl Default for SearchService {
     fn default() -> Self {
         Self {
             stats: StatsCache::default(),
-            snapshots: Snapshots::default(),
+            pinned: PinnedSearchers::default(),
             executed: Default::default(),
             latency: certscope_indexer::metrics::Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
@@ -299,84 +304,12 @@ impl SearchService {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let searcher = &pinned.searcher;
         let request_hash = cursor::hash(&format!("{}|{}", scope.cache_key(), p.canonical));
-        let after = match &p.cursor {
-            Some(c) if c.h != request_hash => {
-                return Err(ApiError::bad(
-                    "bad_cursor",
-                    "`cursor` belongs to another request; pass the same parameters as the first page",
-                ));
-            }
-            Some(c) => Some(c.key()),
-            None => None,
-        };
+        let after = resume_after(p, request_hash)?;
         let stats = self
             .stats
             .provider(searcher, fields.org_id, scope.org_id as u64);
-        let index = searcher.index();
-        let compiler = Compiler {
-            fields,
-            english: index.tokenizers().get(TOKENIZER_EN).ok_or_else(|| {
-                ApiError::internal("index", "tokenizer certscope_en not registered")
-            })?,
-            words: index.tokenizers().get(TOKENIZER_WORDS).ok_or_else(|| {
-                ApiError::internal("index", "tokenizer certscope_words not registered")
-            })?,
-            stats: &stats,
-        };
-        let text = p.node.as_ref().map(|n| compiler.compile(n)).transpose()?;
-        let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-        if let Some(t) = &text {
-            clauses.push((Occur::Must, t.box_clone()));
-        }
-        clauses.push(filter(tenancy(fields, scope)));
-        if let Some(kind) = p.kind {
-            clauses.push(filter(Box::new(TermQuery::new(
-                Term::from_field_text(fields.kind, kind.as_str()),
-                IndexRecordOption::Basic,
-            ))));
-        }
-        for r in &p.ranges {
-            let field = index.schema().get_field(r.field)?;
-            let bound = |t: Option<i64>, inclusive: bool| match t {
-                Some(t) => {
-                    let term = Term::from_field_date(field, TvDate::from_timestamp_secs(t));
-                    if inclusive {
-                        Bound::Included(term)
-                    } else {
-                        Bound::Excluded(term)
-                    }
-                }
-                None => Bound::Unbounded,
-            };
-            clauses.push(filter(Box::new(RangeQuery::new(
-                bound(r.from, true),
-                bound(r.until, false),
-            ))));
-        }
-        let due = p.selections.get(collect::Facet::Due);
-        if !due.is_empty() {
-            // nothing due later than the widest bucket can pass or count: an
-            // exact pre-filter that spares visiting far-future and undated items
-            let days = if p.facets.contains(&collect::Facet::Due) {
-                90
-            } else {
-                due.iter()
-                    .map(|b| match b.as_str() {
-                        "overdue" => 0,
-                        "due_30" => 30,
-                        "due_60" => 60,
-                        _ => 90,
-                    })
-                    .max()
-                    .unwrap_or(90)
-            };
-            let until = TvDate::from_timestamp_secs(today + days * 86_400);
-            clauses.push(filter(Box::new(RangeQuery::new(
-                Bound::Unbounded,
-                Bound::Excluded(Term::from_field_date(fields.due_date, until)),
-            ))));
-        }
-        let query = BooleanQuery::new(clauses);
+        let text = compile_text(searcher, fields, &stats, p)?;
+        let query = filtered_query(searcher, fields, scope, p, text.as_deref(), today)?;
         let plan = Plan {
             selections: p.selections.clone(),
             facets: p.facets.clone(),
@@ -410,19 +343,7 @@ impl SearchService {
             Some(t) => Some(snippet_generator(searcher, t.as_ref(), fields, &stats)?),
             None => None,
         };
-        let mut hits = Vec::with_capacity(fruit.hits.len());
-        for (key, addr) in &fruit.hits {
-            let doc: TantivyDocument = searcher.doc(*addr)?;
-            let mut hit = render_hit(fields, &index.schema(), &doc, key, p, snippets.as_ref());
-            // a risk's other certifications, and the controls it reaches
-            // through them, are outside an auditor's view
-            if let Some(Value::Array(ids)) = hit.get_mut("certification_id")
-                && scope.retain_visible(ids)
-            {
-                hit.remove("control");
-            }
-            hits.push(hit);
-        }
+        let hits = render_hits(searcher, fields, scope, p, &fruit.hits, snippets.as_ref())?;
         let mut facets = BTreeMap::new();
         for facet in &p.facets {
             let counts = fruit.facets.remove(facet).unwrap_or_default();
@@ -441,6 +362,133 @@ impl SearchService {
     }
 }
 
+/// The sort key a cursor resumes after; a cursor of another request is refused.
+fn resume_after(p: &SearchParams, request_hash: u64) -> Result<Option<SortKey>, ApiError> {
+    match &p.cursor {
+        Some(c) if c.h != request_hash => Err(ApiError::bad(
+            "bad_cursor",
+            "`cursor` belongs to another request; pass the same parameters as the first page",
+        )),
+        Some(c) => Ok(Some(c.key())),
+        None => Ok(None),
+    }
+}
+
+/// The text part of the request as a tantivy query, if there is text.
+fn compile_text(
+    searcher: &Searcher,
+    fields: &Fields,
+    stats: &dyn Bm25StatisticsProvider,
+    p: &SearchParams,
+) -> Result<Option<Box<dyn Query>>, ApiError> {
+    let index = searcher.index();
+    let tokenizer = |name: &str| {
+        index.tokenizers().get(name).ok_or_else(|| {
+            ApiError::internal(
+                "opening the index",
+                format!("tokenizer {name} not registered"),
+            )
+        })
+    };
+    let compiler = Compiler {
+        fields,
+        english: tokenizer(TOKENIZER_EN)?,
+        words: tokenizer(TOKENIZER_WORDS)?,
+        stats,
+    };
+    p.node.as_ref().map(|n| compiler.compile(n)).transpose()
+}
+
+/// The text query under the filters the server adds (tenancy) and the ones the
+/// request asks for (kind, date ranges, a due pre-filter).
+fn filtered_query(
+    searcher: &Searcher,
+    fields: &Fields,
+    scope: &Scope,
+    p: &SearchParams,
+    text: Option<&dyn Query>,
+    today: i64,
+) -> Result<BooleanQuery, ApiError> {
+    let schema = searcher.index().schema();
+    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
+    if let Some(t) = text {
+        clauses.push((Occur::Must, t.box_clone()));
+    }
+    clauses.push(filter(tenancy(fields, scope)));
+    if let Some(kind) = p.kind {
+        clauses.push(filter(Box::new(TermQuery::new(
+            Term::from_field_text(fields.kind, kind.as_str()),
+            IndexRecordOption::Basic,
+        ))));
+    }
+    for r in &p.ranges {
+        let field = schema.get_field(r.field)?;
+        let bound = |t: Option<i64>, inclusive: bool| match t {
+            Some(t) => {
+                let term = Term::from_field_date(field, TvDate::from_timestamp_secs(t));
+                if inclusive {
+                    Bound::Included(term)
+                } else {
+                    Bound::Excluded(term)
+                }
+            }
+            None => Bound::Unbounded,
+        };
+        clauses.push(filter(Box::new(RangeQuery::new(
+            bound(r.from, true),
+            bound(r.until, false),
+        ))));
+    }
+    let due = p.selections.get(collect::Facet::Due);
+    if !due.is_empty() {
+        // nothing due later than the widest bucket can pass or count: an
+        // exact pre-filter that spares visiting far-future and undated items
+        let days = if p.facets.contains(&collect::Facet::Due) {
+            DueBucket::WIDEST_DAYS
+        } else {
+            due.iter()
+                .filter_map(|b| DueBucket::parse(b))
+                .map(DueBucket::days)
+                .max()
+                .unwrap_or(DueBucket::WIDEST_DAYS)
+        };
+        // buckets reach their last day inclusively: the bound is the day after
+        let until = TvDate::from_timestamp_secs(today + (days + 1) * 86_400);
+        clauses.push(filter(Box::new(RangeQuery::new(
+            Bound::Unbounded,
+            Bound::Excluded(Term::from_field_date(fields.deadline, until)),
+        ))));
+    }
+    Ok(BooleanQuery::new(clauses))
+}
+
+/// The page's documents as hits; what an auditor may not see of a risk's
+/// certifications is removed.
+fn render_hits(
+    searcher: &Searcher,
+    fields: &Fields,
+    scope: &Scope,
+    p: &SearchParams,
+    page: &[(SortKey, tantivy::DocAddress)],
+    snippets: Option<&SnippetGenerator>,
+) -> Result<Vec<Map<String, Value>>, ApiError> {
+    let schema = searcher.index().schema();
+    let mut hits = Vec::with_capacity(page.len());
+    for (key, addr) in page {
+        let doc: TantivyDocument = searcher.doc(*addr)?;
+        let mut hit = render_hit(fields, &schema, &doc, key, p, snippets);
+        // a risk's other certifications, and the controls it reaches
+        // through them, are outside an auditor's view
+        if let Some(Value::Array(ids)) = hit.get_mut("certification_id")
+            && scope.retain_visible(ids)
+        {
+            hit.remove("control");
+        }
+        hits.push(hit);
+    }
+    Ok(hits)
+}
+
 fn facet_values(counts: HashMap<String, u64>, selected: &[String], size: usize) -> Vec<FacetValue> {
     let mut values: Vec<FacetValue> = counts
         .into_iter()
@@ -453,7 +501,7 @@ fn facet_values(counts: HashMap<String, u64>, selected: &[String], size: usize) 
         .collect();
     if counts_are_buckets(selected, &values) {
         // due buckets keep their natural order
-        values.sort_by_key(|v| collect::DUE_BUCKETS.iter().position(|b| *b == v.value));
+        values.sort_by_key(|v| DueBucket::parse(&v.value));
     } else {
         values.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.value.cmp(&b.value)));
     }
@@ -478,7 +526,7 @@ fn facet_values(counts: HashMap<String, u64>, selected: &[String], size: usize) 
 }
 
 fn counts_are_buckets(selected: &[String], values: &[FacetValue]) -> bool {
-    let is_bucket = |v: &str| collect::DUE_BUCKETS.contains(&v);
+    let is_bucket = |v: &str| DueBucket::parse(v).is_some();
     !values.is_empty()
         && values.iter().all(|v| is_bucket(&v.value))
         && selected.iter().all(|s| is_bucket(s))
@@ -621,7 +669,12 @@ pub fn suggest(
         .index()
         .tokenizers()
         .get(TOKENIZER_WORDS)
-        .ok_or_else(|| ApiError::internal("index", "tokenizer certscope_words"))?;
+        .ok_or_else(|| {
+            ApiError::internal(
+                "opening the index",
+                "tokenizer certscope_words not registered",
+            )
+        })?;
     let words = compile::analyze(&analyzer, text);
     let ends_with_space = text.ends_with(char::is_whitespace);
     let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();

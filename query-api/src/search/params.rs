@@ -1,11 +1,13 @@
 //! Request decoding: query-string pairs into a validated search request. Every
 //! unknown parameter, bad value or out-of-range limit is a precise 400.
 
+use certscope_domain::Kind;
 use certscope_indexer::Snapshot;
-use certscope_indexer::schema::Kind;
 use chrono::NaiveDate;
 
-use super::collect::{DUE_BUCKETS, Facet, Selections, Sort, SortBy};
+use certscope_domain::{DueBucket, RiskLevel};
+
+use super::collect::{Facet, Selections, Sort, SortBy};
 use super::cursor::Cursor;
 use super::parser::{self, Node};
 use crate::error::ApiError;
@@ -16,7 +18,6 @@ pub const MAX_LIMIT: usize = 100;
 pub const DEFAULT_FACET_SIZE: usize = 10;
 pub const MAX_FACET_SIZE: usize = 100;
 pub const MAX_VALUES_PER_FACET: usize = 50;
-pub const RISK_LEVELS: [&str; 4] = ["low", "medium", "high", "critical"];
 
 /// Date fields that take `<name>_after` / `<name>_before` filters, and sorts.
 pub const DATE_FIELDS: [&str; 5] = ["due", "expires", "collected", "target", "updated"];
@@ -183,9 +184,9 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
                 Some(e) => e,
                 None => {
                     bounds.push((date_field(field), None, None));
-                    bounds
-                        .last_mut()
-                        .ok_or_else(|| ApiError::internal("params", "bounds"))?
+                    bounds.last_mut().ok_or_else(|| {
+                        ApiError::internal("decoding date ranges", "a range just added is missing")
+                    })?
                 }
             };
             if side == "after" {
@@ -307,12 +308,17 @@ fn validate_facet_value(facet: Facet, v: &str) -> Result<(), ApiError> {
             ),
         ))
     };
+    let names = |all: &mut dyn Iterator<Item = &'static str>| all.collect::<Vec<_>>().join(", ");
     match facet {
         Facet::Kind if Kind::parse(v).is_none() => {
-            bad("control, certification, requirement, evidence, risk")
+            bad(&names(&mut Kind::ALL.iter().map(|k| k.as_str())))
         }
-        Facet::RiskLevel if !RISK_LEVELS.contains(&v) => bad(&RISK_LEVELS.join(", ")),
-        Facet::Due if !DUE_BUCKETS.contains(&v) => bad(&DUE_BUCKETS.join(", ")),
+        Facet::RiskLevel if RiskLevel::parse(v).is_none_or(|l| l.as_str() != v) => {
+            bad(&names(&mut RiskLevel::ALL.iter().map(|l| l.as_str())))
+        }
+        Facet::Due if DueBucket::parse(v).is_none_or(|b| b.as_str() != v) => {
+            bad(&names(&mut DueBucket::ALL.iter().map(|b| b.as_str())))
+        }
         Facet::Certification if !v.parse::<i64>().is_ok_and(|id| id > 0) => {
             bad("certification ids (positive whole numbers)")
         }

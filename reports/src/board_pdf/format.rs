@@ -70,13 +70,9 @@ pub(super) fn rating(score: u8, level: RiskLevel) -> String {
 }
 
 /// The score range of a risk level, as printed in legends.
-pub(super) fn level_range(level: RiskLevel) -> &'static str {
-    match level {
-        RiskLevel::Low => "1–4",
-        RiskLevel::Medium => "5–9",
-        RiskLevel::High => "10–14",
-        RiskLevel::Critical => "15–25",
-    }
+pub(super) fn level_range(level: RiskLevel) -> String {
+    let scores = level.scores();
+    format!("{}–{}", scores.start(), scores.end())
 }
 
 /// Joins words as `a, b and c`.

@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
 
-pub async fn index_latency(
+pub async fn run(
     global: &GlobalArgs,
     args: &IndexArgs,
     rate: u32,

@@ -13,7 +13,7 @@ use certscope_query_api::encode_query_value as enc;
 use indicatif::{ProgressBar, ProgressStyle};
 use sqlx::PgPool;
 
-use crate::bench_server::{BenchServer, largest_org};
+use super::server::{BenchServer, largest_org};
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
 

@@ -59,7 +59,7 @@ impl ReportService {
         self.permits
             .acquire()
             .await
-            .map_err(|e| ApiError::internal("report permits", e))
+            .map_err(|e| ApiError::internal("waiting for a report slot", e))
     }
 
     /// Report models computed since start: one per cache miss.
@@ -263,7 +263,7 @@ fn report_error(e: ReportError) -> ApiError {
         ReportError::Forbidden(id) => {
             ApiError::Forbidden(format!("certification {id} is outside your audit scope"))
         }
-        other => ApiError::internal("report", format!("{other:?}")),
+        other => ApiError::internal("computing a report", other),
     }
 }
 
@@ -312,7 +312,7 @@ async fn report(
                 certscope_reports::compute(data, &params, restricted)
             })
             .await
-            .map_err(|e| ApiError::internal("report task", e))?
+            .map_err(|e| ApiError::internal("computing a report", e))?
             .map_err(report_error)?;
             Ok::<_, ApiError>(Arc::new(report))
         }
@@ -395,9 +395,9 @@ pub async fn metrics(
         Format::Json => {
             let value = section
                 .json(&report)
-                .map_err(|e| ApiError::internal("serialize", e))?;
-            let bytes =
-                serde_json::to_vec(&value).map_err(|e| ApiError::internal("serialize", e))?;
+                .map_err(|e| ApiError::internal("serializing a report section", e))?;
+            let bytes = serde_json::to_vec(&value)
+                .map_err(|e| ApiError::internal("serializing a report section", e))?;
             (Body::from(bytes), "application/json")
         }
         Format::Csv => (
@@ -445,9 +445,9 @@ pub async fn board(
             let _permit = state.api.reports.permit().await?;
             tokio::task::spawn_blocking(move || board_pdf::render_board(&report, size))
                 .await
-                .map_err(|e| ApiError::internal("pdf task", e))?
+                .map_err(|e| ApiError::internal("rendering the board PDF", e))?
                 .map(Bytes::from)
-                .map_err(|e| ApiError::internal("pdf", format!("{e:?}")))
+                .map_err(|e| ApiError::internal("rendering the board PDF", e))
         }
     };
     let pdf = state

@@ -14,7 +14,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
-use crate::bench_server::{BenchServer, largest_org};
+use super::server::{BenchServer, largest_org};
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
 

@@ -7,8 +7,8 @@ use std::sync::atomic::Ordering::Relaxed;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
+use certscope_domain::Kind;
 use certscope_indexer::metrics::Histogram;
-use certscope_indexer::schema::Kind;
 
 use crate::AppState;
 

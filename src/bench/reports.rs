@@ -9,7 +9,7 @@ use anyhow::bail;
 use certscope_reports::section::Section;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::bench_server::{BenchServer, largest_org};
+use super::server::{BenchServer, largest_org};
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
 
