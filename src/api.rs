@@ -59,13 +59,29 @@ pub struct ApiArgs {
     /// ...and none older than this many hours.
     #[arg(long, env = "CERTSCOPE_EVENT_RETAIN_HOURS", default_value_t = EventConfig::DEFAULT_RETAIN_HOURS)]
     pub event_retain_hours: u64,
+    /// Bearer token Prometheus must send to read /metrics (default: /metrics is open).
+    #[arg(long, env = "CERTSCOPE_METRICS_TOKEN", hide_env_values = true)]
+    pub metrics_token: Option<String>,
     /// Seconds between WebSocket pings and SSE keep-alives.
     #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = EventConfig::DEFAULT_HEARTBEAT_SECS)]
     pub event_heartbeat_secs: u64,
 }
 
-/// The token secret: the flag/environment, else a file in the data dir.
-pub fn secret(global: &GlobalArgs, explicit: Option<&str>) -> anyhow::Result<Vec<u8>> {
+/// Who asks for the token secret: a server may create it on first start; a
+/// command that mints tokens must use the server's and never makes one (a new
+/// secret would sign tokens no running server accepts).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretUse {
+    Serve,
+    Mint,
+}
+
+/// The token secret: the flag/environment, else the file in the data dir.
+pub fn secret(
+    global: &GlobalArgs,
+    explicit: Option<&str>,
+    purpose: SecretUse,
+) -> anyhow::Result<Vec<u8>> {
     if let Some(s) = explicit {
         if s.len() < 16 {
             bail!("CERTSCOPE_JWT_SECRET must be at least 16 bytes");
@@ -73,7 +89,18 @@ pub fn secret(global: &GlobalArgs, explicit: Option<&str>) -> anyhow::Result<Vec
         return Ok(s.as_bytes().to_vec());
     }
     let path = database::data_dir(global).join("jwt-secret");
-    secret_file(&path)
+    match purpose {
+        SecretUse::Serve => secret_file(&path),
+        SecretUse::Mint => std::fs::read(&path).with_context(|| {
+            format!(
+                "no token secret at {}: tokens must be signed with the server's secret. \
+                 Pass the server's --data-dir (or CERTSCOPE_DATA_DIR), or its --jwt-secret \
+                 (CERTSCOPE_JWT_SECRET); `certscope serve` and `certscope demo` create the \
+                 file in their data directory on first start",
+                path.display()
+            )
+        }),
+    }
 }
 
 fn secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
@@ -100,7 +127,11 @@ fn secret_file(path: &Path) -> anyhow::Result<Vec<u8>> {
 }
 
 pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> {
-    let mut c = ApiConfig::new(secret(global, args.jwt_secret.as_deref())?);
+    let mut c = ApiConfig::new(secret(
+        global,
+        args.jwt_secret.as_deref(),
+        SecretUse::Serve,
+    )?);
     c.cors_origins = args.cors_origins.clone();
     c.request_timeout = Duration::from_millis(args.request_timeout_ms.max(1));
     if args.rate_per_token <= 0.0 || args.rate_per_ip <= 0.0 {
@@ -121,6 +152,12 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     c.events.retain_events = args.event_retain;
     c.events.retain_age = Duration::from_secs(args.event_retain_hours * 3600);
     c.events.heartbeat = Duration::from_secs(args.event_heartbeat_secs.max(1));
+    if let Some(t) = &args.metrics_token {
+        if t.len() < 16 {
+            bail!("CERTSCOPE_METRICS_TOKEN must be at least 16 characters");
+        }
+        c.metrics_token = Some(t.clone());
+    }
     Ok(c)
 }
 

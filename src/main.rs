@@ -495,8 +495,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let role = certscope_query_api::Role::parse(&role).with_context(|| {
                 format!("unknown role {role:?}; roles are officer, executive, auditor, admin")
             })?;
-            let keys =
-                certscope_query_api::Keys::new(&api::secret(&cli.global, jwt_secret.as_deref())?);
+            let keys = certscope_query_api::Keys::new(&api::secret(
+                &cli.global,
+                jwt_secret.as_deref(),
+                api::SecretUse::Mint,
+            )?);
             let db = database::open(&cli.global).await?;
             let token = api::issue_token(
                 &db.pool,

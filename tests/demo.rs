@@ -288,3 +288,30 @@ fn missing_postgres_binaries_say_what_to_install() {
     assert!(stderr.contains("apt-get install postgresql"), "{stderr}");
     assert!(stderr.contains("DATABASE_URL"), "{stderr}");
 }
+
+#[test]
+fn minting_a_token_never_creates_a_secret_and_says_where_it_looked() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = certscope()
+        .env_remove("CERTSCOPE_JWT_SECRET")
+        .env_remove("CERTSCOPE_DATA_DIR")
+        .args(["token", "--org", "northwind-health", "--data-dir"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        !out.status.success(),
+        "a token was minted with a fresh secret"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let secret = dir.path().join("jwt-secret");
+    assert!(
+        stderr.contains("no token secret at") && stderr.contains(&secret.display().to_string()),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("--data-dir") && stderr.contains("CERTSCOPE_JWT_SECRET"),
+        "{stderr}"
+    );
+    assert!(!secret.exists(), "the command created a secret");
+}

@@ -173,7 +173,7 @@ pub fn claims(
         role,
         certs,
         iat: now,
-        exp: now + ttl.as_secs(),
+        exp: now.saturating_add(ttl.as_secs()),
     }
 }
 
@@ -200,6 +200,54 @@ pub fn bearer_from(headers: &axum::http::HeaderMap) -> Result<Option<&str>, ApiE
     Ok(Some(token.trim()))
 }
 
+/// Organizations a token may name: a validly signed token whose organization
+/// does not exist (deleted, or never there) is refused on every route alike,
+/// before any handler runs. Answers are cached briefly: a deleted
+/// organization's tokens stop working within [`Organizations::TTL`].
+pub struct Organizations {
+    known: moka::future::Cache<i64, bool>,
+}
+
+impl Default for Organizations {
+    fn default() -> Self {
+        Self {
+            known: moka::future::Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(Self::TTL)
+                .build(),
+        }
+    }
+}
+
+impl Organizations {
+    pub const TTL: Duration = Duration::from_secs(30);
+
+    /// Ok when `scope`'s organization exists; 403 saying so when it does not.
+    pub async fn admit(&self, pool: &sqlx::PgPool, scope: &Scope) -> Result<(), ApiError> {
+        let id = scope.org_id;
+        let exists = id > 0
+            && self
+                .known
+                .try_get_with(id, async {
+                    sqlx::query_scalar::<_, bool>(
+                        "SELECT EXISTS (SELECT 1 FROM organizations WHERE id = $1)",
+                    )
+                    .bind(id)
+                    .fetch_one(pool)
+                    .await
+                })
+                .await
+                .map_err(|e| ApiError::internal("looking up the token's organization", e))?;
+        if exists {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!(
+                "the token names organization {id}, which does not exist"
+            )))
+        }
+    }
+}
+
 impl FromRequestParts<AppState> for Scope {
     type Rejection = ApiError;
 
@@ -208,6 +256,7 @@ impl FromRequestParts<AppState> for Scope {
             return Ok(scope.clone());
         }
         let scope = state.api.keys.verify(bearer(parts)?)?;
+        state.api.organizations.admit(&state.pool, &scope).await?;
         parts.extensions.insert(scope.clone());
         Ok(scope)
     }

@@ -54,6 +54,8 @@ pub struct ApiConfig {
     pub cache_entries: u64,
     /// Live events: queues, limits, retention.
     pub events: events::EventConfig,
+    /// When set, `/metrics` requires this bearer token.
+    pub metrics_token: Option<String>,
 }
 
 impl ApiConfig {
@@ -78,6 +80,7 @@ impl ApiConfig {
             max_position_wait: Duration::from_millis(Self::DEFAULT_POSITION_WAIT_MS),
             cache_entries: Self::DEFAULT_CACHE_ENTRIES,
             events: events::EventConfig::default(),
+            metrics_token: None,
         }
     }
 }
@@ -93,6 +96,8 @@ pub struct Api {
     /// Facet labels by (organization or 0, facet, value); renames show within a minute.
     pub labels: moka::sync::Cache<(i64, &'static str, String), String>,
     pub(crate) reports: metrics_routes::ReportService,
+    /// Which organizations tokens may name.
+    pub organizations: auth::Organizations,
 }
 
 impl Api {
@@ -108,6 +113,7 @@ impl Api {
                 .time_to_live(Duration::from_secs(60))
                 .build(),
             reports: metrics_routes::ReportService::default(),
+            organizations: auth::Organizations::default(),
             config,
         }
     }

@@ -263,6 +263,10 @@ fn report_error(e: ReportError) -> ApiError {
         ReportError::Forbidden(id) => {
             ApiError::Forbidden(format!("certification {id} is outside your audit scope"))
         }
+        // admission checks the organization first; this is a deletion since
+        ReportError::OrganizationNotFound => {
+            ApiError::Forbidden("the token's organization does not exist".into())
+        }
         other => ApiError::internal("computing a report", other),
     }
 }
@@ -326,6 +330,12 @@ async fn report(
         .map_err(|e: Arc<ApiError>| (*e).clone())
 }
 
+/// The rendered-PDF cache key: the full report key (scope, parameters, data
+/// version) and the page size, never a hash of them.
+fn pdf_cache_key(key: &str, size: PageSize) -> String {
+    format!("{key}|{}", size.as_str())
+}
+
 fn etag(key: &str, variant: &str) -> String {
     let mut h = fnv::FnvHasher::default();
     key.hash(&mut h);
@@ -333,14 +343,33 @@ fn etag(key: &str, variant: &str) -> String {
     format!("W/\"{:016x}\"", h.finish())
 }
 
-/// 304 when the client already holds this tag: answered from the key alone,
-/// before any report is computed.
-fn not_modified(headers: &HeaderMap, tag: &str) -> Option<Response> {
+/// 304 when the client already holds this tag: answered before any report is
+/// computed, but only after the parameters are checked like a full answer's
+/// (`If-None-Match: *` must not confirm a certification the caller cannot see).
+async fn not_modified(
+    state: &AppState,
+    scope: &Scope,
+    request: &Request,
+    headers: &HeaderMap,
+    tag: &str,
+) -> ApiResult<Option<Response>> {
     let held = headers
         .get(header::IF_NONE_MATCH)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.split(',').any(|t| t.trim() == tag || t.trim() == "*"));
-    held.then(|| respond(StatusCode::NOT_MODIFIED, Body::empty(), "", tag, None))
+    if !held {
+        return Ok(None);
+    }
+    certscope_reports::load::check(&state.pool, &scope_of(scope), &request.params)
+        .await
+        .map_err(report_error)?;
+    Ok(Some(respond(
+        StatusCode::NOT_MODIFIED,
+        Body::empty(),
+        "",
+        tag,
+        None,
+    )))
 }
 
 fn respond(
@@ -387,7 +416,7 @@ pub async fn metrics(
     request.min_position = min_position(&headers, request.min_position.take())?;
     let key = report_key(&state, &scope, &request).await?;
     let tag = etag(&key, &format!("{}|{format:?}", section.as_str()));
-    if let Some(unchanged) = not_modified(&headers, &tag) {
+    if let Some(unchanged) = not_modified(&state, &scope, &request, &headers, &tag).await? {
         return Ok(unchanged);
     }
     let report = report(&state, &scope, &request, &key).await?;
@@ -434,7 +463,7 @@ pub async fn board(
     request.min_position = min_position(&headers, request.min_position.take())?;
     let key = report_key(&state, &scope, &request).await?;
     let tag = etag(&key, size.as_str());
-    if let Some(unchanged) = not_modified(&headers, &tag) {
+    if let Some(unchanged) = not_modified(&state, &scope, &request, &headers, &tag).await? {
         return Ok(unchanged);
     }
     let report = report(&state, &scope, &request, &key).await?;
@@ -450,11 +479,13 @@ pub async fn board(
                 .map_err(|e| ApiError::internal("rendering the board PDF", e))
         }
     };
+    // cached by the full key (scope, parameters, data version, size), never by
+    // the tag: a 64-bit hash collision must not serve another tenant's PDF
     let pdf = state
         .api
         .reports
         .pdfs
-        .try_get_with(tag.clone(), render)
+        .try_get_with(pdf_cache_key(&key, size), render)
         .await
         .map_err(|e: Arc<ApiError>| (*e).clone())?;
     let mut response = respond(
@@ -469,4 +500,23 @@ pub async fn board(
         HeaderValue::from_static("inline; filename=\"board-report.pdf\""),
     );
     Ok(response.into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pdf_cache_key_holds_the_whole_report_key_not_its_tag() {
+        let a = "report|7/a:1,2|framework=x|v1";
+        let b = "report|8|framework=x|v1";
+        let (ka, kb) = (
+            pdf_cache_key(a, PageSize::A4),
+            pdf_cache_key(b, PageSize::A4),
+        );
+        assert!(ka.starts_with(a) && kb.starts_with(b));
+        assert_ne!(ka, kb);
+        assert_ne!(ka, etag(a, "a4"));
+        assert_ne!(ka, pdf_cache_key(a, PageSize::Letter));
+    }
 }

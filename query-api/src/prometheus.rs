@@ -5,12 +5,13 @@ use std::fmt::Write as _;
 use std::sync::atomic::Ordering::Relaxed;
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, header};
 use axum::response::IntoResponse;
 use certscope_domain::Kind;
 use certscope_indexer::metrics::Histogram;
 
 use crate::AppState;
+use crate::error::ApiError;
 
 fn histogram(out: &mut String, name: &str, help: &str, h: &Histogram) {
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
@@ -47,6 +48,19 @@ fn http_figures(out: &mut String, state: &AppState) {
         out,
         "# TYPE certscope_search_executions_total counter\ncertscope_search_executions_total {}",
         search.executed.load(Relaxed)
+    );
+    let (pinning, pinned) = search.pinned.figures();
+    gauge(
+        out,
+        "certscope_search_pinned_searchers",
+        "index searchers kept for cursors",
+        pinned,
+    );
+    gauge(
+        out,
+        "certscope_search_pinning_organizations",
+        "organizations holding cursor pins",
+        pinning,
     );
     let routes = state.api.routes.all();
     let _ = writeln!(
@@ -153,7 +167,36 @@ fn gauge(out: &mut String, name: &str, help: &str, value: impl std::fmt::Display
     );
 }
 
-pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+/// With `metrics_token` configured, `/metrics` answers only scrapers that send
+/// it as a bearer token (compared in constant time); without it, anyone who can
+/// reach the address may read the figures (they carry counts, never data).
+fn check_scraper(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(expected) = &state.api.config.metrics_token else {
+        return Ok(());
+    };
+    let given = crate::auth::bearer_from(headers)?.ok_or_else(|| {
+        ApiError::Unauthorized("`/metrics` needs `Authorization: Bearer <metrics token>`".into())
+    })?;
+    let same = given.len() == expected.len()
+        && given
+            .bytes()
+            .zip(expected.bytes())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0;
+    if same {
+        Ok(())
+    } else {
+        Err(ApiError::Unauthorized(
+            "the metrics token does not match".into(),
+        ))
+    }
+}
+
+pub async fn metrics(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<impl IntoResponse, ApiError> {
+    check_scraper(&state, &headers)?;
     let mut out = String::with_capacity(4096);
     gauge(
         &mut out,
@@ -253,5 +296,5 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     }
     event_figures(&mut out, &state);
     http_figures(&mut out, &state);
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out)
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out))
 }

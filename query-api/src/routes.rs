@@ -135,13 +135,13 @@ async fn run_search(
     let pinned = match &params.cursor {
         // a cursor continues on its own searcher, or not at all: on another
         // index state its pages could repeat or skip hits
-        Some(c) => pinned.get(c.s).ok_or_else(|| {
+        Some(c) => pinned.get(scope.org_id, c.s).ok_or_else(|| {
             ApiError::bad(
                 "cursor_expired",
                 "this cursor's index snapshot has expired (10 minutes unused); start again without `cursor`",
             )
         })?,
-        None => pinned.current(&view),
+        None => pinned.current(scope.org_id, &view),
     };
     let today = today_start();
     let key = format!(
@@ -315,7 +315,7 @@ pub async fn suggest(
     }
     let min = min_position(&headers, min)?;
     let view = view_at(&state, min.as_ref()).await?;
-    let pinned = state.api.search.pinned.current(&view);
+    let pinned = state.api.search.pinned.current(scope.org_id, &view);
     let key = format!(
         "suggest|{}|{}@{}|{limit}|{q}",
         scope.cache_key(),

@@ -428,6 +428,11 @@ async fn no_event_of_another_organization_ever_reaches_a_client() {
         assert_eq!(e["code"], code, "{e}");
         assert_eq!(e["room"], room.as_str());
         assert!(e["message"].as_str().unwrap().len() > 10);
+        // and the subscribe is still answered: nothing granted
+        let ack = ws.next().await;
+        assert_eq!(ack["type"], "subscribed", "{ack}");
+        assert_eq!(ack["rooms"], json!([]));
+        assert_eq!(ack["refused"], json!([room]));
     }
     ws.send(json!({"type": "ping"})).await;
     assert_eq!(ws.next().await["type"], "pong");
@@ -459,10 +464,12 @@ async fn no_event_of_another_organization_ever_reaches_a_client() {
     aw.send(json!({"type": "subscribe", "rooms": ["org"]}))
         .await;
     assert_eq!(aw.next().await["code"], "forbidden");
+    assert_eq!(aw.next().await["rooms"], json!([]));
     if let Some(other) = certs_a.get(1) {
         aw.send(json!({"type": "subscribe", "room": format!("certification:{other}")}))
             .await;
         assert_eq!(aw.next().await["code"], "forbidden");
+        assert_eq!(aw.next().await["rooms"], json!([]));
     }
 
     // a burst of B's changes of every kind, then one canary change of A's
@@ -813,6 +820,12 @@ async fn malformed_messages_unknown_rooms_and_oversize_frames_get_errors_never_a
         assert_eq!(e["type"], "error", "{e}");
         assert_eq!(e["code"], code, "{e}");
         assert!(e["message"].as_str().unwrap().contains(says), "{e}");
+        if code == "unknown_room" {
+            // a refused room still gets its subscribe answered
+            let ack = ws.next().await;
+            assert_eq!(ack["type"], "subscribed", "{ack}");
+            assert_eq!(ack["refused"], json!([says]));
+        }
     }
     let too_many: Vec<String> = (0..65)
         .map(|i| format!("certification:{}", i + 1))

@@ -174,22 +174,34 @@ pub async fn load(
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;
 
-async fn organization(tx: &mut Tx<'_>, id: i64) -> Result<Organization, ReportError> {
+async fn organization(tx: &mut sqlx::PgConnection, id: i64) -> Result<Organization, ReportError> {
     sqlx::query_as::<_, (i64, String, String)>(
         "SELECT id, slug, name FROM organizations WHERE id = $1",
     )
     .bind(id)
-    .fetch_optional(&mut **tx)
+    .fetch_optional(&mut *tx)
     .await?
     .map(|(id, slug, name)| Organization { id, slug, name })
     .ok_or(ReportError::OrganizationNotFound)
+}
+
+/// The parameter checks of [`load`] alone, for answers given without loading
+/// (a 304 must not confirm a certification the caller may not see).
+pub async fn check(
+    pool: &PgPool,
+    scope: &ReportScope,
+    params: &ReportParams,
+) -> Result<(), ReportError> {
+    let mut conn = pool.acquire().await?;
+    organization(&mut conn, scope.organization_id).await?;
+    check_parameters(&mut conn, scope, params).await
 }
 
 /// Refuses a framework that does not exist and certifications the caller
 /// cannot see (another organization's: not found; outside an auditor's scope:
 /// forbidden).
 async fn check_parameters(
-    tx: &mut Tx<'_>,
+    tx: &mut sqlx::PgConnection,
     scope: &ReportScope,
     params: &ReportParams,
 ) -> Result<(), ReportError> {
@@ -197,7 +209,7 @@ async fn check_parameters(
         let known: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM frameworks WHERE slug = $1)")
                 .bind(slug)
-                .fetch_one(&mut **tx)
+                .fetch_one(&mut *tx)
                 .await?;
         if !known {
             return Err(ReportError::UnknownFramework(slug.clone()));
@@ -211,7 +223,7 @@ async fn check_parameters(
     )
     .bind(scope.organization_id)
     .bind(&params.certifications)
-    .fetch_all(&mut **tx)
+    .fetch_all(&mut *tx)
     .await?;
     if let Some(&missing) = params.certifications.iter().find(|id| !found.contains(id)) {
         return Err(ReportError::CertificationNotFound(missing));

@@ -59,6 +59,8 @@ pub struct EventConfig {
     pub ticket_ttl: Duration,
     /// Time a WebSocket client has to authenticate by message.
     pub auth_timeout: Duration,
+    /// Connections from one address that may wait to authenticate at once.
+    pub max_unauthenticated_per_address: usize,
 }
 
 impl EventConfig {
@@ -68,6 +70,8 @@ impl EventConfig {
     pub const DEFAULT_HEARTBEAT_SECS: u64 = 20;
     pub const DEFAULT_RETAIN: usize = 10_000;
     pub const DEFAULT_RETAIN_HOURS: u64 = 24;
+    /// WebSocket upgrades from one address that may wait to authenticate at once.
+    pub const DEFAULT_UNAUTHENTICATED_PER_ADDRESS: usize = 8;
 }
 
 impl Default for EventConfig {
@@ -84,6 +88,7 @@ impl Default for EventConfig {
             close_grace: Duration::from_secs(5),
             ticket_ttl: Duration::from_secs(60),
             auth_timeout: Duration::from_secs(10),
+            max_unauthenticated_per_address: Self::DEFAULT_UNAUTHENTICATED_PER_ADDRESS,
         }
     }
 }
@@ -229,6 +234,8 @@ struct HubState {
     next_connection: u64,
     subscribers: HashMap<u64, Subscriber>,
     per_token: HashMap<u64, usize>,
+    /// WebSocket connections still to authenticate, per client address.
+    unauthenticated: HashMap<std::net::IpAddr, usize>,
 }
 
 /// Figures for `/metrics`.
@@ -277,11 +284,49 @@ impl Caller {
 
     /// How long until the token expires (the connection ends then).
     pub fn remaining(&self) -> Duration {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs();
-        Duration::from_secs(self.expires.saturating_sub(now))
+        Duration::from_secs(self.expires.saturating_sub(unix_now()))
+    }
+
+    /// When the connection must end: the token's expiry, capped at
+    /// [`MAX_CONNECTION_LIFE`] from now (a token may claim any `exp`; instant
+    /// arithmetic on it must not overflow).
+    pub fn deadline(&self) -> tokio::time::Instant {
+        let now = tokio::time::Instant::now();
+        now.checked_add(self.remaining().min(MAX_CONNECTION_LIFE))
+            .unwrap_or(now)
+    }
+
+    pub fn has_expired(&self) -> bool {
+        self.expires <= unix_now()
+    }
+}
+
+/// The longest a live event connection lasts, whatever its token says.
+pub const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(365 * 24 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
+}
+
+/// A slot held by a connection that has not authenticated yet; released when
+/// dropped (authenticated, refused or timed out).
+pub struct Unauthenticated {
+    hub: Arc<EventHub>,
+    ip: std::net::IpAddr,
+}
+
+impl Drop for Unauthenticated {
+    fn drop(&mut self) {
+        let mut s = self.hub.lock();
+        if let Some(n) = s.unauthenticated.get_mut(&self.ip) {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                s.unauthenticated.remove(&self.ip);
+            }
+        }
     }
 }
 
@@ -338,6 +383,33 @@ impl EventHub {
         }
     }
 
+    /// Holds one of `ip`'s slots for a connection that has yet to
+    /// authenticate; 429 when the address already holds them all, so that
+    /// one client cannot pin sockets open without ever signing in.
+    pub fn hold_unauthenticated(
+        self: &Arc<Self>,
+        ip: std::net::IpAddr,
+    ) -> Result<Unauthenticated, ApiError> {
+        let mut s = self.lock();
+        let held = s.unauthenticated.entry(ip).or_default();
+        if *held >= self.config.max_unauthenticated_per_address {
+            drop(s);
+            self.metrics.refused_connections.fetch_add(1, Relaxed);
+            return Err(ApiError::TooManyRequests {
+                message: format!(
+                    "{} connections from this address are already waiting to authenticate",
+                    self.config.max_unauthenticated_per_address
+                ),
+                retry_after: self.config.auth_timeout,
+            });
+        }
+        *held += 1;
+        Ok(Unauthenticated {
+            hub: self.clone(),
+            ip,
+        })
+    }
+
     fn lock(&self) -> MutexGuard<'_, HubState> {
         // a panic under the lock leaves plain data; carry on with it
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -392,7 +464,7 @@ impl EventHub {
     /// per-token limit.
     pub async fn connect(self: &Arc<Self>, caller: Caller) -> Result<Connection, ApiError> {
         self.wait_ready().await?;
-        let expires = tokio::time::Instant::now() + caller.remaining();
+        let expires = caller.deadline();
         let Caller { scope, token, .. } = caller;
         let mut s = self.lock();
         if self.closing.load(Relaxed) {
@@ -632,13 +704,20 @@ impl EventHub {
         ticket
     }
 
-    /// Redeems a ticket (once).
+    /// Redeems a ticket (once). A ticket is worth no more than its token: one
+    /// whose token has expired since is refused.
     pub fn redeem(&self, ticket: &str) -> Result<Caller, ApiError> {
-        self.tickets.remove(ticket).ok_or_else(|| {
+        let caller = self.tickets.remove(ticket).ok_or_else(|| {
             ApiError::Unauthorized(
                 "the ticket is unknown, expired or already used; ask for a new one".into(),
             )
-        })
+        })?;
+        if caller.has_expired() {
+            return Err(ApiError::Unauthorized(
+                "the token this ticket was issued for has expired; sign in again".into(),
+            ));
+        }
+        Ok(caller)
     }
 }
 
@@ -658,7 +737,7 @@ pub async fn ticket(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,
 ) -> Result<Json<TicketBody>, ApiError> {
-    let caller = caller_of(&state, &headers, None)?.ok_or_else(|| {
+    let caller = caller_of(&state, &headers, None).await?.ok_or_else(|| {
         ApiError::Unauthorized("missing `Authorization: Bearer <token>` header".into())
     })?;
     let hub = &state.events;
@@ -669,16 +748,21 @@ pub async fn ticket(
 }
 
 /// The caller of a live event request: from its Authorization header, else from
-/// a ticket; `None` when it has neither.
-pub(crate) fn caller_of(
+/// a ticket; `None` when it has neither. Admitted like any request (its
+/// organization must exist).
+pub(crate) async fn caller_of(
     state: &AppState,
     headers: &axum::http::HeaderMap,
     ticket: Option<&str>,
 ) -> Result<Option<Caller>, ApiError> {
-    if let Some(token) = crate::auth::bearer_from(headers)? {
-        return Caller::verify(&state.api.keys, token).map(Some);
+    let caller = match crate::auth::bearer_from(headers)? {
+        Some(token) => Some(Caller::verify(&state.api.keys, token)?),
+        None => ticket.map(|t| state.events.redeem(t)).transpose()?,
+    };
+    if let Some(c) = &caller {
+        state.api.organizations.admit(&state.pool, &c.scope).await?;
     }
-    ticket.map(|t| state.events.redeem(t)).transpose()
+    Ok(caller)
 }
 
 /// The current state of a certification, sent before its events.

@@ -73,12 +73,6 @@ fn params(query: Option<&str>, headers: &HeaderMap) -> Result<Params, ApiError> 
             p.last_event_id = Some(last_event_id(text, "Last-Event-ID")?);
         }
     }
-    if p.rooms.is_empty() {
-        return Err(ApiError::bad(
-            "missing_rooms",
-            "`rooms` is required: a comma-separated list such as rooms=org,notices",
-        ));
-    }
     Ok(p)
 }
 
@@ -106,6 +100,21 @@ pub async fn stream(
 ) -> Result<Response, ApiError> {
     let p = params(query.as_deref(), &headers)?;
     let hub = state.events.clone();
+    // who is asking comes first, as on every route; then what is asked
+    let caller = super::caller_of(&state, &headers, p.ticket.as_deref())
+        .await?
+        .ok_or_else(|| {
+            ApiError::Unauthorized(
+                "send `Authorization: Bearer <token>`, or a ticket from POST /v1/events/tickets"
+                    .into(),
+            )
+        })?;
+    if p.rooms.is_empty() {
+        return Err(ApiError::bad(
+            "missing_rooms",
+            "`rooms` is required: a comma-separated list such as rooms=org,notices",
+        ));
+    }
     if p.rooms.len() > hub.config.max_rooms_per_connection {
         return Err(ApiError::bad(
             "too_many_rooms",
@@ -115,11 +124,6 @@ pub async fn stream(
             ),
         ));
     }
-    let caller = super::caller_of(&state, &headers, p.ticket.as_deref())?.ok_or_else(|| {
-        ApiError::Unauthorized(
-            "send `Authorization: Bearer <token>`, or a ticket from POST /v1/events/tickets".into(),
-        )
-    })?;
     // a malformed room name makes the request malformed; a refused one is
     // reported in the stream, which goes on with the others
     for name in &p.rooms {

@@ -1,11 +1,13 @@
 //! `GET /v1/events`: live events over WebSocket. JSON text messages both ways;
 //! see README.md, "Live events", for the protocol.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{RawQuery, State};
+use axum::extract::{ConnectInfo, RawQuery, State};
 use axum::http::HeaderMap;
 use axum::response::Response;
 use futures_util::stream::{SplitSink, SplitStream};
@@ -37,7 +39,7 @@ async fn caller(
             }
         }
     }
-    match super::caller_of(state, headers, ticket.as_deref())? {
+    match super::caller_of(state, headers, ticket.as_deref()).await? {
         Some(caller) => Ok(Some(state.events.connect(caller).await?)),
         None => Ok(None),
     }
@@ -45,11 +47,25 @@ async fn caller(
 
 pub async fn upgrade(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     RawQuery(query): RawQuery,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
+    // who is asking comes first, as on every route; then the protocol
     let connection = caller(&state, &headers, query.as_deref()).await?;
+    let ws = ws.map_err(|e| {
+        ApiError::bad(
+            "websocket_required",
+            format!("/v1/events is a WebSocket: {e} (use /v1/events/stream for SSE)"),
+        )
+    })?;
+    // a connection that will authenticate by message holds one of its
+    // address's few slots until it does
+    let pending = match connection {
+        Some(_) => None,
+        None => Some(state.events.hold_unauthenticated(peer.ip())?),
+    };
     let max = state.events.config.max_frame_bytes;
     // clients send a few small messages: small read buffers keep a thousand
     // idle connections cheap; writes flush in batches of up to 64 KiB
@@ -67,7 +83,7 @@ pub async fn upgrade(
                 state,
                 last_seen: Instant::now(),
             };
-            session.run(connection).await;
+            session.run(connection, pending).await;
         }))
 }
 
@@ -122,11 +138,16 @@ fn error(code: &str, message: impl Into<String>) -> Value {
 }
 
 impl Session {
-    async fn run(&mut self, connection: Option<Connection>) {
+    async fn run(
+        &mut self,
+        connection: Option<Connection>,
+        pending: Option<super::Unauthenticated>,
+    ) {
         let connection = match connection {
             Some(c) => Ok(c),
             None => self.authenticate().await,
         };
+        drop(pending);
         let end = match connection {
             Ok(mut connection) => self.serve(&mut connection).await,
             Err(end) => end,
@@ -189,6 +210,12 @@ impl Session {
             ));
         };
         let caller = super::Caller::verify(&self.state.api.keys, &token)
+            .map_err(|e| refuse(e.to_string()))?;
+        self.state
+            .api
+            .organizations
+            .admit(&self.state.pool, &caller.scope)
+            .await
             .map_err(|e| refuse(e.to_string()))?;
         self.state.events.connect(caller).await.map_err(|e| {
             End::Close(Dropped {
@@ -417,20 +444,24 @@ impl Session {
         }
         let (accepted, refused) =
             super::authorize_rooms(names, &connection.scope, &self.state.pool, &hub.metrics).await;
+        let refused_names: Vec<String> = refused.iter().map(|r| r.room.clone()).collect();
         for r in refused {
             let e = json!({"type": "error", "code": r.code, "room": r.room, "message": r.message});
             self.send(&e, kick).await?;
         }
         if accepted.is_empty() {
-            return Ok(());
+            // every subscribe is answered, even when nothing was granted
+            let ack = json!({"type": "subscribed", "rooms": [], "refused": refused_names,
+                             "last_event_id": hub.last_id()});
+            return self.send(&ack, kick).await;
         }
         let subscribed = match hub.subscribe(connection, &accepted, last_event_id) {
             Ok(s) => s,
             Err(message) => return self.send(&error("too_many_rooms", message), kick).await,
         };
         let names: Vec<String> = accepted.iter().map(Room::to_string).collect();
-        let ack =
-            json!({"type": "subscribed", "rooms": names, "last_event_id": subscribed.last_id});
+        let ack = json!({"type": "subscribed", "rooms": names, "refused": refused_names,
+                         "last_event_id": subscribed.last_id});
         self.send(&ack, kick).await?;
         if let Some(reason) = &subscribed.resync {
             let m =

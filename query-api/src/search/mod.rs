@@ -11,16 +11,14 @@ pub mod compile;
 pub mod cursor;
 pub mod params;
 pub mod parser;
+pub mod pinned;
 pub mod stats;
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::Hasher;
 use std::ops::Bound;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use certscope_domain::{DueBucket, Kind};
-use certscope_indexer::IndexView;
 use certscope_indexer::schema::{Fields, TOKENIZER_EN, TOKENIZER_WORDS};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -39,79 +37,10 @@ use collect::{Plan, SearchCollector, SortKey};
 use compile::Compiler;
 use cursor::Cursor;
 use params::SearchParams;
+pub use pinned::{Pinned, PinnedSearchers, searcher_id};
 use stats::{SHARED_ORG, StatsCache};
 
-/// How long a searcher stays pinned for cursors after its last use.
-pub const PIN_TTL: Duration = Duration::from_secs(600);
-const MAX_PINNED: usize = 64;
 const SNIPPET_CHARS: usize = 180;
-
-/// A searcher pinned with the position it reflects.
-#[derive(Clone)]
-pub struct Pinned {
-    pub id: u64,
-    pub searcher: Searcher,
-    /// A position the searcher's content covers (text form, and parsed).
-    pub position: String,
-    snapshot: certscope_indexer::Snapshot,
-}
-
-/// Recently used searchers, so that a cursor continues on the searcher its first
-/// page came from.
-#[derive(Default)]
-pub struct PinnedSearchers {
-    inner: Mutex<Vec<(Pinned, Instant)>>,
-}
-
-/// Identity of a searcher's content: its segments and their deletes.
-pub fn searcher_id(searcher: &Searcher) -> u64 {
-    let mut h = fnv::FnvHasher::default();
-    for (segment, deletes) in searcher.generation().segments() {
-        h.write(segment.uuid_string().as_bytes());
-        h.write_u64(deletes.unwrap_or(u64::MAX));
-    }
-    h.finish()
-}
-
-impl PinnedSearchers {
-    /// The current searcher of `view`, pinned.
-    pub fn current(&self, view: &IndexView) -> Pinned {
-        let searcher = view.reader.searcher();
-        let id = searcher_id(&searcher);
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let now = Instant::now();
-        inner.retain(|(_, used)| now.duration_since(*used) < PIN_TTL);
-        if let Some((p, used)) = inner.iter_mut().find(|(p, _)| p.id == id) {
-            *used = now;
-            // same content, newer position (commits that changed nothing here)
-            if view.position.snapshot != p.snapshot && view.position.snapshot.covers(&p.snapshot) {
-                p.snapshot = view.position.snapshot.clone();
-                p.position = p.snapshot.to_string();
-            }
-            return p.clone();
-        }
-        let pinned = Pinned {
-            id,
-            searcher,
-            position: view.position.snapshot.to_string(),
-            snapshot: view.position.snapshot.clone(),
-        };
-        if inner.len() >= MAX_PINNED {
-            inner.sort_by_key(|(_, used)| std::cmp::Reverse(*used));
-            inner.truncate(MAX_PINNED - 1);
-        }
-        inner.push((pinned.clone(), now));
-        pinned
-    }
-
-    /// The searcher a cursor started on, if still pinned.
-    pub fn get(&self, id: u64) -> Option<Pinned> {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        let (p, used) = inner.iter_mut().find(|(p, _)| p.id == id)?;
-        *used = Instant::now();
-        Some(p.clone())
-    }
-}
 
 #[derive(Debug, Serialize, Clone)]
 pub struct FacetValue {
@@ -307,7 +236,7 @@ impl SearchService {
         let after = resume_after(p, request_hash)?;
         let stats = self
             .stats
-            .provider(searcher, fields.org_id, scope.org_id as u64);
+            .provider(searcher, fields, stats::Visible::of(scope));
         let text = compile_text(searcher, fields, &stats, p)?;
         let query = filtered_query(searcher, fields, scope, p, text.as_deref(), today)?;
         let plan = Plan {
@@ -664,7 +593,7 @@ pub fn suggest(
     use tantivy::collector::TopDocs;
     use tantivy::query::FuzzyTermQuery;
     let searcher = &pinned.searcher;
-    let stats = stats_cache.provider(searcher, fields.org_id, scope.org_id as u64);
+    let stats = stats_cache.provider(searcher, fields, stats::Visible::of(scope));
     let analyzer = searcher
         .index()
         .tokenizers()

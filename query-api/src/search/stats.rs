@@ -1,12 +1,16 @@
-//! BM25 statistics of one organization: document count, field lengths and term
-//! document frequencies counted over that organization's documents (plus the
-//! shared control catalogue) only, so a caller's scores never depend on another
-//! tenant's documents, and nobody can probe another tenant's vocabulary.
+//! BM25 statistics of what the caller can see: document count, field lengths
+//! and term document frequencies counted over the caller's organization (for an
+//! auditor: only its certifications) plus the shared control catalogue, so a
+//! caller's scores and typo tolerance never depend on documents it cannot see,
+//! and nobody can probe another tenant's (or another certification's)
+//! vocabulary.
 //!
-//! Segments are immutable, so every figure is cached per (segment, organization):
-//! the first query on a new segment pays for a scan of the postings involved, the
-//! rest are lookups. Like tantivy's own statistics, deleted documents still count
-//! until their segment is merged.
+//! Segments are immutable, so every figure is cached per (segment, visible
+//! scope): the first query on a new segment pays for a scan of the postings
+//! involved, the rest are lookups. Like tantivy's own statistics, deleted
+//! documents still count until their segment is merged.
+
+use std::sync::Arc;
 
 use moka::sync::Cache;
 use tantivy::index::SegmentId;
@@ -19,9 +23,29 @@ pub const SHARED_ORG: u64 = 0;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum Key {
-    Docs(SegmentId, u64),
-    Tokens(SegmentId, u64, u32),
-    DocFreq(SegmentId, u64, u32, Vec<u8>),
+    Docs(SegmentId, Visible),
+    Tokens(SegmentId, Visible, u32),
+    DocFreq(SegmentId, Visible, u32, Vec<u8>),
+}
+
+/// What a caller sees: an organization, and for auditors the certifications.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Visible {
+    pub org: u64,
+    /// Sorted; `None`: the whole organization.
+    pub certifications: Option<Arc<[u64]>>,
+}
+
+impl Visible {
+    pub fn of(scope: &crate::Scope) -> Self {
+        Self {
+            org: scope.org_id as u64,
+            certifications: scope
+                .certifications
+                .as_ref()
+                .map(|c| c.iter().map(|id| *id as u64).collect()),
+        }
+    }
 }
 
 /// Cache of per-segment, per-organization statistics, shared by all requests.
@@ -42,49 +66,105 @@ impl StatsCache {
     pub fn provider<'a>(
         &'a self,
         searcher: &'a Searcher,
-        org_field: Field,
-        org: u64,
+        fields: &certscope_indexer::schema::Fields,
+        visible: Visible,
     ) -> OrgStats<'a> {
         OrgStats {
             cache: self,
             searcher,
-            org_field,
-            org,
+            org_field: fields.org_id,
+            certification_field: fields.certification_id,
+            visible,
         }
     }
 }
 
-/// A [`Bm25StatisticsProvider`] for one organization on one searcher.
+/// A [`Bm25StatisticsProvider`] for what one caller sees, on one searcher.
 pub struct OrgStats<'a> {
     cache: &'a StatsCache,
     searcher: &'a Searcher,
     org_field: Field,
+    certification_field: Field,
+    visible: Visible,
+}
+
+/// Which documents of a segment count: by organization, and for auditors by
+/// certification (the catalogue always counts).
+struct Counted {
     org: u64,
+    /// The organization's documents must carry one of these (sorted).
+    certifications: Option<Arc<[u64]>>,
+    orgs: tantivy::columnar::Column<u64>,
+    certs: tantivy::columnar::Column<u64>,
+}
+
+impl Counted {
+    fn new(
+        segment: &SegmentReader,
+        visible: &Visible,
+        org_field: Field,
+        cert_field: Field,
+    ) -> tantivy::Result<Self> {
+        let schema = segment.schema();
+        let ff = segment.fast_fields();
+        Ok(Self {
+            org: visible.org,
+            certifications: visible.certifications.clone(),
+            orgs: ff.u64(schema.get_field_name(org_field))?,
+            certs: ff.u64(schema.get_field_name(cert_field))?,
+        })
+    }
+
+    fn counts(&self, doc: u32) -> bool {
+        match self.orgs.first(doc) {
+            Some(SHARED_ORG) => true,
+            Some(o) if o == self.org => match &self.certifications {
+                None => true,
+                Some(allowed) => self
+                    .certs
+                    .values_for_doc(doc)
+                    .any(|c| allowed.binary_search(&c).is_ok()),
+            },
+            _ => false,
+        }
+    }
 }
 
 impl OrgStats<'_> {
     fn orgs(&self) -> [u64; 2] {
-        [self.org, SHARED_ORG]
+        [self.visible.org, SHARED_ORG]
     }
 
     fn org_term(&self, org: u64) -> Term {
         Term::from_field_u64(self.org_field, org)
     }
 
-    /// Calls `f` for every document of the caller's organizations in `segment`.
-    fn for_each_org_doc(
+    fn counted(&self, segment: &SegmentReader) -> tantivy::Result<Counted> {
+        Counted::new(
+            segment,
+            &self.visible,
+            self.org_field,
+            self.certification_field,
+        )
+    }
+
+    /// Calls `f` for every document the caller sees in `segment`.
+    fn for_each_visible_doc(
         &self,
         segment: &SegmentReader,
         mut f: impl FnMut(u32),
     ) -> tantivy::Result<()> {
         let inverted = segment.inverted_index(self.org_field)?;
+        let counted = self.counted(segment)?;
         for org in self.orgs() {
             if let Some(mut postings) =
                 inverted.read_postings(&self.org_term(org), IndexRecordOption::Basic)?
             {
                 let mut doc = postings.doc();
                 while doc != TERMINATED {
-                    f(doc);
+                    if counted.counts(doc) {
+                        f(doc);
+                    }
                     doc = postings.advance();
                 }
             }
@@ -93,15 +173,22 @@ impl OrgStats<'_> {
     }
 
     fn segment_docs(&self, segment: &SegmentReader) -> tantivy::Result<u64> {
-        let key = Key::Docs(segment.segment_id(), self.org);
+        let key = Key::Docs(segment.segment_id(), self.visible.clone());
         if let Some(n) = self.cache.cache.get(&key) {
             return Ok(n);
         }
-        let inverted = segment.inverted_index(self.org_field)?;
-        let mut n = 0;
-        for org in self.orgs() {
-            n += u64::from(inverted.doc_freq(&self.org_term(org))?);
-        }
+        let n = if self.visible.certifications.is_none() {
+            let inverted = segment.inverted_index(self.org_field)?;
+            let mut n = 0;
+            for org in self.orgs() {
+                n += u64::from(inverted.doc_freq(&self.org_term(org))?);
+            }
+            n
+        } else {
+            let mut n = 0;
+            self.for_each_visible_doc(segment, |_| n += 1)?;
+            n
+        };
         self.cache.cache.insert(key, n);
         Ok(n)
     }
@@ -111,14 +198,14 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
     fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
         let mut total = 0;
         for segment in self.searcher.segment_readers() {
-            let key = Key::Tokens(segment.segment_id(), self.org, field.field_id());
+            let key = Key::Tokens(segment.segment_id(), self.visible.clone(), field.field_id());
             if let Some(n) = self.cache.cache.get(&key) {
                 total += n;
                 continue;
             }
             let norms = segment.get_fieldnorms_reader(field)?;
             let mut n = 0u64;
-            self.for_each_org_doc(segment, |doc| n += u64::from(norms.fieldnorm(doc)))?;
+            self.for_each_visible_doc(segment, |doc| n += u64::from(norms.fieldnorm(doc)))?;
             self.cache.cache.insert(key, n);
             total += n;
         }
@@ -138,7 +225,7 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
         for segment in self.searcher.segment_readers() {
             let key = Key::DocFreq(
                 segment.segment_id(),
-                self.org,
+                self.visible.clone(),
                 term.field().field_id(),
                 term.serialized_value_bytes().to_vec(),
             );
@@ -146,7 +233,7 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
                 total += n;
                 continue;
             }
-            let n = segment_doc_freq(segment, term, self.org_field, self.orgs())?;
+            let n = segment_doc_freq(segment, term, &self.counted(segment)?)?;
             self.cache.cache.insert(key, n);
             total += n;
         }
@@ -154,23 +241,20 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
     }
 }
 
-/// Documents of `orgs` in `segment` that contain `term`.
+/// Documents in `segment` that contain `term` and count for the caller.
 fn segment_doc_freq(
     segment: &SegmentReader,
     term: &Term,
-    org_field: Field,
-    orgs: [u64; 2],
+    counted: &Counted,
 ) -> tantivy::Result<u64> {
     let inverted = segment.inverted_index(term.field())?;
     let Some(mut postings) = inverted.read_postings(term, IndexRecordOption::Basic)? else {
         return Ok(0);
     };
-    let org_name = segment.schema().get_field_name(org_field).to_owned();
-    let orgs_col = segment.fast_fields().u64(&org_name)?;
     let mut n = 0;
     let mut doc = postings.doc();
     while doc != TERMINATED {
-        if orgs_col.first(doc).is_some_and(|o| orgs.contains(&o)) {
+        if counted.counts(doc) {
             n += 1;
         }
         doc = postings.advance();

@@ -1,0 +1,439 @@
+//! What an attack review found, each pinned by a test that failed before its
+//! fix: absurd token expiries, tokens of organizations that do not exist,
+//! `If-None-Match: *` before the scope check, the PDF cache key, an auditor's
+//! view of relevance statistics, cursor pins one tenant could exhaust for
+//! another, unauthenticated sockets held without limit, tickets outliving their
+//! token, silent subscribes, and an open `/metrics`.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use certscope_query_api::auth::Claims;
+use certscope_query_api::testing::{Params, SECRET, TestApp, hits};
+use certscope_query_api::{Keys, Role};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn token(claims: &Claims) -> String {
+    Keys::new(SECRET).issue(claims).unwrap()
+}
+
+fn claims(user: i64, org: i64, role: Role, exp: u64) -> Claims {
+    Claims {
+        sub: user,
+        org,
+        role,
+        certs: (role == Role::Auditor).then(Vec::new),
+        iat: now(),
+        exp,
+    }
+}
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn ws(s: &TestApp, token: Option<&str>) -> Result<Socket, u16> {
+    let mut request = format!("{}/v1/events", s.base.replacen("http", "ws", 1))
+        .into_client_request()
+        .unwrap();
+    if let Some(t) = token {
+        request
+            .headers_mut()
+            .insert("authorization", format!("Bearer {t}").parse().unwrap());
+    }
+    match tokio_tungstenite::connect_async(request).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tokio_tungstenite::tungstenite::Error::Http(r)) => Err(r.status().as_u16()),
+        Err(e) => panic!("websocket: {e}"),
+    }
+}
+
+async fn next(socket: &mut Socket) -> Value {
+    loop {
+        let m = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a message within 10 s")
+            .expect("open")
+            .expect("readable");
+        match m {
+            Message::Text(t) => return serde_json::from_str(&t).unwrap(),
+            Message::Close(f) => return json!({"type": "closed", "frame": format!("{f:?}")}),
+            _ => {}
+        }
+    }
+}
+
+async fn error_of(r: reqwest::Response) -> (u16, Value) {
+    let status = r.status().as_u16();
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, body)
+}
+
+#[tokio::test]
+async fn a_validly_signed_token_that_expires_in_the_year_584_billion_gets_a_live_connection() {
+    let s = TestApp::start().await;
+    let (a, _) = s.orgs().await;
+    let org = s.org_id(&a).await;
+    let user: i64 = sqlx::query_scalar("SELECT id FROM users WHERE organization_id = $1 LIMIT 1")
+        .bind(org)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let t = token(&claims(user, org, Role::Officer, u64::MAX));
+    let mut socket = ws(&s, Some(&t)).await.expect("upgraded");
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    socket
+        .send(Message::Text(
+            json!({"type": "subscribe", "rooms": ["org"]})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next(&mut socket).await["type"], "subscribed");
+    // SSE and tickets with the same token
+    let r = s.get(&t, "/v1/events/stream?rooms=org").await;
+    assert_eq!(r.status(), 200);
+    let r = s
+        .http
+        .post(format!("{}/v1/events/tickets", s.base))
+        .bearer_auth(&t)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+#[tokio::test]
+async fn a_signed_token_of_an_organization_that_does_not_exist_is_refused_on_every_route() {
+    let s = TestApp::start().await;
+    // an organization that existed when its token was signed, then deleted
+    let gone: i64 = sqlx::query_scalar(
+        "INSERT INTO organizations (slug, name) VALUES ('gone-co', 'Gone Co') RETURNING id",
+    )
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    sqlx::query("DELETE FROM organizations WHERE id = $1")
+        .bind(gone)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    let exp = now() + 3600;
+    for org in [gone, 0, -7, 987_654_321] {
+        let t = token(&claims(1, org, Role::Officer, exp));
+        for (method, path) in certscope_query_api::route_table() {
+            if !path.starts_with("/v1/") {
+                continue;
+            }
+            let path = path.replace("{id}", "1");
+            let url = format!("{}{path}", s.base);
+            let request = match method {
+                "post" => s.http.post(&url),
+                _ => s.http.get(&url),
+            };
+            let (status, body) = error_of(request.bearer_auth(&t).send().await.unwrap()).await;
+            assert_eq!(
+                status, 403,
+                "{method} {path} for organization {org}: {body}"
+            );
+            assert_eq!(body["error"]["code"], "forbidden", "{path}");
+            assert!(
+                body["error"]["message"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("does not exist"),
+                "{path}: {body}"
+            );
+        }
+        // and by WebSocket message
+        let mut socket = ws(&s, None).await.expect("upgraded");
+        socket
+            .send(Message::Text(
+                json!({"type": "auth", "token": t}).to_string().into(),
+            ))
+            .await
+            .unwrap();
+        let m = next(&mut socket).await;
+        assert!(m.to_string().contains("does not exist"), "{m}");
+    }
+}
+
+#[tokio::test]
+async fn if_none_match_star_never_confirms_a_certification_the_caller_cannot_see() {
+    let s = TestApp::start().await;
+    let (a, b) = s.orgs().await;
+    let officer = s.officer(&a).await;
+    let theirs: i64 = sqlx::query_scalar(
+        "SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id LIMIT 1",
+    )
+    .bind(s.org_id(&b).await)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let ours: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
+            .bind(s.org_id(&a).await)
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+    let auditor = s.token(&a, Role::Auditor, Some(vec![ours[0]])).await;
+    let star = |token: &str, cert: i64, pdf: bool| {
+        let path = if pdf {
+            format!("/v1/reports/board.pdf?certification={cert}")
+        } else {
+            format!("/v1/metrics/posture?certification={cert}")
+        };
+        s.http
+            .get(format!("{}{path}", s.base))
+            .bearer_auth(token)
+            .header("if-none-match", "*")
+            .send()
+    };
+    for pdf in [false, true] {
+        assert_eq!(star(&officer, theirs, pdf).await.unwrap().status(), 404);
+        assert_eq!(
+            star(&officer, 999_999_999, pdf).await.unwrap().status(),
+            404
+        );
+        assert_eq!(star(&auditor, ours[1], pdf).await.unwrap().status(), 403);
+        assert_eq!(star(&officer, ours[0], pdf).await.unwrap().status(), 304);
+    }
+}
+
+#[tokio::test]
+async fn an_auditors_scores_do_not_move_when_an_unassigned_certification_learns_a_word() {
+    let s = TestApp::start().await;
+    let (a, _) = s.orgs().await;
+    let org = s.org_id(&a).await;
+    let certs: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
+            .bind(org)
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+    let (mine, other) = (certs[0], certs[1]);
+    let requirement = |cert: i64| {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT id FROM requirements WHERE certification_id = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(cert)
+        .fetch_one(&s.pool)
+    };
+    let (visible_req, hidden_req) = (
+        requirement(mine).await.unwrap(),
+        requirement(other).await.unwrap(),
+    );
+    let add = |req: i64, n: i64| {
+        sqlx::query(
+            "INSERT INTO evidence (organization_id, requirement_id, title, content, file_name, media_type, \
+             sha256, status, collected_on) \
+             SELECT $1, $2, 'quokkaglyph ledger ' || g, 'quokkaglyph appears here', 'q.txt', 'text/plain', \
+                    md5(g::text || $2::text) || md5($2::text || g::text), 'accepted', current_date \
+             FROM generate_series(1, $3) g",
+        )
+        .bind(org)
+        .bind(req)
+        .bind(n)
+        .execute(&s.pool)
+    };
+    add(visible_req, 2).await.unwrap();
+    s.caught_up().await;
+    let auditor = s.token(&a, Role::Auditor, Some(vec![mine])).await;
+    let scores = async || -> Vec<f64> {
+        let v = s.search(&auditor, &Params::q("quokkaglyph")).await;
+        hits(&v)
+            .iter()
+            .map(|h| h["score"].as_f64().unwrap())
+            .collect()
+    };
+    let before = scores().await;
+    assert_eq!(before.len(), 2);
+    // a typo of a word the auditor's scope knows only twice is corrected
+    let typo = s.search(&auditor, &Params::q("quokkaglyps")).await;
+    let typo_before = hits(&typo).len();
+    add(hidden_req, 80).await.unwrap();
+    s.caught_up().await;
+    assert_eq!(
+        scores().await,
+        before,
+        "scores moved with documents the auditor cannot see"
+    );
+    let typo = s.search(&auditor, &Params::q("quokkaglyps")).await;
+    assert_eq!(
+        hits(&typo).len(),
+        typo_before,
+        "typo tolerance moved with hidden documents"
+    );
+}
+
+#[tokio::test]
+async fn another_tenants_commits_and_cursors_never_expire_my_cursor() {
+    let s = TestApp::start().await;
+    let (a, b) = s.orgs().await;
+    let mine = s.officer(&a).await;
+    let theirs = s.officer(&b).await;
+    let first = s
+        .search(
+            &mine,
+            &Params::new().with("kind", "requirement").with("limit", 5),
+        )
+        .await;
+    let cursor = first["next_cursor"]
+        .as_str()
+        .expect("a second page")
+        .to_owned();
+    let org_b = s.org_id(&b).await;
+    // many new index states, each pinned by B's own paged searches
+    for i in 0..70 {
+        sqlx::query(
+            "UPDATE risks SET title = title || '.' WHERE id = \
+             (SELECT id FROM risks WHERE organization_id = $1 ORDER BY id OFFSET $2 LIMIT 1)",
+        )
+        .bind(org_b)
+        .bind(i % 20)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+        s.caught_up().await;
+        s.search(
+            &theirs,
+            &Params::new().with("kind", "risk").with("limit", 2),
+        )
+        .await;
+    }
+    let next = s
+        .search_response(
+            &mine,
+            &Params::new()
+                .with("kind", "requirement")
+                .with("limit", 5)
+                .with("cursor", &cursor),
+        )
+        .await;
+    assert_eq!(next.status(), 200, "{}", next.text().await.unwrap());
+}
+
+#[tokio::test]
+async fn one_address_cannot_hold_more_than_a_few_unauthenticated_sockets() {
+    let s = TestApp::start().await;
+    let mut held = Vec::new();
+    for _ in 0..certscope_query_api::events::EventConfig::DEFAULT_UNAUTHENTICATED_PER_ADDRESS {
+        held.push(ws(&s, None).await.expect("a slot"));
+    }
+    assert_eq!(ws(&s, None).await.err(), Some(429));
+    // a slot comes back when a socket authenticates
+    let (a, _) = s.orgs().await;
+    let t = s.officer(&a).await;
+    let first = &mut held[0];
+    first
+        .send(Message::Text(
+            json!({"type": "auth", "token": t}).to_string().into(),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(next(first).await["type"], "welcome");
+    assert!(ws(&s, None).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_ticket_is_worth_no_more_than_its_token_and_every_subscribe_is_answered() {
+    let s = TestApp::start().await;
+    let (a, b) = s.orgs().await;
+    let org = s.org_id(&a).await;
+    let user: i64 = sqlx::query_scalar("SELECT id FROM users WHERE organization_id = $1 LIMIT 1")
+        .bind(org)
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let exp = now() + 1;
+    let short = token(&claims(user, org, Role::Officer, exp));
+    let r: Value = s
+        .http
+        .post(format!("{}/v1/events/tickets", s.base))
+        .bearer_auth(&short)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ticket = r["ticket"].as_str().unwrap().to_owned();
+    // the token's expiry passes (the ticket itself would live 60 s)
+    while now() <= exp {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let r = s
+        .http
+        .get(format!(
+            "{}/v1/events/stream?rooms=org&ticket={ticket}",
+            s.base
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+
+    // a subscribe whose every room is refused is still answered
+    let t = s.officer(&a).await;
+    let theirs = s.org_id(&b).await;
+    let mut socket = ws(&s, Some(&t)).await.unwrap();
+    assert_eq!(next(&mut socket).await["type"], "welcome");
+    socket
+        .send(Message::Text(
+            json!({"type": "subscribe", "rooms": [format!("org:{theirs}")]})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let mut ack = next(&mut socket).await;
+    while ack["type"] == "error" {
+        ack = next(&mut socket).await;
+    }
+    assert_eq!(ack["type"], "subscribed", "{ack}");
+    assert_eq!(ack["rooms"], json!([]));
+    assert_eq!(ack["refused"], json!([format!("org:{theirs}")]));
+}
+
+#[tokio::test]
+async fn metrics_can_require_a_token() {
+    let s = TestApp::start_with(|c| c.metrics_token = Some("scrape-me-0123456789".into())).await;
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth("scrape-me-0123456789x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .bearer_auth("scrape-me-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("certscope_search_pinned_searchers")
+    );
+}
