@@ -59,6 +59,10 @@ pub struct ApiArgs {
     /// ...and none older than this many hours.
     #[arg(long, env = "CERTSCOPE_EVENT_RETAIN_HOURS", default_value_t = EventConfig::DEFAULT_RETAIN_HOURS)]
     pub event_retain_hours: u64,
+    /// Trusted identity providers (single sign-on): a JSON array, inline or in
+    /// a file (see README, "Single sign-on").
+    #[arg(long, env = "CERTSCOPE_OIDC_PROVIDERS")]
+    pub oidc_providers: Option<String>,
     /// Bearer token Prometheus must send to read /metrics (default: /metrics is open).
     #[arg(long, env = "CERTSCOPE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
@@ -152,6 +156,10 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     c.events.retain_events = args.event_retain;
     c.events.retain_age = Duration::from_secs(args.event_retain_hours * 3600);
     c.events.heartbeat = Duration::from_secs(args.event_heartbeat_secs.max(1));
+    if let Some(source) = &args.oidc_providers {
+        c.providers = certscope_query_api::sso::config::parse(source)
+            .context("failed to read the identity providers (--oidc-providers)")?;
+    }
     if let Some(t) = &args.metrics_token {
         if t.len() < 16 {
             bail!("CERTSCOPE_METRICS_TOKEN must be at least 16 characters");

@@ -91,7 +91,9 @@ fn merges_racing_updates_lose_nothing_and_leak_no_files() {
     for round in 0..60u64 {
         // every round rewrites a rotating third of the keys: older small
         // segments empty out while merges of them are running
-        let ids: Vec<i64> = (0..KEYS).filter(|k| (*k as u64 + round).is_multiple_of(3)).collect();
+        let ids: Vec<i64> = (0..KEYS)
+            .filter(|k| (*k as u64 + round).is_multiple_of(3))
+            .collect();
         let docs = ids
             .iter()
             .map(|id| {

@@ -68,6 +68,11 @@ impl Application {
             api,
         );
         let event_tasks = state.start_events(databases.primary, stop.clone());
+        // identity providers' keys, fetched before the first token needs them
+        let providers = state.api.providers.clone();
+        if !providers.is_empty() {
+            tokio::spawn(async move { providers.warm_up().await });
+        }
         Self {
             state,
             listener,

@@ -248,6 +248,20 @@ impl Organizations {
     }
 }
 
+/// Verifies a bearer token and admits its caller: the scope and when the token
+/// expires. HS256 tokens are Certscope's own (`certscope token`); others must
+/// come from a configured identity provider (see [`crate::sso`]).
+pub async fn authenticate(state: &AppState, token: &str) -> Result<(Scope, u64), ApiError> {
+    let providers = &state.api.providers;
+    let (scope, exp) = if providers.is_empty() || crate::sso::is_own_token(token)? {
+        state.api.keys.verify_until(token)?
+    } else {
+        providers.verify(token, &state.pool).await?
+    };
+    state.api.organizations.admit(&state.pool, &scope).await?;
+    Ok((scope, exp))
+}
+
 impl FromRequestParts<AppState> for Scope {
     type Rejection = ApiError;
 
@@ -255,8 +269,7 @@ impl FromRequestParts<AppState> for Scope {
         if let Some(scope) = parts.extensions.get::<Scope>() {
             return Ok(scope.clone());
         }
-        let scope = state.api.keys.verify(bearer(parts)?)?;
-        state.api.organizations.admit(&state.pool, &scope).await?;
+        let (scope, _) = authenticate(state, bearer(parts)?).await?;
         parts.extensions.insert(scope.clone());
         Ok(scope)
     }

@@ -88,7 +88,28 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             index.reason = Some(format!("index is {} s behind PostgreSQL", behind / 1000));
         }
     }
-    let checks = vec![database, index];
+    let mut checks = vec![database, index];
+    // an identity provider whose discovery or keys cannot be fetched degrades
+    // sign-in (cached keys keep working) but never takes the API down
+    for p in state.api.providers.iter() {
+        let name = "identity_provider";
+        checks.push(match p.keys.problem() {
+            None => check(name, "ok", Some(p.config.name.clone())),
+            Some((why, cached)) => check(
+                name,
+                "degraded",
+                Some(format!(
+                    "{}: {why}{}",
+                    p.config.name,
+                    if cached {
+                        "; cached keys still verify tokens"
+                    } else {
+                        "; its tokens are refused until its keys can be fetched"
+                    }
+                )),
+            ),
+        });
+    }
     let status = if checks.iter().any(|c| c.status == "unavailable") {
         "unavailable"
     } else if checks.iter().any(|c| c.status == "degraded") {

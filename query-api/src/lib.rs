@@ -14,6 +14,7 @@ mod openapi;
 mod prometheus;
 mod routes;
 pub mod search;
+pub mod sso;
 #[cfg(feature = "testing")]
 pub mod testing;
 
@@ -56,6 +57,8 @@ pub struct ApiConfig {
     pub events: events::EventConfig,
     /// When set, `/metrics` requires this bearer token.
     pub metrics_token: Option<String>,
+    /// Identity providers whose tokens are trusted (single sign-on).
+    pub providers: Vec<sso::ProviderConfig>,
 }
 
 impl ApiConfig {
@@ -81,6 +84,7 @@ impl ApiConfig {
             cache_entries: Self::DEFAULT_CACHE_ENTRIES,
             events: events::EventConfig::default(),
             metrics_token: None,
+            providers: Vec::new(),
         }
     }
 }
@@ -98,6 +102,8 @@ pub struct Api {
     pub(crate) reports: metrics_routes::ReportService,
     /// Which organizations tokens may name.
     pub organizations: auth::Organizations,
+    /// Identity providers and their keys.
+    pub providers: sso::Providers,
 }
 
 impl Api {
@@ -114,6 +120,7 @@ impl Api {
                 .build(),
             reports: metrics_routes::ReportService::default(),
             organizations: auth::Organizations::default(),
+            providers: sso::Providers::new(config.providers.clone()),
             config,
         }
     }

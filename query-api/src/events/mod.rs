@@ -272,9 +272,9 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// The caller of a bearer token.
-    pub fn verify(keys: &crate::Keys, token: &str) -> Result<Caller, ApiError> {
-        let (scope, expires) = keys.verify_until(token)?;
+    /// The caller of a bearer token, verified and admitted like any request's.
+    pub async fn authenticate(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+        let (scope, expires) = crate::auth::authenticate(state, token).await?;
         Ok(Caller {
             scope,
             token: crate::http::key_of("token", token.as_bytes()),
@@ -755,14 +755,17 @@ pub(crate) async fn caller_of(
     headers: &axum::http::HeaderMap,
     ticket: Option<&str>,
 ) -> Result<Option<Caller>, ApiError> {
-    let caller = match crate::auth::bearer_from(headers)? {
-        Some(token) => Some(Caller::verify(&state.api.keys, token)?),
-        None => ticket.map(|t| state.events.redeem(t)).transpose()?,
-    };
-    if let Some(c) = &caller {
-        state.api.organizations.admit(&state.pool, &c.scope).await?;
+    match crate::auth::bearer_from(headers)? {
+        Some(token) => Ok(Some(Caller::authenticate(state, token).await?)),
+        None => {
+            let caller = ticket.map(|t| state.events.redeem(t)).transpose()?;
+            if let Some(c) = &caller {
+                // the organization may have gone since the ticket was issued
+                state.api.organizations.admit(&state.pool, &c.scope).await?;
+            }
+            Ok(caller)
+        }
     }
-    Ok(caller)
 }
 
 /// The current state of a certification, sent before its events.

@@ -209,12 +209,7 @@ impl Session {
                 "the first message must be {\"type\":\"auth\",\"token\":…}".into(),
             ));
         };
-        let caller = super::Caller::verify(&self.state.api.keys, &token)
-            .map_err(|e| refuse(e.to_string()))?;
-        self.state
-            .api
-            .organizations
-            .admit(&self.state.pool, &caller.scope)
+        let caller = super::Caller::authenticate(&self.state, &token)
             .await
             .map_err(|e| refuse(e.to_string()))?;
         self.state.events.connect(caller).await.map_err(|e| {

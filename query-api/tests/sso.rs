@@ -1,0 +1,577 @@
+//! Single sign-on against a real OpenID Connect provider: the certified
+//! `oidc-provider` package run by Node (query-api/tests/oidc), issuing RS256,
+//! ES256 and EdDSA access tokens that Certscope verifies against the provider's
+//! JWKS and maps onto scopes; forged and foreign tokens refused; keys rotated
+//! at the provider while Certscope runs.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use certscope_query_api::Role;
+use certscope_query_api::sso::ProviderConfig;
+use certscope_query_api::testing::{Params, TestApp, total};
+use serde_json::{Value, json};
+
+const SECRET: &str = "client-secret-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The provider process and its side signer.
+struct Idp {
+    child: Child,
+    issuer: String,
+    signer: String,
+    config: Value,
+    http: reqwest::Client,
+    /// The clients' claims last set, kept across a key rotation.
+    claims: std::sync::Mutex<Option<Value>>,
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Idp {
+    fn start(keys: &[(&str, &str)], clients: Value) -> Idp {
+        let (port, sign_port) = (free_port(), free_port());
+        let config = json!({
+            "port": port,
+            "sign_port": sign_port,
+            "keys": keys.iter().map(|(kid, alg)| json!({"kid": kid, "alg": alg})).collect::<Vec<_>>(),
+            "rogue_keys": [{"kid": "rogue", "alg": "RS256"}],
+            "clients": clients,
+            "audience": "certscope-api",
+        });
+        Self::spawn(config)
+    }
+
+    fn spawn(config: Value) -> Idp {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
+        assert!(
+            dir.join("node_modules/oidc-provider").exists(),
+            "the test identity provider is not installed: run `npm ci --prefix query-api/tests/oidc` \
+             (needs Node.js: `apt-get install -y nodejs npm`)"
+        );
+        let mut child = Command::new("node")
+            .arg("provider.mjs")
+            .current_dir(&dir)
+            .env("OIDC_TEST_CONFIG", config.to_string())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run node ({e}): `apt-get install -y nodejs npm`"));
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).unwrap();
+        let issuer = line
+            .strip_prefix("ready ")
+            .unwrap_or_else(|| panic!("the provider did not start: {line:?}"))
+            .trim()
+            .to_owned();
+        Idp {
+            child,
+            issuer,
+            signer: format!("http://127.0.0.1:{}", config["sign_port"]),
+            config,
+            http: reqwest::Client::new(),
+            claims: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// The same provider (issuer, clients, claims) restarted with other keys.
+    async fn rotate(mut self, keys: &[(&str, &str)]) -> Idp {
+        let mut config = self.config.clone();
+        config["keys"] = json!(
+            keys.iter()
+                .map(|(kid, alg)| json!({"kid": kid, "alg": alg}))
+                .collect::<Vec<_>>()
+        );
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let claims = self.claims.lock().unwrap().take();
+        let idp = Self::spawn(config);
+        if let Some(claims) = claims {
+            idp.set_claims(&claims).await;
+        }
+        idp
+    }
+
+    fn provider(&self, name: &str, extra: Value) -> ProviderConfig {
+        let mut c = json!({
+            "name": name,
+            "issuer": self.issuer,
+            "audience": "certscope-api",
+            "min_refetch_secs": 30,
+        });
+        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(extra.clone());
+        }
+        serde_json::from_value(c).unwrap()
+    }
+
+    /// A real access token from the provider (client credentials grant).
+    async fn token(&self, client: &str, alg: &str) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client),
+                ("client_secret", SECRET),
+                ("resource", &format!("https://certscope.test/api/{alg}")),
+                ("scope", "api"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {r}"))
+            .to_owned()
+    }
+
+    /// A token for another resource server (another audience).
+    async fn token_for_other_api(&self, client: &str) -> String {
+        let r: Value = self
+            .http
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", client),
+                ("client_secret", SECRET),
+                ("resource", "https://other.test/api"),
+                ("scope", "api"),
+            ])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        r["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Claims signed with key `kid` (published or rogue), header overrides allowed.
+    async fn forge(&self, kid: &str, claims: Value, header: Value) -> String {
+        self.http
+            .post(format!("{}/sign", self.signer))
+            .body(json!({"kid": kid, "claims": claims, "header": header}).to_string())
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Replaces the claims the provider puts in its clients' tokens.
+    async fn set_claims(&self, clients: &Value) {
+        let by_id: serde_json::Map<String, Value> = clients
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                (
+                    c["client_id"].as_str().unwrap().to_owned(),
+                    c["claims"].clone(),
+                )
+            })
+            .collect();
+        let r = self
+            .http
+            .post(format!("{}/claims", self.signer))
+            .body(Value::Object(by_id).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
+        *self.claims.lock().unwrap() = Some(clients.clone());
+    }
+
+    async fn pem(&self, kid: &str) -> String {
+        self.http
+            .get(format!("{}/pem?kid={kid}", self.signer))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    fn claims(&self, extra: Value) -> Value {
+        let now = chrono::Utc::now().timestamp();
+        let mut c =
+            json!({"iss": self.issuer, "aud": "certscope-api", "iat": now, "exp": now + 600});
+        if let (Some(c), Some(extra)) = (c.as_object_mut(), extra.as_object()) {
+            c.extend(extra.clone());
+        }
+        c
+    }
+}
+
+async fn email_of(s: &TestApp, slug: &str, role: Role) -> String {
+    sqlx::query_scalar(
+        "SELECT u.email FROM users u JOIN organizations o ON o.id = u.organization_id \
+         WHERE o.slug = $1 AND u.role = $2 ORDER BY u.id LIMIT 1",
+    )
+    .bind(slug)
+    .bind(role.as_str())
+    .fetch_one(&s.pool)
+    .await
+    .unwrap()
+}
+
+async fn status(s: &TestApp, token: &str) -> (u16, String) {
+    let r = s.search_response(token, &Params::q("access")).await;
+    (r.status().as_u16(), r.text().await.unwrap())
+}
+
+/// A service trusting one provider whose clients carry `claims(slug, officer
+/// email, auditor email)` of the first seeded organization.
+async fn setup(
+    clients: impl Fn(&str, &str, &str) -> Value,
+    keys: &[(&str, &str)],
+    extra: Value,
+) -> (TestApp, Idp, String) {
+    // the provider must exist before the service that trusts it; its clients'
+    // claims are set once the seeded names are known
+    let ids = clients("-", "-", "-");
+    let idp = Idp::start(keys, ids);
+    let config = idp.provider("test-idp", extra);
+    let s = TestApp::start_with(move |c| c.providers = vec![config]).await;
+    let (a, _) = s.orgs().await;
+    let officer = email_of(&s, &a, Role::Officer).await;
+    let auditor = email_of(&s, &a, Role::Auditor).await;
+    idp.set_claims(&clients(&a, &officer, &auditor)).await;
+    (s, idp, a)
+}
+
+fn officer_client(slug: &str, officer: &str, _auditor: &str) -> Value {
+    json!([{"client_id": "dashboard", "client_secret": SECRET,
+            "claims": {"org": slug, "email": officer, "certscope_role": "officer"}}])
+}
+
+#[tokio::test]
+async fn provider_tokens_signed_rs256_es256_and_eddsa_search_like_the_same_officers_own_token() {
+    let (s, idp, a) = setup(
+        officer_client,
+        &[("rsa-1", "RS256"), ("ec-1", "ES256"), ("ed-1", "EdDSA")],
+        json!({}),
+    )
+    .await;
+    let own = s.officer(&a).await;
+    let expected = total(&s.search(&own, &Params::q("access")).await);
+    for alg in ["RS256", "ES256", "EdDSA"] {
+        let token = idp.token("dashboard", alg).await;
+        let v = s.search(&token, &Params::q("access")).await;
+        assert_eq!(total(&v), expected, "{alg}");
+    }
+    // HS256 tokens of `certscope token` keep working beside them
+    assert_eq!(status(&s, &own).await.0, 200);
+}
+
+#[tokio::test]
+async fn forged_foreign_and_expired_tokens_are_refused_with_401() {
+    let (s, idp, _) = setup(
+        officer_client,
+        &[("rsa-1", "RS256"), ("ec-1", "ES256")],
+        json!({}),
+    )
+    .await;
+    let good = idp.token("dashboard", "RS256").await;
+    assert_eq!(status(&s, &good).await.0, 200);
+    let payload = |t: &str| t.split('.').nth(1).unwrap().to_owned();
+    let b64 = |v: &Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload(&good))
+            .unwrap(),
+    )
+    .unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let mut expired = claims.clone();
+    expired["exp"] = json!(now - 600);
+    expired["iat"] = json!(now - 1200);
+
+    let mut refused = vec![
+        (
+            "another audience",
+            "audience",
+            idp.token_for_other_api("dashboard").await,
+        ),
+        (
+            "expired",
+            "expired",
+            idp.forge("rsa-1", expired, json!({})).await,
+        ),
+        (
+            "alg none",
+            "malformed",
+            format!(
+                "{}.{}.",
+                b64(&json!({"alg": "none", "typ": "JWT"})),
+                payload(&good)
+            ),
+        ),
+        (
+            "an unknown key",
+            "not among",
+            idp.forge("rogue", claims.clone(), json!({})).await,
+        ),
+        (
+            "a key the provider did not publish, under a published kid",
+            "signature",
+            idp.forge("rogue", claims.clone(), json!({"kid": "rsa-1"}))
+                .await,
+        ),
+        ("garbage", "malformed", "not.a.token".to_owned()),
+        ("empty", "Bearer", String::new()),
+    ];
+    // HS256 signed with the provider's public key (the HS/RS confusion)
+    let pem = idp.pem("rsa-1").await;
+    let forged = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &claims,
+        &jsonwebtoken::EncodingKey::from_secret(pem.as_bytes()),
+    )
+    .unwrap();
+    refused.push(("HS256 with the public key", "signature", forged));
+    // an ES256 signature presented as RS256 under the EC key's kid
+    let es = idp.token("dashboard", "ES256").await;
+    let mut parts: Vec<String> = es.split('.').map(str::to_owned).collect();
+    parts[0] = b64(&json!({"alg": "RS256", "kid": "ec-1", "typ": "at+jwt"}));
+    refused.push((
+        "an algorithm that is not the key's",
+        "algorithm",
+        parts.join("."),
+    ));
+    // another issuer, not configured
+    let stranger = Idp::start(&[("rsa-1", "RS256")], officer_client("x", "y", "z"));
+    refused.push((
+        "another issuer",
+        "not trusted",
+        stranger.token("dashboard", "RS256").await,
+    ));
+    for (what, why, token) in refused {
+        let (code, body) = status(&s, &token).await;
+        assert_eq!(code, 401, "{what}: {body}");
+        assert!(body.contains("\"unauthorized\""), "{what}: {body}");
+        assert!(body.contains(why), "{what}: expected {why:?} in {body}");
+    }
+}
+
+#[tokio::test]
+async fn keys_rotate_without_restart_and_made_up_kids_fetch_at_most_once_per_interval() {
+    let (s, idp, _) = setup(
+        officer_client,
+        &[("rsa-1", "RS256")],
+        json!({"min_refetch_secs": 3}),
+    )
+    .await;
+    let old = idp.token("dashboard", "RS256").await;
+    assert_eq!(status(&s, &old).await.0, 200);
+    let fetches = || {
+        s.state
+            .api
+            .providers
+            .iter()
+            .map(|p| p.keys.fetches.load(std::sync::atomic::Ordering::Relaxed))
+            .sum::<u64>()
+    };
+    // the provider rotates to a new key, same issuer, same port
+    let idp = idp.rotate(&[("rsa-2", "RS256")]).await;
+    // wait out the refetch interval since the last fetch, then the new key works
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let new = idp.token("dashboard", "RS256").await;
+    loop {
+        let (code, body) = status(&s, &new).await;
+        if code == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the rotated key was never picked up: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    // a burst of tokens with made-up key ids: refused, and at most one fetch
+    let before = fetches();
+    let claims = idp.claims(json!({"org": "x", "email": "y", "certscope_role": "officer"}));
+    for i in 0..40 {
+        let t = idp
+            .forge(
+                "rogue",
+                claims.clone(),
+                json!({"kid": format!("made-up-{i}")}),
+            )
+            .await;
+        assert_eq!(status(&s, &t).await.0, 401);
+    }
+    assert!(
+        fetches() - before <= 1,
+        "{} fetches for 40 unknown kids",
+        fetches() - before
+    );
+}
+
+#[tokio::test]
+async fn claims_map_groups_to_roles_and_an_auditors_certifications_limit_it_like_its_own_token() {
+    let clients = |slug: &str, officer: &str, auditor: &str| {
+        json!([
+            {"client_id": "grc", "client_secret": SECRET,
+             "claims": {"org": slug, "email": officer, "groups": ["staff", "grc-officers"]}},
+            {"client_id": "no-org", "client_secret": SECRET,
+             "claims": {"email": officer, "groups": ["grc-officers"]}},
+            {"client_id": "no-role", "client_secret": SECRET,
+             "claims": {"org": slug, "email": officer, "groups": ["staff"]}},
+            {"client_id": "unknown-org", "client_secret": SECRET,
+             "claims": {"org": "nobody-inc", "email": officer, "groups": ["grc-officers"]}},
+            {"client_id": "auditor", "client_secret": SECRET,
+             "claims": {"org": slug, "email": auditor, "groups": ["external-audit"]}},
+        ])
+    };
+    let mapping = json!({"claims": {
+        "groups_claim": "groups",
+        "groups": {"grc-officers": "officer", "external-audit": "auditor"}
+    }});
+    let (s, idp, a) = setup(clients, &[("rsa-1", "RS256")], mapping).await;
+    let officer = idp.token("grc", "RS256").await;
+    let (code, body) = status(&s, &officer).await;
+    assert_eq!(code, 200, "{body}");
+    for (client, needle) in [
+        ("no-org", "`org`"),
+        ("no-role", "`groups`"),
+        ("unknown-org", "nobody-inc"),
+    ] {
+        let t = idp.token(client, "RS256").await;
+        let (code, body) = status(&s, &t).await;
+        assert_eq!(code, 403, "{client}: {body}");
+        assert!(body.contains(needle), "{client}: {body}");
+    }
+    // the auditor's certifications come from its assignments, exactly as for
+    // its own HS256 token
+    let auditor = idp.token("auditor", "RS256").await;
+    let email = email_of(&s, &a, Role::Auditor).await;
+    let assigned: Vec<i64> = sqlx::query_scalar(
+        "SELECT a.certification_id FROM auditor_assignments a JOIN users u ON u.id = a.user_id \
+         WHERE u.email = $1 ORDER BY 1",
+    )
+    .bind(&email)
+    .fetch_all(&s.pool)
+    .await
+    .unwrap();
+    let own = s.token(&a, Role::Auditor, Some(assigned.clone())).await;
+    for params in [
+        Params::q("access"),
+        Params::new().with("kind", "requirement"),
+    ] {
+        assert_eq!(
+            total(&s.search(&auditor, &params).await),
+            total(&s.search(&own, &params).await)
+        );
+    }
+    let posture = s
+        .metric(
+            &auditor,
+            certscope_reports::section::Section::Posture,
+            &Params::new(),
+        )
+        .await;
+    let covered: Vec<i64> = posture["meta"]["certifications"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(covered, assigned);
+    // an unassigned certification's room is refused on the event stream
+    let other: i64 = sqlx::query_scalar(
+        "SELECT c.id FROM certifications c JOIN organizations o ON o.id = c.organization_id \
+         WHERE o.slug = $1 AND NOT (c.id = ANY($2)) LIMIT 1",
+    )
+    .bind(&a)
+    .bind(&assigned)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    let r = s
+        .get(
+            &auditor,
+            &format!("/v1/events/stream?rooms=certification:{other}"),
+        )
+        .await;
+    assert_eq!(r.status(), 200);
+    let mut body = r.bytes_stream();
+    use futures_util::StreamExt;
+    let first = tokio::time::timeout(Duration::from_secs(10), body.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&first);
+    assert!(text.contains("forbidden"), "{text}");
+}
+
+#[tokio::test]
+async fn a_provider_that_is_down_degrades_readiness_and_cached_keys_keep_working() {
+    let (s, idp, _) = setup(
+        officer_client,
+        &[("rsa-1", "RS256")],
+        json!({"min_refetch_secs": 1}),
+    )
+    .await;
+    let token = idp.token("dashboard", "RS256").await;
+    assert_eq!(status(&s, &token).await.0, 200);
+    let claims = idp.claims(json!({"org": "x", "email": "y", "certscope_role": "officer"}));
+    let unknown = idp.forge("rogue", claims, json!({"kid": "new-key"})).await;
+    drop(idp);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // an unknown kid makes Certscope try the provider, which is gone
+    let started = Instant::now();
+    assert_ne!(status(&s, &unknown).await.0, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "no bound on the provider's silence"
+    );
+    let ready: Value = s
+        .http
+        .get(format!("{}/readyz", s.base))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "degraded", "{ready}");
+    let idp_check = ready["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "identity_provider")
+        .cloned()
+        .unwrap();
+    assert!(
+        idp_check["reason"]
+            .as_str()
+            .unwrap()
+            .contains("cached keys"),
+        "{idp_check}"
+    );
+    // the token whose key is cached still works
+    assert_eq!(status(&s, &token).await.0, 200);
+}
