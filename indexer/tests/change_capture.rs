@@ -64,29 +64,43 @@ async fn an_open_transaction_does_not_hold_back_a_later_commit() {
     fx.assert_converged(&handle).await;
 }
 
+/// An evidence row to write: organization, requirement, submitter.
+async fn evidence_parent(pool: &sqlx::PgPool) -> (i64, i64, i64) {
+    sqlx::query_as(
+        "SELECT organization_id, id, owner_id FROM requirements WHERE owner_id IS NOT NULL ORDER BY id LIMIT 1",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// Inserts a pending evidence row titled `title` under `parent`; returns its id.
+async fn insert_evidence<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    (org, req, user): (i64, i64, i64),
+    title: &str,
+) -> i64 {
+    sqlx::query_scalar(
+        "INSERT INTO evidence (organization_id, requirement_id, title, content, file_name, media_type, sha256, \
+         status, collected_on, submitted_by) VALUES ($1, $2, $3, 'content', 'f.pdf', 'application/pdf', \
+         encode(sha256($3::bytea), 'hex'), 'pending', DATE '2026-10-01', $4) RETURNING id",
+    )
+    .bind(org)
+    .bind(req)
+    .bind(title)
+    .bind(user)
+    .fetch_one(executor)
+    .await
+    .unwrap()
+}
+
 #[tokio::test]
-async fn inserts_updates_deletes_and_rollbacks_leave_the_index_equal_to_the_tables() {
+async fn a_row_rewritten_in_transactions_and_savepoints_is_indexed_as_last_committed() {
     let fx = Fixture::seeded().await;
     let handle = fx.start();
     fx.caught_up(&handle).await;
     let pool = &fx.pool;
-    let (org, req, user): (i64, i64, i64) =
-        sqlx::query_as("SELECT organization_id, id, owner_id FROM requirements WHERE owner_id IS NOT NULL ORDER BY id LIMIT 1")
-            .fetch_one(pool)
-            .await
-            .unwrap();
-    let insert = "INSERT INTO evidence (organization_id, requirement_id, title, content, file_name, media_type, sha256, \
-                  status, collected_on, submitted_by) VALUES ($1, $2, $3, 'content', 'f.pdf', 'application/pdf', \
-                  encode(sha256($3::bytea), 'hex'), 'pending', DATE '2026-10-01', $4) RETURNING id";
-    // insert
-    let kept: i64 = sqlx::query_scalar(insert)
-        .bind(org)
-        .bind(req)
-        .bind("kept")
-        .bind(user)
-        .fetch_one(pool)
-        .await
-        .unwrap();
+    let kept = insert_evidence(pool, evidence_parent(pool).await, "kept").await;
     // a row updated many times in one transaction
     let mut tx = pool.begin().await.unwrap();
     for n in 0..25 {
@@ -97,38 +111,6 @@ async fn inserts_updates_deletes_and_rollbacks_leave_the_index_equal_to_the_tabl
             .await
             .unwrap();
     }
-    tx.commit().await.unwrap();
-    // rolled back: never visible
-    let mut tx = pool.begin().await.unwrap();
-    let ghost: i64 = sqlx::query_scalar(insert)
-        .bind(org)
-        .bind(req)
-        .bind("ghost")
-        .bind(user)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    tx.rollback().await.unwrap();
-    // inserted, updated, then deleted in one transaction
-    let mut tx = pool.begin().await.unwrap();
-    let brief: i64 = sqlx::query_scalar(insert)
-        .bind(org)
-        .bind(req)
-        .bind("brief")
-        .bind(user)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE evidence SET status = 'accepted' WHERE id = $1")
-        .bind(brief)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    sqlx::query("DELETE FROM evidence WHERE id = $1")
-        .bind(brief)
-        .execute(&mut *tx)
-        .await
-        .unwrap();
     tx.commit().await.unwrap();
     // a savepoint rolled back inside a committed transaction
     let mut tx = pool.begin().await.unwrap();
@@ -145,6 +127,51 @@ async fn inserts_updates_deletes_and_rollbacks_leave_the_index_equal_to_the_tabl
         .unwrap();
     sp.rollback().await.unwrap();
     tx.commit().await.unwrap();
+
+    fx.assert_converged(&handle).await;
+    let view = fx.caught_up(&handle).await;
+    let doc = document(&view, Kind::Evidence, kept).expect("kept evidence indexed");
+    assert_eq!(text(&view, &doc, view.fields.title), "kept final");
+}
+
+#[tokio::test]
+async fn rows_that_never_outlive_their_transaction_are_never_indexed() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let pool = &fx.pool;
+    let parent = evidence_parent(pool).await;
+    // rolled back: never visible
+    let mut tx = pool.begin().await.unwrap();
+    let ghost = insert_evidence(&mut *tx, parent, "ghost").await;
+    tx.rollback().await.unwrap();
+    // inserted, updated, then deleted in one transaction
+    let mut tx = pool.begin().await.unwrap();
+    let brief = insert_evidence(&mut *tx, parent, "brief").await;
+    sqlx::query("UPDATE evidence SET status = 'accepted' WHERE id = $1")
+        .bind(brief)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    sqlx::query("DELETE FROM evidence WHERE id = $1")
+        .bind(brief)
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+
+    fx.assert_converged(&handle).await;
+    let view = fx.caught_up(&handle).await;
+    assert!(document(&view, Kind::Evidence, ghost).is_none());
+    assert!(document(&view, Kind::Evidence, brief).is_none());
+}
+
+#[tokio::test]
+async fn deleted_rows_and_what_their_delete_cascades_to_leave_the_index() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let pool = &fx.pool;
     // a delete of an existing row, and a cascade
     let deleted_risk: i64 =
         sqlx::query_scalar("DELETE FROM risks WHERE id = (SELECT min(id) FROM risks) RETURNING id")
@@ -152,12 +179,17 @@ async fn inserts_updates_deletes_and_rollbacks_leave_the_index_equal_to_the_tabl
             .await
             .unwrap();
     let parent: i64 = sqlx::query_scalar(
-        "SELECT requirement_id FROM evidence WHERE id <> $1 GROUP BY requirement_id ORDER BY count(*) DESC LIMIT 1",
+        "SELECT requirement_id FROM evidence GROUP BY requirement_id ORDER BY count(*) DESC LIMIT 1",
     )
-    .bind(kept)
     .fetch_one(pool)
     .await
     .unwrap();
+    let children: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM evidence WHERE requirement_id = $1")
+            .bind(parent)
+            .fetch_all(pool)
+            .await
+            .unwrap();
     sqlx::query("DELETE FROM requirements WHERE id = $1")
         .bind(parent)
         .execute(pool)
@@ -173,15 +205,32 @@ async fn inserts_updates_deletes_and_rollbacks_leave_the_index_equal_to_the_tabl
 
     fx.assert_converged(&handle).await;
     let view = fx.caught_up(&handle).await;
-    let doc = document(&view, Kind::Evidence, kept).expect("kept evidence indexed");
-    assert_eq!(text(&view, &doc, view.fields.title), "kept final");
-    assert!(document(&view, Kind::Evidence, ghost).is_none());
-    assert!(document(&view, Kind::Evidence, brief).is_none());
     assert!(document(&view, Kind::Risk, deleted_risk).is_none());
+    assert!(document(&view, Kind::Requirement, parent).is_none());
+    assert!(!children.is_empty(), "the requirement had evidence");
+    for id in children {
+        assert!(
+            document(&view, Kind::Evidence, id).is_none(),
+            "evidence {id}"
+        );
+    }
+}
+
+/// Asserts that every `(kind, id)` of `dependents` carries `expected` in `field`.
+fn assert_rerendered(
+    view: &certscope_indexer::IndexView,
+    dependents: &[(String, i64)],
+    field: tantivy::schema::Field,
+    expected: &str,
+) {
+    for (kind, id) in dependents {
+        let doc = document(view, Kind::parse(kind).unwrap(), *id).unwrap();
+        assert_eq!(text(view, &doc, field), expected, "{kind} {id}");
+    }
 }
 
 #[tokio::test]
-async fn renaming_a_control_or_a_certification_rerenders_every_dependent_document() {
+async fn renaming_a_control_rerenders_every_dependent_document() {
     let fx = Fixture::seeded().await;
     let handle = fx.start();
     fx.caught_up(&handle).await;
@@ -198,18 +247,8 @@ async fn renaming_a_control_or_a_certification_rerenders_every_dependent_documen
         .execute(pool)
         .await
         .unwrap();
-    let cert: i64 = sqlx::query_scalar("SELECT certification_id FROM requirements r JOIN evidence e ON e.requirement_id = r.id LIMIT 1")
-        .fetch_one(pool)
-        .await
-        .unwrap();
-    sqlx::query("UPDATE certifications SET name = 'Renamed Certification' WHERE id = $1")
-        .bind(cert)
-        .execute(pool)
-        .await
-        .unwrap();
 
     let view = fx.caught_up(&handle).await;
-    let searcher = view.reader.searcher();
     let dependents: Vec<(String, i64)> = sqlx::query_as(
         "SELECT 'requirement', id FROM requirements WHERE control_id = $1 UNION ALL \
          SELECT 'evidence', e.id FROM evidence e JOIN requirements r ON r.id = e.requirement_id WHERE r.control_id = $1",
@@ -222,21 +261,37 @@ async fn renaming_a_control_or_a_certification_rerenders_every_dependent_documen
         dependents.iter().any(|d| d.0 == "evidence"),
         "the fixture has evidence under the control"
     );
-    for (kind, id) in &dependents {
-        let doc = document(&view, Kind::parse(kind).unwrap(), *id).unwrap();
-        assert_eq!(
-            text(&view, &doc, view.fields.control_title),
-            "Renamed Control Title",
-            "{kind} {id}"
-        );
-    }
+    assert_rerendered(
+        &view,
+        &dependents,
+        view.fields.control_title,
+        "Renamed Control Title",
+    );
     let control_doc = document(&view, Kind::Control, control).unwrap();
     assert_eq!(
         text(&view, &control_doc, view.fields.title),
         "Renamed Control Title"
     );
+}
 
-    let cert_dependents: Vec<(String, i64)> = sqlx::query_as(
+#[tokio::test]
+async fn renaming_a_certification_rerenders_every_dependent_document() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let pool = &fx.pool;
+    let cert: i64 = sqlx::query_scalar("SELECT certification_id FROM requirements r JOIN evidence e ON e.requirement_id = r.id LIMIT 1")
+        .fetch_one(pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE certifications SET name = 'Renamed Certification' WHERE id = $1")
+        .bind(cert)
+        .execute(pool)
+        .await
+        .unwrap();
+
+    let view = fx.caught_up(&handle).await;
+    let dependents: Vec<(String, i64)> = sqlx::query_as(
         "SELECT 'requirement', id FROM requirements WHERE certification_id = $1 UNION ALL \
          SELECT 'evidence', e.id FROM evidence e JOIN requirements r ON r.id = e.requirement_id WHERE r.certification_id = $1",
     )
@@ -244,17 +299,22 @@ async fn renaming_a_control_or_a_certification_rerenders_every_dependent_documen
     .fetch_all(pool)
     .await
     .unwrap();
-    for (kind, id) in &cert_dependents {
-        let doc = document(&view, Kind::parse(kind).unwrap(), *id).unwrap();
-        assert_eq!(
-            text(&view, &doc, view.fields.certification),
-            "Renamed Certification",
-            "{kind} {id}"
-        );
-    }
-    drop(searcher);
+    assert_rerendered(
+        &view,
+        &dependents,
+        view.fields.certification,
+        "Renamed Certification",
+    );
+}
 
-    // a status change of a requirement does not re-render its evidence (nothing copied changed)
+/// Nothing the evidence copies from its requirement changed, so the status
+/// change does not re-render the 300 evidence documents below a requirement.
+#[tokio::test]
+async fn a_requirement_status_change_does_not_rerender_its_evidence() {
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    fx.caught_up(&handle).await;
+    let pool = &fx.pool;
     let (req, ev): (i64, i64) =
         sqlx::query_as("SELECT requirement_id, id FROM evidence ORDER BY id LIMIT 1")
             .fetch_one(pool)

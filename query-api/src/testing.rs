@@ -2,7 +2,13 @@
 //! binary): a seeded PostgreSQL database, the [`Application`] exactly as
 //! `certscope serve` builds it on a temporary index and a loopback port, and a
 //! real HTTP client with typed calls (`search`, `metric`, `board_pdf`, ...).
+//!
+//! A test that writes, counts server-wide figures or needs its own settings
+//! starts its own service ([`TestApp::start`]); tests that only read share one
+//! per test binary ([`TestApp::shared`]), since each start seeds and indexes a
+//! database.
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use certscope_domain::Kind;
@@ -23,6 +29,21 @@ pub const SECRET: &[u8] = b"api-test-secret-0123456789";
 /// The day the seed treats as today.
 pub fn as_of() -> NaiveDate {
     chrono::Utc::now().date_naive()
+}
+
+/// The data every test service starts from: the small preset (two
+/// organizations) as of today.
+fn seed_config() -> SeedConfig {
+    SeedConfig::preset(Preset::Small, 11, as_of())
+}
+
+/// A pool on the test database at `url`, for the calling test's runtime.
+async fn pool(url: &str) -> PgPool {
+    sqlx::postgres::PgPoolOptions::new()
+        .max_connections(8)
+        .connect(url)
+        .await
+        .expect("connect to the test database")
 }
 
 /// Query-string parameters, encoded by the client, never spliced by hand.
@@ -67,7 +88,6 @@ impl Params {
 
 /// The service under test and a client for it.
 pub struct TestApp {
-    pub db: TestDb,
     pub pool: PgPool,
     /// `http://127.0.0.1:<port>`
     pub base: String,
@@ -75,13 +95,65 @@ pub struct TestApp {
     /// The running service's state: its search service, event hub, index views.
     pub state: AppState,
     pub http: reqwest::Client,
+    /// What only a service of this test's own holds (none when shared).
+    own: Option<Own>,
+}
+
+/// The database, the index directory and the stop signal of a service that
+/// belongs to one test: dropping the test's [`TestApp`] stops the service and
+/// drops the database.
+struct Own {
+    /// None for the shared service's database, which the process keeps.
+    _db: Option<TestDb>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
 }
 
-impl Drop for TestApp {
+impl Drop for Own {
     fn drop(&mut self) {
         self.stop.cancel();
+    }
+}
+
+/// The service the tests of one binary share: built once on a thread and a
+/// runtime of its own, so that it outlives every test (and every test's
+/// runtime); only what a test needs to reach it is kept here.
+struct Shared {
+    url: String,
+    base: String,
+    state: AppState,
+}
+
+static SHARED: OnceLock<Shared> = OnceLock::new();
+
+impl Shared {
+    fn start() -> Self {
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("shared-test-service".into())
+            .spawn(move || {
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(2)
+                    .enable_all()
+                    .build()
+                    .expect("runtime of the shared service");
+                runtime.block_on(async move {
+                    let url = TestDb::seeded_for_process(&seed_config()).await;
+                    let app = TestApp::serve(url.clone(), None, |_| {}).await;
+                    let shared = Shared {
+                        url,
+                        base: app.base.clone(),
+                        state: app.state.clone(),
+                    };
+                    if tx.send(shared).is_ok() {
+                        // serve until the test binary exits
+                        std::future::pending::<()>().await;
+                    }
+                });
+            })
+            .expect("spawn the shared service's thread");
+        rx.recv()
+            .expect("the shared service failed to start (see the panic above)")
     }
 }
 
@@ -91,20 +163,46 @@ impl TestApp {
         Self::start_with(|_| {}).await
     }
 
+    /// The service shared by this test binary's tests that only read (the
+    /// small preset, default settings), started by the first caller, with a
+    /// client and a pool of the calling test's own. A test on it must leave
+    /// nothing behind that another could see: no writes (except a fixture set
+    /// up once before any test reads it), no server-wide figures.
+    pub async fn shared() -> Self {
+        let shared = tokio::task::spawn_blocking(|| SHARED.get_or_init(Shared::start))
+            .await
+            .expect("shared service");
+        let pool = pool(&shared.url).await;
+        Self {
+            pool,
+            base: shared.base.clone(),
+            keys: Keys::new(SECRET),
+            state: shared.state.clone(),
+            http: reqwest::Client::new(),
+            own: None,
+        }
+    }
+
     /// Seeds the small preset, builds the service with `configure`d API
     /// settings, serves it, and waits until the index covers the seed.
     pub async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> Self {
+        let db = TestDb::seeded(&seed_config()).await;
+        Self::serve(db.url.clone(), Some(db), configure).await
+    }
+
+    /// Serves the seeded database at `url` (owning `db` when it is this test's).
+    async fn serve(
+        url: String,
+        db: Option<TestDb>,
+        configure: impl FnOnce(&mut ApiConfig),
+    ) -> Self {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let db = TestDb::with_catalogs().await;
-        let pool = db.pool().await;
-        certscope_store::seed::seed(&pool, &SeedConfig::preset(Preset::Small, 11, as_of()))
-            .await
-            .expect("seed");
+        let pool = pool(&url).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut indexer = IndexerConfig::new(db.url.clone(), dir.path().join("index"));
+        let mut indexer = IndexerConfig::new(url, dir.path().join("index"));
         indexer.writer_memory = 64 << 20;
         indexer.poll_interval = Duration::from_millis(200);
         indexer.batch_window = Duration::from_millis(5);
@@ -125,22 +223,28 @@ impl TestApp {
             }
         });
         let app = Self {
-            db,
             pool,
             base,
             keys: Keys::new(SECRET),
             state,
             http: reqwest::Client::new(),
-            stop,
-            _dir: dir,
+            own: Some(Own {
+                _db: db,
+                stop,
+                _dir: dir,
+            }),
         };
         app.caught_up().await;
+        // every event appended so far (the rebuild's notice among them) is in
+        // the hub, so none of them arrives live in the middle of a test
+        app.events_fed().await;
         app
     }
 
-    /// Stops the service (as SIGTERM would).
+    /// Stops the service (as SIGTERM would); the shared one is never stopped.
     pub fn stop(&self) {
-        self.stop.cancel();
+        let own = self.own.as_ref().expect("only a test's own service stops");
+        own.stop.cancel();
     }
 
     pub async fn snapshot(&self) -> Snapshot {
@@ -161,6 +265,22 @@ impl TestApp {
         )
         .await
         .unwrap_or_else(|| panic!("index did not reach {target} within 60 s"));
+    }
+
+    /// Waits until the event hub holds every event appended before the call.
+    pub async fn events_fed(&self) {
+        let last: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM events")
+            .fetch_one(&self.pool)
+            .await
+            .expect("last event");
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while self.state.events.last_id() < last {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the event hub did not reach event {last} within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 
     pub async fn org_id(&self, slug: &str) -> i64 {
@@ -216,10 +336,16 @@ impl TestApp {
             .expect("request")
     }
 
+    /// GET `path` with `params` as `token`, any status.
+    pub async fn get_at(&self, token: &str, path: &str, params: &Params) -> reqwest::Response {
+        self.get(token, &format!("{path}{}", params.query_string()))
+            .await
+    }
+
     /// GET `path` with `params`, expecting 200 and JSON.
     pub async fn json_at(&self, token: &str, path: &str, params: &Params) -> Value {
         let full = format!("{path}{}", params.query_string());
-        let r = self.get(token, &full).await;
+        let r = self.get_at(token, path, params).await;
         let status = r.status();
         let body = r.text().await.expect("body");
         assert_eq!(status, 200, "{full}: {body}");
@@ -263,12 +389,13 @@ impl TestApp {
         self.json_at(token, path, params).await
     }
 
-    /// A detail route (`/v1/<kind>/{id}?include=...`), any status.
+    /// A detail route (`/v1/<kind>/{id}?include=...`), any status; `id` is
+    /// usually a row's id, anything else tests the refusal.
     pub async fn detail(
         &self,
         token: &str,
         kind: Kind,
-        id: i64,
+        id: impl std::fmt::Display,
         include: &[&str],
     ) -> reqwest::Response {
         let template = match kind {
@@ -283,6 +410,15 @@ impl TestApp {
             path.push_str(&format!("?include={}", include.join(",")));
         }
         self.get(token, &path).await
+    }
+
+    /// A detail route expecting 200: its JSON.
+    pub async fn detail_json(&self, token: &str, kind: Kind, id: i64, include: &[&str]) -> Value {
+        let r = self.detail(token, kind, id, include).await;
+        let status = r.status();
+        let body = r.text().await.expect("body");
+        assert_eq!(status, 200, "{kind} {id}: {body}");
+        serde_json::from_str(&body).expect("json")
     }
 
     /// `GET /v1/metrics/<section>` expecting 200 and JSON.
@@ -318,6 +454,75 @@ impl TestApp {
         let r = self.board_pdf_response(token, params).await;
         assert_eq!(r.status(), 200, "board.pdf{}", params.query_string());
         r.bytes().await.expect("pdf").to_vec()
+    }
+
+    /// `path` on this service, with `params`.
+    pub fn url(&self, path: &str, params: &Params) -> String {
+        format!("{}{path}{}", self.base, params.query_string())
+    }
+
+    /// A request to `path` with `params` and no credentials yet, for tests
+    /// that set headers themselves (encodings, origins, preflights).
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        params: &Params,
+    ) -> reqwest::RequestBuilder {
+        self.http.request(method, self.url(path, params))
+    }
+
+    /// GET `path` without credentials, any status: the operational routes
+    /// (`paths::HEALTHZ`, `READYZ`, `OPENAPI`, `DOCS`) and refusals.
+    pub async fn get_anonymous(&self, path: &str) -> reqwest::Response {
+        self.request(reqwest::Method::GET, path, &Params::new())
+            .send()
+            .await
+            .expect("request")
+    }
+
+    /// The WebSocket URL of the live events (`ws://127.0.0.1:<port>/v1/events`).
+    pub fn events_ws_url(&self) -> String {
+        format!(
+            "{}{}",
+            self.base.replacen("http", "ws", 1),
+            paths::EVENTS_WS
+        )
+    }
+
+    /// `GET /v1/events/stream` (Server-Sent Events), any status, the body
+    /// left streaming: as `token` (none: a ticket in `params` or nothing),
+    /// resuming after `last_event_id` (sent as given, valid or not).
+    pub async fn events_stream(
+        &self,
+        token: Option<&str>,
+        params: &Params,
+        last_event_id: Option<&str>,
+    ) -> reqwest::Response {
+        let mut request = self.request(reqwest::Method::GET, paths::EVENTS_SSE, params);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(last) = last_event_id {
+            request = request.header("last-event-id", last);
+        }
+        request.send().await.expect("events stream request")
+    }
+
+    /// `POST /v1/events/tickets` expecting 200: a single-use ticket for a
+    /// browser's event stream.
+    pub async fn events_ticket(&self, token: &str) -> String {
+        let r = self
+            .request(reqwest::Method::POST, paths::EVENT_TICKETS, &Params::new())
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("ticket request");
+        let status = r.status();
+        let body = r.text().await.expect("ticket body");
+        assert_eq!(status, 200, "{}: {body}", paths::EVENT_TICKETS);
+        let v: Value = serde_json::from_str(&body).expect("ticket json");
+        v["ticket"].as_str().expect("ticket").to_owned()
     }
 
     /// The Prometheus text of `/metrics`.

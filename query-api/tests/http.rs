@@ -1,124 +1,162 @@
 //! HTTP behaviour over real connections: precise 4xx for bad input and bad
 //! tokens, compression, CORS, security headers, rate limits, coalescing of
 //! identical requests, and the operational routes.
+//!
+//! Tests that only read share the binary's service; those that count the
+//! server's work or change its settings start their own.
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use certscope_query_api::testing::{TestApp, enc};
-use certscope_query_api::{Keys, Role, auth};
+use certscope_domain::Kind;
+use certscope_query_api::testing::{Params, SECRET, TestApp};
+use certscope_query_api::{Keys, Role, auth, paths};
+use reqwest::Method;
 use serde_json::Value;
 
-#[tokio::test]
-async fn bad_input_gets_a_precise_4xx_never_a_5xx() {
-    let s = TestApp::start().await;
+/// Asserts a refusal: `status`, a body that says `needle`, and for a 400 the
+/// API's error shape (a code and a message).
+async fn assert_refused(r: reqwest::Response, status: u16, needle: &str, what: &str) {
+    let got = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert_eq!(got, status, "{what}: {body}");
+    assert!(body.contains(needle), "{what}: {body}");
+    if status == 400 {
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert!(
+            v["error"]["code"].is_string() && v["error"]["message"].is_string(),
+            "{what}: {body}"
+        );
+    }
+}
+
+/// An officer of the first organization on the shared service.
+async fn officer() -> (TestApp, String) {
+    let s = TestApp::shared().await;
     let (a, _) = s.orgs().await;
     let t = s.officer(&a).await;
+    (s, t)
+}
+
+#[tokio::test]
+async fn a_malformed_search_query_gets_a_400_saying_what_is_wrong() {
+    let (s, t) = officer().await;
     let long = "a".repeat(600);
     let deep = format!("{}a{}", "(".repeat(30), ")".repeat(30));
-    let cases: Vec<(String, u16, &str)> = vec![
+    for (q, needle) in [
+        ("\"unclosed", "unterminated"),
+        ("(a b", "never closed"),
+        ("colour:red", "unknown field `colour`"),
+        ("kind:widget", "unknown kind"),
+        (long.as_str(), "longer than 512"),
+        (deep.as_str(), "nested deeper"),
+    ] {
+        let r = s.search_response(&t, &Params::q(q)).await;
+        assert_refused(r, 400, needle, q).await;
+    }
+}
+
+#[tokio::test]
+async fn an_invalid_search_parameter_gets_a_400_naming_what_is_wrong() {
+    let (s, t) = officer().await;
+    for (name, value, needle) in [
+        ("facets", "colour", "unknown facet"),
+        ("colour", "red", "unknown parameter"),
+        ("due_before", "2026-02-30", "not a date"),
+        ("limit", "100000", "between 1 and 100"),
+        ("limit", "-1", "between 1 and 100"),
+        ("limit", "0", "between 1 and 100"),
+        ("cursor", "bm90LWEtY3Vyc29y", "cursor"),
+        ("sort", "colour", "unknown sort"),
+        ("min_position", "yesterday", "index position"),
+        ("risk_level", "extreme", "unknown value"),
+        ("due_before", "3000-01-01", "outside the years"),
         (
-            format!("/v1/search?q={}", enc("\"unclosed")),
-            400,
-            "unterminated",
-        ),
-        (format!("/v1/search?q={}", enc("(a b")), 400, "never closed"),
-        (
-            format!("/v1/search?q={}", enc("colour:red")),
-            400,
-            "unknown field `colour`",
-        ),
-        (
-            format!("/v1/search?q={}", enc("kind:widget")),
-            400,
-            "unknown kind",
-        ),
-        ("/v1/search?facets=colour".into(), 400, "unknown facet"),
-        ("/v1/search?colour=red".into(), 400, "unknown parameter"),
-        ("/v1/search?due_before=2026-02-30".into(), 400, "not a date"),
-        (
-            "/v1/search?due_after=2026-06-01&due_before=2026-01-01".into(),
-            400,
-            "inverted",
-        ),
-        ("/v1/search?limit=100000".into(), 400, "between 1 and 100"),
-        ("/v1/search?limit=-1".into(), 400, "between 1 and 100"),
-        ("/v1/search?limit=0".into(), 400, "between 1 and 100"),
-        (format!("/v1/search?q={long}"), 400, "longer than 512"),
-        (format!("/v1/search?q={}", enc(&deep)), 400, "nested deeper"),
-        ("/v1/search?cursor=bm90LWEtY3Vyc29y".into(), 400, "cursor"),
-        ("/v1/search?sort=colour".into(), 400, "unknown sort"),
-        (
-            "/v1/search?min_position=yesterday".into(),
-            400,
-            "index position",
-        ),
-        ("/v1/search?risk_level=extreme".into(), 400, "unknown value"),
-        ("/v1/suggest".into(), 400, "`q` is required"),
-        ("/v1/suggest?q=a&limit=500".into(), 400, "between 1 and 20"),
-        (
-            "/v1/certifications?kind=risk".into(),
-            400,
-            "fixed by this listing",
-        ),
-        (
-            "/v1/certifications/abc".into(),
-            400,
-            "positive whole number",
-        ),
-        ("/v1/certifications/-4".into(), 400, "positive whole number"),
-        (
-            "/v1/certifications/1?include=colour".into(),
-            400,
-            "cannot include",
-        ),
-        (
-            "/v1/evidence/1?include=requirements".into(),
-            400,
-            "cannot include",
-        ),
-        ("/v1/nothing".into(), 404, ""),
-        (
-            "/v1/search?due_before=3000-01-01".into(),
-            400,
-            "outside the years",
-        ),
-        (
-            "/v1/search?certification=9223372036854775808".into(),
-            400,
+            "certification",
+            "9223372036854775808",
             "positive whole numbers",
         ),
-        ("/v1/search?framework=%00".into(), 400, "control characters"),
-    ];
-    for (path, status, needle) in &cases {
-        let r = s.get(&t, path).await;
-        let got = r.status().as_u16();
-        let body = r.text().await.unwrap();
-        assert_eq!(got, *status, "{path}: {body}");
-        assert!(body.contains(needle), "{path}: {body}");
-        if *status == 400 {
-            let v: Value = serde_json::from_str(&body).unwrap();
-            assert!(v["error"]["code"].is_string() && v["error"]["message"].is_string());
-        }
+        ("framework", "\0", "control characters"),
+    ] {
+        let params = Params::new().with(name, value);
+        let r = s.search_response(&t, &params).await;
+        assert_refused(r, 400, needle, &params.query_string()).await;
     }
-    // a cursor from another query is refused
-    let first: Value = s
-        .json(&t, "/v1/search?kind=evidence&limit=2&facets=none")
-        .await;
+    let inverted = Params::new()
+        .with("due_after", "2026-06-01")
+        .with("due_before", "2026-01-01");
+    let r = s.search_response(&t, &inverted).await;
+    assert_refused(r, 400, "inverted", &inverted.query_string()).await;
+}
+
+#[tokio::test]
+async fn invalid_suggest_and_listing_parameters_get_a_400_naming_what_is_wrong() {
+    let (s, t) = officer().await;
+    for (path, params, needle) in [
+        (paths::SUGGEST, Params::new(), "`q` is required"),
+        (
+            paths::SUGGEST,
+            Params::q("a").with("limit", 500),
+            "between 1 and 20",
+        ),
+        (
+            paths::CERTIFICATIONS,
+            Params::new().with("kind", "risk"),
+            "fixed by this listing",
+        ),
+    ] {
+        let what = format!("{path}{}", params.query_string());
+        let r = s.get(&t, &what).await;
+        assert_refused(r, 400, needle, &what).await;
+    }
+}
+
+#[tokio::test]
+async fn a_detail_with_a_bad_id_or_include_gets_a_400_naming_what_is_wrong() {
+    let (s, t) = officer().await;
+    for (kind, id, include, needle) in [
+        (Kind::Certification, "abc", &[][..], "positive whole number"),
+        (Kind::Certification, "-4", &[][..], "positive whole number"),
+        (Kind::Certification, "1", &["colour"][..], "cannot include"),
+        (Kind::Evidence, "1", &["requirements"][..], "cannot include"),
+    ] {
+        let r = s.detail(&t, kind, id, include).await;
+        assert_refused(r, 400, needle, &format!("{kind} {id} {include:?}")).await;
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_route_gets_a_404() {
+    let (s, t) = officer().await;
+    let r = s.get(&t, "/v1/nothing").await;
+    assert_refused(r, 404, "", "/v1/nothing").await;
+}
+
+#[tokio::test]
+async fn a_cursor_from_another_request_is_refused() {
+    let (s, t) = officer().await;
+    let page = |kind: &str| {
+        Params::new()
+            .with("kind", kind)
+            .with("limit", 2)
+            .with("facets", "none")
+    };
+    let first = s.search(&t, &page("evidence")).await;
     let cursor = first["next_cursor"].as_str().unwrap();
     let r = s
-        .get(
-            &t,
-            &format!("/v1/search?kind=risk&limit=2&facets=none&cursor={cursor}"),
-        )
+        .search_response(&t, &page("risk").with("cursor", cursor))
         .await;
     assert_eq!(r.status(), 400);
     assert!(r.text().await.unwrap().contains("another request"));
-    // an oversize URI
+}
+
+#[tokio::test]
+async fn an_oversize_uri_gets_a_414() {
+    let (s, t) = officer().await;
     let r = s
-        .get(&t, &format!("/v1/search?q=a&x={}", "b".repeat(10_000)))
+        .search_response(&t, &Params::q("a").with("x", "b".repeat(10_000)))
         .await;
     assert_eq!(r.status(), 414);
 }
@@ -132,11 +170,10 @@ fn forged(header: &str, claims: &Value, signature: &str) -> String {
 }
 
 #[tokio::test]
-async fn tokens_are_checked_strictly() {
-    let s = TestApp::start().await;
+async fn a_missing_malformed_forged_or_expired_token_gets_a_401_saying_why() {
+    let s = TestApp::shared().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
-    let path = "/v1/search?q=access";
     let now = chrono::Utc::now().timestamp();
     let claims =
         serde_json::json!({"sub": 1, "org": org, "role": "officer", "iat": now, "exp": now + 600});
@@ -183,7 +220,7 @@ async fn tokens_are_checked_strictly() {
         (Some(format!("Bearer {no_exp}")), "invalid bearer token"),
     ];
     for (header, needle) in cases {
-        let mut req = s.http.get(format!("{}{path}", s.base));
+        let mut req = s.request(Method::GET, paths::SEARCH, &Params::q("access"));
         if let Some(h) = &header {
             req = req.header("authorization", h);
         }
@@ -193,7 +230,15 @@ async fn tokens_are_checked_strictly() {
         let body = r.text().await.unwrap();
         assert!(body.contains(needle), "{header:?}: {body}");
     }
-    // an auditor token without certifications, and a non-auditor with some
+}
+
+#[tokio::test]
+async fn a_token_whose_claims_contradict_its_role_gets_a_401() {
+    let s = TestApp::shared().await;
+    let (a, _) = s.orgs().await;
+    let org = s.org_id(&a).await;
+    let now = chrono::Utc::now().timestamp();
+    // an auditor token without certifications, a non-auditor with some, an unknown role
     for claims in [
         serde_json::json!({"sub": 1, "org": org, "role": "auditor", "iat": now, "exp": now + 600}),
         serde_json::json!({"sub": 1, "org": org, "role": "officer", "certs": [1], "iat": now, "exp": now + 600}),
@@ -202,23 +247,25 @@ async fn tokens_are_checked_strictly() {
         let token = jsonwebtoken::encode(
             &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
             &claims,
-            &jsonwebtoken::EncodingKey::from_secret(certscope_query_api::testing::SECRET),
+            &jsonwebtoken::EncodingKey::from_secret(SECRET),
         )
         .unwrap();
-        assert_eq!(s.get(&token, path).await.status(), 401, "{claims}");
+        let r = s.search_response(&token, &Params::q("access")).await;
+        assert_eq!(r.status(), 401, "{claims}");
     }
 }
 
+/// The search every header test reads: large enough to be compressed.
+fn access() -> Params {
+    Params::q("access").with("limit", 20)
+}
+
 #[tokio::test]
-async fn http_behaves_as_clients_expect() {
-    let s = TestApp::start().await;
-    let (a, _) = s.orgs().await;
-    let t = s.officer(&a).await;
-    let url = format!("{}/v1/search?q=access&limit=20", s.base);
+async fn large_answers_are_compressed_with_the_encoding_the_client_asks_for() {
+    let (s, t) = officer().await;
     for encoding in ["gzip", "br", "zstd"] {
         let r = s
-            .http
-            .get(&url)
+            .request(Method::GET, paths::SEARCH, &access())
             .bearer_auth(&t)
             .header("accept-encoding", encoding)
             .send()
@@ -227,27 +274,37 @@ async fn http_behaves_as_clients_expect() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-encoding"], encoding);
     }
-    // small bodies are not compressed
+}
+
+#[tokio::test]
+async fn small_answers_are_not_compressed() {
+    let s = TestApp::shared().await;
     let r = s
-        .http
-        .get(format!("{}/healthz", s.base))
+        .request(Method::GET, paths::HEALTHZ, &Params::new())
         .header("accept-encoding", "gzip")
         .send()
         .await
         .unwrap();
     assert!(!r.headers().contains_key("content-encoding"));
-    // security headers and no caching of private answers
-    let r = s.http.get(&url).bearer_auth(&t).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn private_answers_carry_security_headers_and_are_never_cached() {
+    let (s, t) = officer().await;
+    let r = s.search_response(&t, &access()).await;
     let h = r.headers();
     assert_eq!(h["x-content-type-options"], "nosniff");
     assert_eq!(h["x-frame-options"], "DENY");
     assert_eq!(h["cache-control"], "no-store");
     assert!(h.contains_key("content-security-policy"));
     assert!(h.contains_key("x-certscope-position"));
-    // CORS: the allowlisted origin only
+}
+
+#[tokio::test]
+async fn cross_origin_requests_are_allowed_from_the_allowlisted_origin_only() {
+    let (s, t) = officer().await;
     let r = s
-        .http
-        .request(reqwest::Method::OPTIONS, &url)
+        .request(Method::OPTIONS, paths::SEARCH, &access())
         .header("origin", "https://app.example.com")
         .header("access-control-request-method", "GET")
         .header("access-control-request-headers", "authorization")
@@ -259,30 +316,33 @@ async fn http_behaves_as_clients_expect() {
         "https://app.example.com"
     );
     let r = s
-        .http
-        .get(&url)
+        .request(Method::GET, paths::SEARCH, &access())
         .bearer_auth(&t)
         .header("origin", "https://evil.example.net")
         .send()
         .await
         .unwrap();
     assert!(!r.headers().contains_key("access-control-allow-origin"));
+}
 
-    // identical concurrent requests are computed once, then served from the cache
-    let before = s.state.api.search.executed.load(Ordering::Relaxed);
-    let path = "/v1/search?q=incident%20response%20training&limit=50&facet_size=50";
+/// Counts searches the service executed, so it needs a service of its own.
+#[tokio::test]
+async fn identical_concurrent_requests_are_computed_once_and_cached_per_organization() {
+    let s = TestApp::start().await;
+    let (a, b) = s.orgs().await;
+    let t = s.officer(&a).await;
+    let executed = || s.state.api.search.executed.load(Ordering::Relaxed);
+    let before = executed();
+    let params = Params::q("incident response training")
+        .with("limit", 50)
+        .with("facet_size", 50);
     let mut tasks = Vec::new();
     for _ in 0..12 {
-        let (http, url, t) = (s.http.clone(), format!("{}{path}", s.base), t.clone());
+        let request = s
+            .request(Method::GET, paths::SEARCH, &params)
+            .bearer_auth(&t);
         tasks.push(tokio::spawn(async move {
-            http.get(url)
-                .bearer_auth(t)
-                .send()
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap()
+            request.send().await.unwrap().text().await.unwrap()
         }));
     }
     let mut bodies = Vec::new();
@@ -290,80 +350,67 @@ async fn http_behaves_as_clients_expect() {
         bodies.push(task.await.unwrap());
     }
     assert!(bodies.windows(2).all(|w| w[0] == w[1]));
-    assert_eq!(
-        s.state.api.search.executed.load(Ordering::Relaxed) - before,
-        1
-    );
+    assert_eq!(executed() - before, 1);
     // another organization never gets that cached answer
-    let (_, b) = s.orgs().await;
     let tb = s.officer(&b).await;
-    let other = s
-        .http
-        .get(format!("{}{path}", s.base))
-        .bearer_auth(&tb)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let other = s.search_response(&tb, &params).await.text().await.unwrap();
     assert_ne!(other, bodies[0]);
-    assert_eq!(
-        s.state.api.search.executed.load(Ordering::Relaxed) - before,
-        2
-    );
+    assert_eq!(executed() - before, 2);
+}
 
-    // operations
-    let spec: Value = s
-        .http
-        .get(format!("{}/openapi.json", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+#[tokio::test]
+async fn the_openapi_document_describes_every_route_the_router_serves() {
+    let s = TestApp::shared().await;
+    let spec: Value = s.get_anonymous(paths::OPENAPI).await.json().await.unwrap();
     assert_eq!(spec["openapi"], "3.1.0");
     for (method, path) in certscope_query_api::route_table() {
         assert!(spec["paths"][&path][method].is_object(), "{path}");
     }
-    let docs = s.http.get(format!("{}/docs", s.base)).send().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_api_docs_are_an_html_page() {
+    let s = TestApp::shared().await;
+    let docs = s.get_anonymous(paths::DOCS).await;
     assert!(
         docs.headers()["content-type"]
             .to_str()
             .unwrap()
             .starts_with("text/html")
     );
+}
+
+#[tokio::test]
+async fn prometheus_exposes_request_and_search_timings() {
+    let (s, t) = officer().await;
+    s.search(&t, &access()).await;
     let metrics = s.prometheus().await;
     assert!(
         metrics.contains("certscope_http_request_seconds_bucket{route=\"/v1/search\""),
         "{metrics}"
     );
     assert!(metrics.contains("certscope_search_seconds_count"));
-    let ready: Value = s
-        .http
-        .get(format!("{}/readyz", s.base))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+}
+
+#[tokio::test]
+async fn readiness_says_ok_once_the_service_is_up() {
+    let s = TestApp::shared().await;
+    let ready: Value = s.get_anonymous(paths::READYZ).await.json().await.unwrap();
     assert_eq!(ready["status"], "ok");
 }
 
 #[tokio::test]
-async fn rate_limits_answer_429_with_retry_after() {
+async fn rate_limits_answer_429_with_retry_after_per_token() {
     let s = TestApp::start_with(|c| {
         c.rate_per_token = 2.0;
         c.burst_per_token = 5.0;
     })
     .await;
-    let (a, _) = s.orgs().await;
+    let (a, b) = s.orgs().await;
     let t = s.officer(&a).await;
     let mut statuses = Vec::new();
     for _ in 0..10 {
-        let r = s.get(&t, "/v1/search?q=access").await;
+        let r = s.search_response(&t, &Params::q("access")).await;
         statuses.push(r.status().as_u16());
         if r.status() == 429 {
             let wait: u64 = r.headers()["retry-after"]
@@ -381,11 +428,9 @@ async fn rate_limits_answer_429_with_retry_after() {
     );
     assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
     // another token is not affected
-    let (_, b) = s.orgs().await;
+    let tb = s.officer(&b).await;
     assert_eq!(
-        s.get(&s.officer(&b).await, "/v1/search?q=access")
-            .await
-            .status(),
+        s.search_response(&tb, &Params::q("access")).await.status(),
         200
     );
 }

@@ -182,3 +182,136 @@ pub fn heatmap(data: &Dataset, at: chrono::NaiveDate, appetite: u8) -> PolarsRes
         top_risks,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Risk, as_of, dataset, on};
+
+    /// Seven risks as (inherent, residual): 1 open (25, 16), 2 treating
+    /// (12, 9), 3 accepted (15, 15), 4 closed 10 days ago (4, 1), 5 identified
+    /// only after the as-of day, 6 open (16, 12), 7 open (16, 16).
+    fn register() -> Dataset {
+        dataset(
+            vec![],
+            vec![],
+            vec![
+                Risk::new(1, (5, 5), (4, 4), vec![(-50, "open")]),
+                Risk::new(2, (4, 3), (3, 3), vec![(-50, "open"), (-30, "treating")]),
+                Risk::new(3, (5, 3), (5, 3), vec![(-50, "open"), (-40, "accepted")]),
+                Risk::new(
+                    4,
+                    (2, 2),
+                    (1, 1),
+                    vec![(-50, "open"), (-30, "treating"), (-10, "closed")],
+                ),
+                Risk::new(5, (3, 4), (2, 5), vec![(3, "open")]),
+                Risk::new(6, (4, 4), (3, 4), vec![(-50, "open")]),
+                Risk::new(7, (4, 4), (4, 4), vec![(-20, "open")]),
+            ],
+            vec![],
+        )
+    }
+
+    #[test]
+    fn risks_at_a_day_carry_their_status_then_and_leave_out_later_ones() {
+        let df = risks_at(&register(), as_of()).unwrap();
+        let ids: Vec<i64> = df
+            .column("id")
+            .unwrap()
+            .i64()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(ids, [1, 2, 3, 4, 6, 7]);
+        let status = status_map(&df, "id").unwrap();
+        assert_eq!(status[&4], "closed");
+        assert_eq!(status[&3], "accepted");
+        let residual: Vec<u32> = df
+            .column("residual")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(residual, [16, 9, 15, 1, 12, 16]);
+        let inherent: Vec<u32> = df
+            .column("inherent")
+            .unwrap()
+            .u32()
+            .unwrap()
+            .iter()
+            .flatten()
+            .collect();
+        assert_eq!(inherent, [25, 12, 15, 4, 16, 16]);
+    }
+
+    #[test]
+    fn open_risks_are_counted_by_residual_level_as_of_each_day() {
+        let counts = |at| {
+            let c = open_by_level(&register(), at).unwrap();
+            (c.low, c.medium, c.high, c.critical)
+        };
+        // open or treating: 1 and 7 critical, 6 high, 2 medium; 3 is accepted
+        assert_eq!(counts(as_of()), (0, 1, 1, 2));
+        // 25 days earlier 4 was still treated and 7 not identified yet
+        assert_eq!(counts(on(-25)), (1, 1, 1, 1));
+    }
+
+    #[test]
+    fn the_heat_maps_place_every_carried_risk_in_its_cells() {
+        let h = heatmap(&register(), as_of(), 9).unwrap();
+        // all but the closed one and the one not identified yet
+        assert_eq!(h.risks, 5);
+        assert_eq!((h.inherent.total, h.residual.total), (5, 5));
+        assert_eq!(h.inherent.cells.len(), 25);
+        let occupied = |g: &Grid| -> Vec<(u8, u8, Vec<i64>)> {
+            g.cells
+                .iter()
+                .filter(|c| c.count > 0)
+                .map(|c| (c.likelihood, c.impact, c.risk_ids.clone()))
+                .collect()
+        };
+        assert_eq!(
+            occupied(&h.inherent),
+            [
+                (4, 3, vec![2]),
+                (4, 4, vec![6, 7]),
+                (5, 3, vec![3]),
+                (5, 5, vec![1]),
+            ]
+        );
+        assert_eq!(
+            occupied(&h.residual),
+            [
+                (3, 3, vec![2]),
+                (3, 4, vec![6]),
+                (4, 4, vec![1, 7]),
+                (5, 3, vec![3]),
+            ]
+        );
+        let cell = h.residual.cell(4, 4).unwrap();
+        assert_eq!(
+            (cell.score, cell.level, cell.count),
+            (16, RiskLevel::Critical, 2)
+        );
+        let cell = h.residual.cell(3, 3).unwrap();
+        assert_eq!((cell.score, cell.level), (9, RiskLevel::Medium));
+    }
+
+    #[test]
+    fn top_risks_come_worst_first_and_those_above_appetite_are_listed() {
+        let h = heatmap(&register(), as_of(), 9).unwrap();
+        let ids = |items: &[RiskItem]| items.iter().map(|r| r.id).collect::<Vec<_>>();
+        // residual, then inherent, then id
+        assert_eq!(ids(&h.top_risks), [1, 7, 3, 6, 2]);
+        assert_eq!(h.top_risks[2].status, "accepted");
+        // residual above 9
+        assert_eq!(h.appetite, 9);
+        assert_eq!(ids(&h.above_appetite), [1, 7, 3, 6]);
+        let h = heatmap(&register(), as_of(), 15).unwrap();
+        assert_eq!(ids(&h.above_appetite), [1, 7]);
+    }
+}

@@ -15,6 +15,8 @@ pub mod model;
 mod overdue;
 pub mod params;
 mod posture;
+#[cfg(test)]
+mod sample;
 pub mod section;
 mod trends;
 

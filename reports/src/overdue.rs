@@ -171,3 +171,126 @@ pub fn overdue(
         upcoming: list(soon, params.limit),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::posture::requirements_on;
+    use crate::sample::{Cert, Req, as_of, dataset, lapsing, on, params};
+
+    /// Certification 1 (in progress) is 15 days past its target, 2 is
+    /// certified until +20, 3 until +100, 4 is withdrawn. Requirements of
+    /// certification 1: 1 and 6 in progress due 5 days ago, 8 failed due 15
+    /// days ago, 2 not started due in 10 days, 3 implemented (not due any
+    /// more) whose evidence lapsed 2 days ago, 4 in progress due in 45 days
+    /// whose evidence lapses in 7, 5 not applicable with lapsed evidence, 7
+    /// implemented and covered for 60 more days.
+    fn due_list() -> Dataset {
+        let since = |status| vec![(-300, "in_progress"), (-100, status)];
+        dataset(
+            vec![
+                Cert::new(1, -300, -15),
+                Cert::new(2, -600, -400)
+                    .expires(20)
+                    .history(since("certified")),
+                Cert::new(3, -600, -400)
+                    .expires(100)
+                    .history(since("certified")),
+                Cert::new(4, -300, -30).history(since("withdrawn")),
+            ],
+            vec![
+                Req::new(1, 1, vec![(-60, "in_progress")]).due(-5),
+                Req::new(2, 1, vec![(-60, "not_started")]).due(10),
+                Req::new(3, 1, vec![(-60, "implemented")])
+                    .due(-3)
+                    .covered_until(-2),
+                Req::new(4, 1, vec![(-60, "in_progress")])
+                    .due(45)
+                    .evidenced(-300)
+                    .covered_until(7),
+                Req::new(5, 1, vec![(-60, "not_applicable")]).covered_until(-1),
+                Req::new(6, 1, vec![(-60, "in_progress")]).due(-5),
+                Req::new(7, 1, vec![(-60, "implemented")])
+                    .evidenced(-10)
+                    .covered_until(60),
+                Req::new(8, 1, vec![(-60, "failed")]).due(-15),
+            ],
+            vec![],
+            vec![lapsing(31, 3, -2), lapsing(41, 4, 7), lapsing(51, 5, -1)],
+        )
+    }
+
+    fn overdue_with(edit: impl FnOnce(&mut crate::RawParams)) -> Overdue {
+        let data = due_list();
+        let frame = requirements_on(&data, as_of(), "evidenced").unwrap();
+        overdue(&data, frame, &params(edit)).unwrap()
+    }
+
+    fn items(list: &DueList) -> Vec<(ItemKind, i64, i64, &str)> {
+        list.items
+            .iter()
+            .map(|i| (i.kind, i.id, i.days, i.status.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn overdue_items_of_every_kind_come_most_overdue_first() {
+        let o = overdue_with(|_| {});
+        assert_eq!(o.horizon_days, 30);
+        assert_eq!(
+            items(&o.overdue),
+            [
+                (ItemKind::Certification, 1, -15, "in_progress"),
+                (ItemKind::Requirement, 8, -15, "failed"),
+                (ItemKind::Requirement, 1, -5, "in_progress"),
+                (ItemKind::Requirement, 6, -5, "in_progress"),
+                (ItemKind::Evidence, 31, -2, "expired"),
+            ]
+        );
+        let k = o.overdue.by_kind;
+        assert_eq!((k.certification, k.requirement, k.evidence), (1, 3, 1));
+        assert_eq!((o.overdue.total, o.overdue.truncated), (5, false));
+    }
+
+    #[test]
+    fn upcoming_items_within_the_horizon_come_soonest_first() {
+        let o = overdue_with(|_| {});
+        assert_eq!(
+            items(&o.upcoming),
+            [
+                (ItemKind::Evidence, 41, 7, "expiring"),
+                (ItemKind::Requirement, 2, 10, "not_started"),
+                (ItemKind::Certification, 2, 20, "certified"),
+            ]
+        );
+        let o = overdue_with(|raw| raw.horizon_days = Some(5));
+        assert!(o.upcoming.items.is_empty());
+        assert_eq!(o.overdue.total, 5);
+    }
+
+    #[test]
+    fn an_item_names_what_is_due_its_certification_owner_and_date() {
+        let o = overdue_with(|_| {});
+        let requirement = &o.overdue.items[2];
+        assert_eq!(requirement.title, "AC-1 Requirement 1");
+        assert_eq!(requirement.certification_id, 1);
+        assert_eq!(requirement.owner.as_deref(), Some("Ada Owner"));
+        assert_eq!(requirement.date, on(-5));
+        let evidence = &o.upcoming.items[0];
+        assert_eq!(evidence.title, "Evidence 41");
+        assert_eq!(evidence.certification_id, 1);
+        assert_eq!(evidence.date, on(7));
+        let certification = &o.upcoming.items[2];
+        assert_eq!(certification.title, "Certification 2");
+        assert_eq!(certification.date, on(20));
+    }
+
+    #[test]
+    fn a_list_longer_than_the_limit_is_cut_and_says_so() {
+        let o = overdue_with(|raw| raw.limit = Some(2));
+        assert_eq!(o.overdue.items.len(), 2);
+        assert_eq!((o.overdue.total, o.overdue.truncated), (5, true));
+        assert_eq!(o.overdue.by_kind.requirement, 3, "counts cover every item");
+        assert_eq!((o.upcoming.total, o.upcoming.truncated), (3, true));
+    }
+}

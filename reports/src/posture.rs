@@ -185,3 +185,218 @@ pub fn matrix(data: &Dataset, frame: LazyFrame) -> PolarsResult<Vec<Certificatio
         })
         .collect())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sample::{Cert, Req, as_of, dataset, on};
+
+    /// Certification 1 (NIST): on the as-of day two implemented AC
+    /// requirements (evidence 10 and 200 days old), a failed and a not
+    /// applicable AU one; certification 2 (privacy): one in progress, one that
+    /// does not exist yet; certification 3: no requirements.
+    fn programme() -> Dataset {
+        dataset(
+            vec![
+                Cert::new(1, -300, 60),
+                Cert::new(2, -300, 60).framework("privacy"),
+                Cert::new(3, -300, 60),
+            ],
+            vec![
+                Req::new(
+                    1,
+                    1,
+                    vec![
+                        (-100, "not_started"),
+                        (-50, "in_progress"),
+                        (-20, "implemented"),
+                    ],
+                )
+                .evidenced(-10),
+                Req::new(2, 1, vec![(-100, "not_started"), (-60, "implemented")])
+                    .evidenced(-200)
+                    .evidenced_before(),
+                Req::new(3, 1, vec![(-100, "not_started"), (-40, "failed")])
+                    .family("nist-high", "au"),
+                Req::new(4, 1, vec![(-100, "not_started"), (-90, "not_applicable")])
+                    .family("nist-high", "au")
+                    .evidenced(-5)
+                    .evidenced_before(),
+                Req::new(5, 2, vec![(-10, "not_started"), (-5, "in_progress")])
+                    .family("privacy", "pt")
+                    .evidenced(-5),
+                Req::new(6, 2, vec![(5, "not_started")]).family("privacy", "pt"),
+            ],
+            vec![],
+            vec![],
+        )
+    }
+
+    fn counts(
+        implemented: u64,
+        in_progress: u64,
+        failed: u64,
+        not_applicable: u64,
+    ) -> StatusCounts {
+        StatusCounts {
+            implemented,
+            in_progress,
+            not_started: 0,
+            failed,
+            not_applicable,
+            total: implemented + in_progress + failed + not_applicable,
+        }
+    }
+
+    /// key, label, counts, readiness, evidenced, coverage, fresh, freshness
+    type Summary = (String, String, StatusCounts, f64, u64, f64, u64, f64);
+
+    fn summary(r: &PostureRow) -> Summary {
+        (
+            r.key.clone(),
+            r.label.clone(),
+            r.counts,
+            r.readiness_pct,
+            r.evidenced,
+            r.evidence_coverage_pct,
+            r.fresh,
+            r.freshness_pct,
+        )
+    }
+
+    fn row_of(
+        key: &str,
+        label: &str,
+        counts: StatusCounts,
+        rest: (f64, u64, f64, u64, f64),
+    ) -> Summary {
+        (
+            key.into(),
+            label.into(),
+            counts,
+            rest.0,
+            rest.1,
+            rest.2,
+            rest.3,
+            rest.4,
+        )
+    }
+
+    fn posture_at(data: &Dataset, at: chrono::NaiveDate, column: &str) -> Posture {
+        let frame = requirements_on(data, at, column).unwrap();
+        posture(data, frame, at).unwrap()
+    }
+
+    #[test]
+    fn overall_posture_counts_applicable_requirements_their_evidence_and_its_freshness() {
+        let p = posture_at(&programme(), as_of(), "evidenced");
+        assert_eq!(p.freshness_days, 180);
+        // 2 implemented of 4 applicable; 3 of them evidenced, 2 of those fresh
+        assert_eq!(
+            summary(&p.overall),
+            row_of(
+                "all",
+                "All requirements",
+                counts(2, 1, 1, 1),
+                (50.0, 3, 75.0, 2, 66.7)
+            )
+        );
+    }
+
+    #[test]
+    fn posture_is_broken_down_by_framework_family_and_certification() {
+        let p = posture_at(&programme(), as_of(), "evidenced");
+        let nist = (66.7, 2, 66.7, 1, 50.0);
+        let privacy = (0.0, 1, 100.0, 1, 100.0);
+        assert_eq!(
+            p.frameworks.iter().map(summary).collect::<Vec<_>>(),
+            [
+                row_of("nist-high", "nist-high", counts(2, 0, 1, 1), nist),
+                row_of("privacy", "privacy", counts(0, 1, 0, 0), privacy),
+            ]
+        );
+        assert_eq!(
+            p.families.iter().map(summary).collect::<Vec<_>>(),
+            [
+                row_of(
+                    "nist-high/ac",
+                    "Family AC",
+                    counts(2, 0, 0, 0),
+                    (100.0, 2, 100.0, 1, 50.0)
+                ),
+                row_of(
+                    "nist-high/au",
+                    "Family AU",
+                    counts(0, 0, 1, 1),
+                    (0.0, 0, 0.0, 0, 0.0)
+                ),
+                row_of("privacy/pt", "Family PT", counts(0, 1, 0, 0), privacy),
+            ]
+        );
+        // every certification in scope, with zeros when it has no requirements
+        assert_eq!(
+            p.certifications.iter().map(summary).collect::<Vec<_>>(),
+            [
+                row_of("1", "Certification 1", counts(2, 0, 1, 1), nist),
+                row_of("2", "Certification 2", counts(0, 1, 0, 0), privacy),
+                row_of(
+                    "3",
+                    "Certification 3",
+                    StatusCounts::default(),
+                    (0.0, 0, 0.0, 0, 0.0)
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_earlier_posture_uses_the_statuses_and_evidence_of_that_day() {
+        // 30 days earlier: requirement 1 was in progress, 5 did not exist, and
+        // only requirement 2 (of 3 applicable) was evidenced
+        let p = posture_at(&programme(), on(-30), "evidenced_prev");
+        assert_eq!(p.overall.counts, counts(1, 1, 1, 1));
+        assert_eq!(p.overall.readiness_pct, 33.3);
+        assert_eq!(p.overall.evidenced, 1);
+        assert_eq!(p.overall.evidence_coverage_pct, 33.3);
+    }
+
+    #[test]
+    fn the_matrix_counts_each_family_of_each_certification() {
+        let data = programme();
+        let frame = requirements_on(&data, as_of(), "evidenced").unwrap();
+        let m = matrix(&data, frame).unwrap();
+        type Families = Vec<(String, StatusCounts)>;
+        let shape: Vec<(i64, StatusCounts, Families)> = m
+            .iter()
+            .map(|c| {
+                (
+                    c.certification_id,
+                    c.totals,
+                    c.families
+                        .iter()
+                        .map(|f| (format!("{}/{}", f.framework, f.family_key), f.counts))
+                        .collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shape,
+            [
+                (
+                    1,
+                    counts(2, 0, 1, 1),
+                    vec![
+                        ("nist-high/ac".to_owned(), counts(2, 0, 0, 0)),
+                        ("nist-high/au".to_owned(), counts(0, 0, 1, 1)),
+                    ]
+                ),
+                (
+                    2,
+                    counts(0, 1, 0, 0),
+                    vec![("privacy/pt".to_owned(), counts(0, 1, 0, 0))]
+                ),
+                (3, StatusCounts::default(), vec![]),
+            ]
+        );
+    }
+}

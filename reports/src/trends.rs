@@ -256,3 +256,204 @@ pub fn forecast(data: &Dataset, params: &ReportParams) -> PolarsResult<Forecast>
         },
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Outlook;
+    use crate::sample::{Cert, Path, Req, Risk, as_of, dataset, on, params};
+
+    #[test]
+    fn the_slope_is_the_least_squares_fit_and_zero_without_a_spread() {
+        let xs = [0.0, 7.0, 14.0, 21.0];
+        assert_eq!(slope(&xs, &[1.0, 15.0, 29.0, 43.0]), 2.0);
+        assert_eq!(slope(&xs, &[5.0, 5.0, 5.0, 5.0]), 0.0);
+        assert_eq!(slope(&xs, &[43.0, 29.0, 15.0, 1.0]), -2.0);
+        // scattered points: sxy = 1, sxx = 2
+        assert_eq!(slope(&[0.0, 1.0, 2.0], &[0.0, 2.0, 1.0]), 0.5);
+        assert_eq!(slope(&[3.0], &[9.0]), 0.0, "one point");
+        assert_eq!(slope(&[2.0, 2.0], &[1.0, 5.0]), 0.0, "no spread in x");
+    }
+
+    /// Certification 1 (in progress, target 10 days ago) and 2 (certified,
+    /// expired 5 days ago) are past their deadlines; 3 (certified until +50),
+    /// 4 (withdrawn, target long past) and 5 (under audit, target +10) are
+    /// not. Requirements of certification 1: 1 in progress due 5 days ago,
+    /// 2 implemented 30 days ago (due 40 days ago), 3 not started due in 10
+    /// days, 4 not applicable (due 50 days ago), 5 failed due yesterday, 6 in
+    /// progress due today. One open risk rated 12.
+    fn deadlines() -> Dataset {
+        let since = |status| vec![(-300, "in_progress"), (-100, status)];
+        dataset(
+            vec![
+                Cert::new(1, -300, -10),
+                Cert::new(2, -600, -400)
+                    .expires(-5)
+                    .history(since("certified")),
+                Cert::new(3, -600, -400)
+                    .expires(50)
+                    .history(since("certified")),
+                Cert::new(4, -300, -100).history(since("withdrawn")),
+                Cert::new(5, -300, 10).history(since("under_audit")),
+            ],
+            vec![
+                Req::new(1, 1, vec![(-60, "in_progress")]).due(-5),
+                Req::new(2, 1, vec![(-60, "in_progress"), (-30, "implemented")]).due(-40),
+                Req::new(3, 1, vec![(-60, "not_started")]).due(10),
+                Req::new(4, 1, vec![(-60, "not_applicable")]).due(-50),
+                Req::new(5, 1, vec![(-60, "in_progress"), (-20, "failed")]).due(-1),
+                Req::new(6, 1, vec![(-60, "in_progress")]).due(0),
+            ],
+            vec![Risk::new(1, (4, 4), (3, 4), vec![(-60, "open")])],
+            vec![],
+        )
+    }
+
+    #[test]
+    fn a_trend_point_counts_readiness_open_risks_and_what_is_overdue_that_day() {
+        let p = point(&deadlines(), as_of()).unwrap();
+        assert_eq!((p.implemented, p.applicable, p.readiness_pct), (1, 5, 20.0));
+        assert_eq!(p.open_risks.high, 1);
+        assert_eq!(p.open_risks.total(), 1);
+        // requirements 1 and 5; due today is not overdue yet
+        assert_eq!(p.overdue_requirements, 2);
+        // certification 1 (target) and 2 (expiry)
+        assert_eq!(p.overdue_certifications, 2);
+    }
+
+    #[test]
+    fn an_earlier_trend_point_judges_deadlines_by_the_statuses_of_that_day() {
+        // 35 days ago requirement 2 was in progress and 5 days past due; 1 and
+        // 5 were not due yet, nor were certifications 1 and 2
+        let p = point(&deadlines(), on(-35)).unwrap();
+        assert_eq!((p.implemented, p.applicable), (0, 5));
+        assert_eq!(p.overdue_requirements, 1);
+        assert_eq!(p.overdue_certifications, 0);
+    }
+
+    #[test]
+    fn trends_have_a_point_per_interval_and_month_ends_stay_month_ends() {
+        let p = params(|raw| {
+            raw.from = Some(on(-70));
+            raw.interval = Some("month".into());
+        });
+        let t = trends(&deadlines(), &p).unwrap();
+        let dates: Vec<String> = t.points.iter().map(|p| p.date.to_string()).collect();
+        assert_eq!(dates, ["2026-04-30", "2026-05-31", "2026-06-30"]);
+        let overdue: Vec<u64> = t.points.iter().map(|p| p.overdue_requirements).collect();
+        // 61 days ago nothing existed; 30 days ago only requirement 2 (closed
+        // the same day) was past due, and no longer counted
+        assert_eq!(overdue, [0, 0, 2]);
+    }
+
+    /// `n` requirements of `cert` from `first` on: implemented at `done_at(j)`
+    /// (or never), otherwise not started since `since`.
+    fn burn_up(
+        cert: i64,
+        first: i64,
+        n: i64,
+        since: i64,
+        done_at: impl Fn(i64) -> Option<i64>,
+    ) -> Vec<Req> {
+        (0..n)
+            .map(|j| {
+                let mut path: Path = vec![(since, "not_started")];
+                if let Some(day) = done_at(j) {
+                    path.push((day, "implemented"));
+                }
+                Req::new(first + j, cert, path)
+            })
+            .collect()
+    }
+
+    /// Certification 1 implements one requirement a day from 140 days ago
+    /// (140 of 200 done, target in 30 days); certification 2 implemented ten
+    /// 300 days ago and five more 100 days ago, then stalled (15 of 20);
+    /// 3 is certified, 4 has no requirements.
+    fn programmes() -> Dataset {
+        let mut reqs = burn_up(1, 1000, 200, -200, |j| (j < 140).then_some(-139 + j));
+        reqs.extend(burn_up(2, 2000, 20, -400, |j| match j {
+            0..10 => Some(-300),
+            10..15 => Some(-100),
+            _ => None,
+        }));
+        reqs.extend(burn_up(3, 3000, 1, -400, |_| Some(-200)));
+        dataset(
+            vec![
+                Cert::new(1, -200, 30),
+                Cert::new(2, -400, 100),
+                Cert::new(3, -400, -100).history(vec![(-400, "in_progress"), (-100, "certified")]),
+                Cert::new(4, -100, 100),
+            ],
+            reqs,
+            vec![],
+            vec![],
+        )
+    }
+
+    #[test]
+    fn a_steady_burn_up_projects_its_completion_from_the_fitted_velocity() {
+        let f = forecast(&programmes(), &params(|_| {})).unwrap();
+        assert_eq!(f.window_days, 84);
+        let c = &f.certifications[0];
+        assert_eq!(c.certification_id, 1);
+        assert_eq!((c.done, c.total, c.remaining), (140, 200, 60));
+        // one a day: seven a week, 60 days to go, 30 past the target
+        assert_eq!(c.velocity_per_week, 7.0);
+        assert_eq!(c.projected_completion, Some(on(60)));
+        assert_eq!(c.outlook, Outlook::AtRisk);
+        assert_eq!(c.days_late, Some(30));
+    }
+
+    #[test]
+    fn a_programme_without_progress_in_the_window_is_stalled_and_closed_or_empty_ones_are_left_out()
+    {
+        let f = forecast(&programmes(), &params(|_| {})).unwrap();
+        let ids: Vec<i64> = f
+            .certifications
+            .iter()
+            .map(|c| c.certification_id)
+            .collect();
+        assert_eq!(ids, [1, 2]);
+        let c = &f.certifications[1];
+        assert_eq!((c.done, c.total, c.remaining), (15, 20, 5));
+        assert_eq!(c.velocity_per_week, 0.0);
+        assert_eq!(c.projected_completion, None);
+        assert_eq!(c.outlook, Outlook::Stalled);
+        assert_eq!(c.days_late, None);
+    }
+
+    #[test]
+    fn the_back_test_predicts_today_from_the_fit_made_eight_weeks_ago() {
+        let f = forecast(&programmes(), &params(|_| {})).unwrap();
+        let b = &f.backtest;
+        assert_eq!(b.horizon_days, 56);
+        assert_eq!(b.certifications, 2);
+        let items: Vec<(i64, NaiveDate, f64, u64, u64, f64)> = b
+            .items
+            .iter()
+            .map(|i| {
+                (
+                    i.certification_id,
+                    i.cutoff,
+                    i.predicted_done,
+                    i.actual_done,
+                    i.total,
+                    i.error_pct,
+                )
+            })
+            .collect();
+        // 1: 84 done at the cutoff + 56 days at one a day = 140, exactly;
+        // 2: the fit over 140..56 days ago (10, then 15 from day 98) has a
+        // slope of 735 / 8918 a day: 15 + 56 * 735 / 8918 = 19.6 predicted
+        // against 15, an error of 4.6 of 20
+        assert_eq!(
+            items,
+            [
+                (1, on(-56), 140.0, 140, 200, 0.0),
+                (2, on(-56), 19.6, 15, 20, 23.1),
+            ]
+        );
+        assert_eq!((b.mean_abs_error_pct, b.max_abs_error_pct), (11.6, 23.1));
+    }
+}

@@ -3,10 +3,12 @@
 //! Each test binary starts one private PostgreSQL cluster (or uses the server in
 //! `CERTSCOPE_TEST_DATABASE_URL`, a URL whose database is used for administration),
 //! and each test gets a fresh database cloned from a template that is migrated and,
-//! for [`TestDb::with_catalogs`], holds the two shipped NIST catalogs. Cloning a
-//! template takes tens of milliseconds, so tests never share state. Templates are
-//! named after a hash of the migrations and catalogs, so a changed schema gets a new
-//! template and an external server can keep them between runs.
+//! for [`TestDb::with_catalogs`], holds the two shipped NIST catalogs, and for
+//! [`TestDb::seeded`] also a seed. Cloning a template takes tens of milliseconds
+//! where seeding takes seconds, so tests never share state and pay for a seed once
+//! per binary. Templates are named after a hash of the migrations, catalogs and seed
+//! configuration, so a changed schema gets a new template and an external server can
+//! keep them between runs.
 //!
 //! Only URLs are kept in statics: pools belong to the runtime of the test using
 //! them (every `#[tokio::test]` has its own).
@@ -19,6 +21,7 @@ use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, OnceCell};
 
 use crate::cluster::{ClusterLifetime, PrivateCluster};
+use crate::seed::SeedConfig;
 
 /// Where the test databases live.
 #[derive(Debug)]
@@ -130,10 +133,12 @@ pub struct TestDb {
     admin_url: String,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Template {
+#[derive(Debug, Clone, Copy)]
+enum Template<'a> {
     Migrated,
     Catalogs,
+    /// The catalogs and a seed of this configuration.
+    Seeded(&'a SeedConfig),
 }
 
 impl TestDb {
@@ -147,14 +152,48 @@ impl TestDb {
         Self::from_template(Template::Catalogs).await
     }
 
-    async fn from_template(kind: Template) -> Self {
+    /// A migrated database holding both shipped NIST catalogs and the data of
+    /// `config`, exactly as [`crate::seed::seed`] writes it (the seed ran once,
+    /// into the template this database is cloned from).
+    pub async fn seeded(config: &SeedConfig) -> Self {
+        Self::from_template(Template::Seeded(config)).await
+    }
+
+    /// A seeded database ([`TestDb::seeded`]) kept for the rest of the
+    /// process, for a service that the tests of one binary share and that
+    /// outlives them all; returns its URL. On the private cluster it goes with
+    /// the process; on an external server a later test binary drops it once it
+    /// is an hour old and nothing is connected to it.
+    pub async fn seeded_for_process(config: &SeedConfig) -> String {
         let server = server().await;
-        let template = ensure_template(server, kind).await;
+        sweep_kept(server).await;
+        let unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let name = format!(
+            "{KEPT_PREFIX}{unix}_{}_{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        );
+        let db = Self::create(server, Template::Seeded(config), name).await;
+        let url = db.url.clone();
+        // never dropped: the process ends first
+        std::mem::forget(db);
+        url
+    }
+
+    async fn from_template(kind: Template<'_>) -> Self {
+        let server = server().await;
         let name = format!(
             "certscope_t{}_{}",
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         );
+        Self::create(server, kind, name).await
+    }
+
+    async fn create(server: &TestServer, kind: Template<'_>, name: String) -> Self {
+        let template = ensure_template(server, kind).await;
         let mut admin = PgConnection::connect(&server.admin_url)
             .await
             .expect("connect to the test server");
@@ -209,7 +248,47 @@ impl Drop for TestDb {
     }
 }
 
-fn content_hash(kind: Template) -> String {
+/// Names of databases kept for the whole life of a test process start so.
+const KEPT_PREFIX: &str = "certscope_kept_";
+
+/// Drops databases that earlier test processes kept on an external server
+/// (their time is in their name): an hour old, with nobody connected. A
+/// private cluster goes with its process, databases and all.
+async fn sweep_kept(server: &TestServer) {
+    if server.cluster.is_some() {
+        return;
+    }
+    let Ok(mut admin) = PgConnection::connect(&server.admin_url).await else {
+        return;
+    };
+    let idle: Vec<String> = sqlx::query_scalar(
+        "SELECT datname FROM pg_database d WHERE starts_with(datname, $1) \
+         AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datname = d.datname)",
+    )
+    .bind(KEPT_PREFIX)
+    .fetch_all(&mut admin)
+    .await
+    .unwrap_or_default();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    for name in idle {
+        let kept_at = name
+            .strip_prefix(KEPT_PREFIX)
+            .and_then(|rest| rest.split('_').next())
+            .and_then(|secs| secs.parse::<u64>().ok());
+        if kept_at.is_some_and(|at| now.saturating_sub(at) > 3600) {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {name}"
+            )))
+            .execute(&mut admin)
+            .await;
+        }
+    }
+    let _ = admin.close().await;
+}
+
+fn content_hash(kind: Template<'_>) -> String {
     use sha2::{Digest, Sha256};
     static MIGRATIONS: OnceLock<Vec<u8>> = OnceLock::new();
     let migrations = MIGRATIONS.get_or_init(|| {
@@ -221,18 +300,29 @@ fn content_hash(kind: Template) -> String {
     });
     let mut hasher = Sha256::new();
     hasher.update(migrations);
-    if kind == Template::Catalogs {
+    if matches!(kind, Template::Catalogs | Template::Seeded(_)) {
         for c in crate::catalogs::ALL {
             hasher.update(c.json);
         }
     }
+    if let Template::Seeded(config) = kind {
+        // every field of the configuration decides what the seed writes
+        hasher.update(format!("{config:?}").as_bytes());
+    }
     hex::encode(hasher.finalize())[..12].to_owned()
 }
 
-async fn ensure_template(server: &TestServer, kind: Template) -> String {
+async fn ensure_template(server: &TestServer, kind: Template<'_>) -> String {
     let name = match kind {
         Template::Migrated => format!("certscope_tpl_m_{}", content_hash(kind)),
         Template::Catalogs => format!("certscope_tpl_c_{}", content_hash(kind)),
+        Template::Seeded(_) => format!("certscope_tpl_s_{}", content_hash(kind)),
+    };
+    // a seeded template starts as a clone of the catalogs one (built first:
+    // the lock below is held while building)
+    let base = match kind {
+        Template::Seeded(_) => Some(Box::pin(ensure_template(server, Template::Catalogs)).await),
+        _ => None,
     };
     let mut known = TEMPLATES.lock().await;
     if known.contains(&name) {
@@ -262,7 +352,11 @@ async fn ensure_template(server: &TestServer, kind: Template) -> String {
         .execute(&mut admin)
         .await
         .expect("drop half-built template");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {building}")))
+        let create = match &base {
+            Some(base) => format!("CREATE DATABASE {building} TEMPLATE {base}"),
+            None => format!("CREATE DATABASE {building}"),
+        };
+        sqlx::query(sqlx::AssertSqlSafe(create))
             .execute(&mut admin)
             .await
             .expect("create template");
@@ -271,12 +365,20 @@ async fn ensure_template(server: &TestServer, kind: Template) -> String {
             .connect(&server.url(&building))
             .await
             .expect("connect to template");
-        crate::migrate(&pool).await.expect("migrate template");
-        if kind == Template::Catalogs {
-            for c in crate::catalogs::ALL {
-                crate::oscal::import_catalog(&pool, c.json, Some(c.slug))
+        match kind {
+            Template::Migrated => crate::migrate(&pool).await.expect("migrate template"),
+            Template::Catalogs => {
+                crate::migrate(&pool).await.expect("migrate template");
+                for c in crate::catalogs::ALL {
+                    crate::oscal::import_catalog(&pool, c.json, Some(c.slug))
+                        .await
+                        .expect("import shipped catalog into template");
+                }
+            }
+            Template::Seeded(config) => {
+                crate::seed::seed(&pool, config)
                     .await
-                    .expect("import shipped catalog into template");
+                    .expect("seed the template");
             }
         }
         pool.close().await;

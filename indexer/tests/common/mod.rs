@@ -29,12 +29,9 @@ impl Fixture {
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
-        let db = TestDb::with_catalogs().await;
-        let pool = db.pool().await;
         let as_of = NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-        certscope_store::seed::seed(&pool, &SeedConfig::preset(Preset::Small, 3, as_of))
-            .await
-            .unwrap();
+        let db = TestDb::seeded(&SeedConfig::preset(Preset::Small, 3, as_of)).await;
+        let pool = db.pool().await;
         Self {
             db,
             pool,

@@ -356,16 +356,30 @@ fn first_sentence(statement: &str) -> String {
     s
 }
 
-#[allow(clippy::too_many_arguments)]
-pub fn artefact(
-    rng: &mut ChaCha8Rng,
-    org: &OrgProfile,
-    system: &str,
-    control: ControlRef<'_>,
-    person: &str,
-    collected: NaiveDate,
-    serial: u64,
-) -> Artefact {
+/// Where an artefact comes from: which organization's system, for which
+/// control, made by whom and when.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin<'a> {
+    pub org: &'a OrgProfile,
+    pub system: &'a str,
+    pub control: ControlRef<'a>,
+    /// Who produced or reviewed it.
+    pub person: &'a str,
+    pub collected: NaiveDate,
+    /// Varies ticket numbers between artefacts of the same control.
+    pub serial: u64,
+}
+
+/// One artefact of a kind drawn from `rng`, its text built from `origin`.
+pub fn artefact(rng: &mut ChaCha8Rng, origin: &Origin<'_>) -> Artefact {
+    let Origin {
+        org,
+        system,
+        control,
+        person,
+        collected,
+        serial,
+    } = *origin;
     let (tool, settings) = family_vocabulary(control.family_key);
     let id = control.display_id;
     let title_lower = control.title.to_lowercase();
