@@ -353,12 +353,12 @@ mod tests {
 
     #[test]
     fn odd_keys_are_ignored_and_a_duplicate_kid_verifies_nothing() {
-        // a 512-bit RSA key, an oct key, an unknown kty, an encryption key,
+        // a 384-bit RSA key, an oct key, an unknown kty, an encryption key,
         // two keys under one kid, and one good P-256 key
-        let n512 = "AQAB".repeat(16); // 64 bytes = 512 bits of modulus
-        let n2048 = "AQAB".repeat(64) + "AQ";
+        let n384 = "AQAB".repeat(16); // 48 bytes: a 384-bit modulus
+        let n2048 = "AQAB".repeat(85) + "AQ"; // 255 + 1 bytes: 2048 bits
         let set: JwkSet = serde_json::from_value(serde_json::json!({"keys": [
-            {"kty": "RSA", "kid": "weak", "n": n512, "e": "AQAB"},
+            {"kty": "RSA", "kid": "weak", "n": n384, "e": "AQAB"},
             {"kty": "oct", "kid": "secret", "k": "c2VjcmV0"},
             {"kty": "XYZ", "kid": "odd"},
             {"kty": "RSA", "kid": "enc", "use": "enc", "n": n2048, "e": "AQAB"},
