@@ -170,6 +170,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let config = &state.api.config;
     let response = if request.uri().to_string().len() > config.max_uri_bytes {
         ApiError::UriTooLong(config.max_uri_bytes).into_response()
+    } else if route == crate::events::SOCKET_IO_PATH {
+        // a long-poll is held open until there is something to say (up to a
+        // heartbeat): socket.io's own pings bound it, not the request timeout
+        use tracing::Instrument;
+        next.run(request).instrument(span.clone()).await
     } else {
         use tracing::Instrument;
         match tokio::time::timeout(
