@@ -246,8 +246,14 @@ pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
+    // credentials are allowed for the configured origins only (never `*`):
+    // socket.io clients opened with `withCredentials: true` (the original
+    // application's) long-poll with credentialed requests, which a browser
+    // refuses to read without it. The API authenticates by bearer token and
+    // sets no cookies; revisit this if a cookie session ever authenticates it.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,

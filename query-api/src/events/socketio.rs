@@ -91,9 +91,17 @@ pub fn routes(state: &AppState) -> Router<AppState> {
     Router::new().route_service(PATH, service)
 }
 
-/// The hub's connection, from the admission middleware to the connect handler.
+/// What the admission middleware hands the connect handler: the hub's
+/// connection and the client messages received meanwhile.
 #[derive(Clone)]
-struct Admitted(Arc<Mutex<Option<(Connection, Option<i64>)>>>);
+struct Admitted(Arc<Mutex<Option<Pending>>>);
+
+struct Pending {
+    connection: Connection,
+    last_event_id: Option<i64>,
+    incoming: mpsc::Receiver<Incoming>,
+    gone: CancellationToken,
+}
 
 /// A refused connection: socket.io sends its text to the client as the
 /// `connect_error` message.
@@ -202,10 +210,18 @@ async fn admit(state: AppState, socket: SocketRef, auth: Option<Value>) -> Resul
         )
     })?;
     let connection = state.events.connect(caller).await?;
-    socket.extensions.insert(Admitted(Arc::new(Mutex::new(Some((
-        connection,
-        handshake.last_event_id,
-    ))))));
+    // the handlers go in before the client hears it is connected: socketioxide
+    // runs the connect handler on a task of its own, and a client that emits
+    // at once on `connect` must not find nobody listening
+    let (incoming, gone) = listen(&state, &socket);
+    socket
+        .extensions
+        .insert(Admitted(Arc::new(Mutex::new(Some(Pending {
+            connection,
+            last_event_id: handshake.last_event_id,
+            incoming,
+            gone,
+        })))));
     Ok(())
 }
 
@@ -216,60 +232,64 @@ struct Incoming {
     ack: AckSender,
 }
 
+/// Hands every client message to the session (in order, up to a bound) and
+/// says when the socket is gone.
+fn listen(state: &AppState, socket: &SocketRef) -> (mpsc::Receiver<Incoming>, CancellationToken) {
+    let (tx, rx) = mpsc::channel::<Incoming>(PENDING_MESSAGES);
+    let gone = CancellationToken::new();
+    let hub = state.events.clone();
+    socket.on_fallback(
+        move |socket: SocketRef,
+              EventName(name): EventName,
+              TryData(data): TryData<Value>,
+              ack: AckSender| async move {
+            let message = Incoming {
+                name,
+                data: data.ok(),
+                ack,
+            };
+            if tx.try_send(message).is_err() {
+                hub.metrics
+                    .bad_messages
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let _ = socket.emit(
+                    "error",
+                    &error(
+                        "too_many_messages",
+                        format!(
+                            "more than {PENDING_MESSAGES} messages are waiting: wait for the answers"
+                        ),
+                    ),
+                );
+            }
+        },
+    );
+    {
+        let gone = gone.clone();
+        socket.on_disconnect(move |_: DisconnectReason| async move { gone.cancel() });
+    }
+    (rx, gone)
+}
+
 async fn connected(state: AppState, socket: SocketRef) {
     let admitted = socket
         .extensions
         .remove::<Admitted>()
         .and_then(|a| a.0.lock().unwrap_or_else(|e| e.into_inner()).take());
-    let Some((connection, last_event_id)) = admitted else {
+    let Some(pending) = admitted else {
         // the middleware admits every socket that gets here
         let _ = socket.disconnect();
         return;
     };
-    let (tx, rx) = mpsc::channel::<Incoming>(PENDING_MESSAGES);
-    let gone = CancellationToken::new();
-    {
-        let hub = state.events.clone();
-        socket.on_fallback(
-            move |socket: SocketRef,
-                  EventName(name): EventName,
-                  TryData(data): TryData<Value>,
-                  ack: AckSender| async move {
-                let message = Incoming {
-                    name,
-                    data: data.ok(),
-                    ack,
-                };
-                if tx.try_send(message).is_err() {
-                    hub.metrics
-                        .bad_messages
-                        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let _ = socket.emit(
-                        "error",
-                        &error(
-                            "too_many_messages",
-                            format!(
-                                "more than {PENDING_MESSAGES} messages are waiting: wait for the answers"
-                            ),
-                        ),
-                    );
-                }
-            },
-        );
-    }
-    {
-        let gone = gone.clone();
-        socket.on_disconnect(move |_: DisconnectReason| async move { gone.cancel() });
-    }
     let session = Session {
         socket,
         state,
-        connection,
-        last_event_id,
-        incoming: rx,
-        gone,
+        connection: pending.connection,
+        last_event_id: pending.last_event_id,
+        incoming: pending.incoming,
+        gone: pending.gone,
     };
-    tokio::spawn(session.run());
+    session.run().await;
 }
 
 /// Why a session ended.
