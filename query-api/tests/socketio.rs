@@ -136,11 +136,25 @@ impl Node {
         self.connect(client, url, opts).await;
         let (hello, before) = self.until(client, "connected").await;
         assert!(
-            before.iter().all(|v| v["event"] == "$connect"),
+            before.iter().all(|v| v["event"] == "$open"
+                || v["event"] == "$connect"
+                || v["event"] == "$upgrade"),
             "{client}: {before:?}"
         );
         hello["data"].clone()
     }
+}
+
+/// The `connect_error` of a refused client (which never connected).
+async fn refused(node: &mut Node, client: &str) -> Value {
+    let (e, before) = node.until(client, "$connect_error").await;
+    assert!(
+        before
+            .iter()
+            .all(|v| v["event"] == "$open" || v["event"] == "$upgrade"),
+        "{client}: {before:?}"
+    );
+    e
 }
 
 /// The server's socket.io URL.
@@ -353,8 +367,7 @@ async fn a_socket_without_a_valid_token_is_refused_at_connect() {
     let s = TestApp::shared().await;
     let mut node = Node::start().await;
     node.connect("none", &url(&s), json!({})).await;
-    let e = node.next("none").await;
-    assert_eq!(e["event"], "$connect_error", "{e}");
+    let e = refused(&mut node, "none").await;
     assert!(
         e["data"]["message"]
             .as_str()
@@ -363,8 +376,7 @@ async fn a_socket_without_a_valid_token_is_refused_at_connect() {
     );
     node.connect("bad", &url(&s), json!({"auth": {"token": "not-a-token"}}))
         .await;
-    let e = node.next("bad").await;
-    assert_eq!(e["event"], "$connect_error", "{e}");
+    let e = refused(&mut node, "bad").await;
     // a ticket works, once
     let (a, _) = s.orgs().await;
     let ticket = s.events_ticket(&s.officer(&a).await).await;
@@ -372,8 +384,7 @@ async fn a_socket_without_a_valid_token_is_refused_at_connect() {
         .await;
     node.connect("t2", &url(&s), json!({"query": {"ticket": ticket}}))
         .await;
-    let e = node.next("t2").await;
-    assert_eq!(e["event"], "$connect_error", "{e}");
+    let e = refused(&mut node, "t2").await;
 }
 
 #[tokio::test]
@@ -389,7 +400,7 @@ async fn long_polling_alone_works_and_the_upgrade_to_websocket_works() {
         json!({"auth": {"token": token}, "transports": ["polling"]}),
     )
     .await;
-    let c = node.next("poll").await;
+    let (c, _) = node.until("poll", "$connect").await;
     assert_eq!(c["data"]["transport"], "polling", "{c}");
     node.until("poll", "connected").await;
     node.emit("poll", "subscribe", json!({"room": "global"}))
@@ -402,6 +413,7 @@ async fn long_polling_alone_works_and_the_upgrade_to_websocket_works() {
     node.connect("up", &url(&s), json!({"auth": {"token": token}}))
         .await;
     let c = node.next("up").await;
+    assert_eq!(c["event"], "$open", "{c}");
     assert_eq!(c["data"]["transport"], "polling", "{c}");
     let (u, _) = node.until("up", "$upgrade").await;
     assert_eq!(u["data"]["transport"], "websocket");

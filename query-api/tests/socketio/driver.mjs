@@ -7,7 +7,7 @@
 //   {"cmd":"reconnect","client":"a","auth":{...}}
 //
 // Reports: {"client":"a","event":<name>,"data":<first argument>} for every
-// event the server emits, plus "$connect" (with the transport),
+// event the server emits, plus "$open" and "$connect" (with the transport),
 // "$connect_error", "$disconnect", "$upgrade" and "$ack".
 import { createInterface } from "node:readline";
 import { io } from "socket.io-client";
@@ -19,11 +19,15 @@ const report = (client, event, data) =>
 function connect(client, url, opts) {
   const socket = io(url, { ...opts, forceNew: true, reconnection: false });
   sockets.set(client, socket);
-  socket.on("connect", () => {
+  // the Engine.IO connection opens (on its first transport) before the
+  // socket.io one, and may upgrade before or after the socket connects
+  socket.io.on("open", () => {
     const engine = socket.io.engine;
-    report(client, "$connect", { transport: engine.transport.name });
+    report(client, "$open", { transport: engine.transport.name });
     engine.on("upgrade", (t) => report(client, "$upgrade", { transport: t.name }));
   });
+  socket.on("connect", () =>
+    report(client, "$connect", { transport: socket.io.engine.transport.name }));
   socket.on("connect_error", (e) => report(client, "$connect_error", { message: e.message }));
   socket.on("disconnect", (reason) => report(client, "$disconnect", { reason }));
   socket.onAny((event, data) => report(client, event, data));
