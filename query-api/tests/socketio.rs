@@ -377,6 +377,13 @@ async fn a_socket_without_a_valid_token_is_refused_at_connect() {
     node.connect("bad", &url(&s), json!({"auth": {"token": "not-a-token"}}))
         .await;
     let e = refused(&mut node, "bad").await;
+    assert!(
+        e["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid bearer token"),
+        "{e}"
+    );
     // a ticket works, once
     let (a, _) = s.orgs().await;
     let ticket = s.events_ticket(&s.officer(&a).await).await;
@@ -385,6 +392,13 @@ async fn a_socket_without_a_valid_token_is_refused_at_connect() {
     node.connect("t2", &url(&s), json!({"query": {"ticket": ticket}}))
         .await;
     let e = refused(&mut node, "t2").await;
+    assert!(
+        e["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already used"),
+        "{e}"
+    );
 }
 
 #[tokio::test]

@@ -176,10 +176,10 @@ impl Handshake {
                 if let Some(ticket) = text("ticket")? {
                     h.ticket = Some(ticket);
                 }
-                if let Some(id) = auth.get("last_event_id") {
-                    if let Some(id) = event_id(id, "auth")? {
-                        h.last_event_id = Some(id);
-                    }
+                if let Some(id) = auth.get("last_event_id")
+                    && let Some(id) = event_id(id, "auth")?
+                {
+                    h.last_event_id = Some(id);
                 }
             }
             Some(_) => {
