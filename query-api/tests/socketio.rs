@@ -646,3 +646,122 @@ async fn two_hundred_socketio_clients_beside_two_hundred_websocket_clients_get_t
         );
     }
 }
+
+#[tokio::test]
+async fn the_limits_of_the_other_transports_hold_on_socket_io() {
+    let s = TestApp::start_with(|c| {
+        c.events.max_connections_per_token = 2;
+        c.events.max_rooms_per_connection = 2;
+        c.events.queue = 16;
+    })
+    .await;
+    let (a, _) = s.orgs().await;
+    let token = s.officer(&a).await;
+    let mut node = Node::start().await;
+    let auth = json!({"auth": {"token": token}, "transports": ["websocket"]});
+    node.connected("one", &url(&s), auth.clone()).await;
+    // rooms per connection
+    node.emit(
+        "one",
+        "subscribe",
+        json!({"rooms": ["org", "user", "notices"]}),
+    )
+    .await;
+    let (e, _) = node.until("one", "subscription-error").await;
+    assert_eq!(e["data"]["code"], "too_many_rooms", "{e}");
+
+    // a reader that stops: a raw Engine.IO long-polling client that
+    // subscribes, then never polls again
+    let mut slow = Polling::open(&s, &token).await;
+    slow.post(r#"42["subscribe","notices"]"#).await;
+    slow.poll_until("\"subscribed\"").await;
+    // connections per token: this token now holds two
+    node.connect("three", &url(&s), auth).await;
+    let e = refused(&mut node, "three").await;
+    assert!(
+        e["data"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("already has 2"),
+        "{e}"
+    );
+
+    // more notices than the socket's buffer and the hub's queue hold
+    let notices: Vec<_> = (0..1200)
+        .map(|i| certscope_indexer::events::notice(None, "info", &format!("notice {i}"), None))
+        .collect();
+    let ids = certscope_indexer::events::append(&s.pool, &notices)
+        .await
+        .unwrap();
+    fed_through(&s, *ids.last().unwrap()).await;
+    let hub = &s.state.events;
+    let deadline = std::time::Instant::now() + DEADLINE;
+    while hub
+        .metrics
+        .dropped_slow
+        .load(std::sync::atomic::Ordering::Relaxed)
+        == 0
+        || hub.figures().1 > 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the slow socket.io reader was not dropped"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // the one that reads is unaffected
+    node.emit("one", "ping", json!({})).await;
+    node.until("one", "pong").await;
+}
+
+/// A socket.io client over raw Engine.IO long-polling (HTTP requests written
+/// here), to stop reading at will.
+struct Polling {
+    http: reqwest::Client,
+    url: String,
+}
+
+impl Polling {
+    async fn open(s: &TestApp, token: &str) -> Polling {
+        let http = reqwest::Client::new();
+        let base = format!("{}/socket.io/?EIO=4&transport=polling", s.base);
+        let open = http.get(&base).send().await.unwrap().text().await.unwrap();
+        let handshake: Value = serde_json::from_str(open.strip_prefix('0').expect("open packet"))
+            .expect("open payload");
+        let sid = handshake["sid"].as_str().unwrap();
+        let p = Polling {
+            http,
+            url: format!("{base}&sid={sid}"),
+        };
+        p.post(&format!("40{}", json!({ "token": token }))).await;
+        p.poll_until("\"connected\"").await;
+        p
+    }
+
+    async fn post(&self, packet: &str) {
+        let r = self
+            .http
+            .post(&self.url)
+            .body(packet.to_owned())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    }
+
+    /// Polls until a packet contains `needle`.
+    async fn poll_until(&self, needle: &str) {
+        let deadline = tokio::time::Instant::now() + DEADLINE;
+        loop {
+            let body = tokio::time::timeout_at(deadline, async {
+                self.http.get(&self.url).send().await?.text().await
+            })
+            .await
+            .unwrap_or_else(|_| panic!("no {needle} in time"))
+            .unwrap();
+            if body.split('\u{1e}').any(|p| p.contains(needle)) {
+                return;
+            }
+        }
+    }
+}
