@@ -672,7 +672,7 @@ async fn the_limits_of_the_other_transports_hold_on_socket_io() {
 
     // a reader that stops: a raw Engine.IO long-polling client that
     // subscribes, then never polls again
-    let mut slow = Polling::open(&s, &token).await;
+    let slow = Polling::open(&s, &token).await;
     slow.post(r#"42["subscribe","notices"]"#).await;
     slow.poll_until("\"subscribed\"").await;
     // connections per token: this token now holds two
