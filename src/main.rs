@@ -236,6 +236,10 @@ enum BenchCommand {
         /// How long to send changes.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// `socketio` measures socket.io subscribers too, side by side with
+        /// WebSocket ones on the same server in the same run.
+        #[arg(long, value_enum, default_value_t = bench::events::Transport::Websocket)]
+        transport: bench::events::Transport,
         #[command(flatten)]
         index: IndexArgs,
     },
@@ -452,8 +456,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             subscribers,
             rate,
             seconds,
+            transport,
             index,
-        }) => bench::events::run(&cli.global, &index, subscribers, rate, seconds).await,
+        }) => bench::events::run(&cli.global, &index, subscribers, rate, seconds, transport).await,
         Command::Notify {
             message,
             org,

@@ -170,6 +170,11 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     let config = &state.api.config;
     let response = if request.uri().to_string().len() > config.max_uri_bytes {
         ApiError::UriTooLong(config.max_uri_bytes).into_response()
+    } else if route == crate::events::SOCKET_IO_PATH {
+        // a long-poll is held open until there is something to say (up to a
+        // heartbeat): socket.io's own pings bound it, not the request timeout
+        use tracing::Instrument;
+        next.run(request).instrument(span.clone()).await
     } else {
         use tracing::Instrument;
         match tokio::time::timeout(
@@ -241,8 +246,14 @@ pub fn layers(router: Router<AppState>, state: &AppState) -> Router<AppState> {
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
+    // credentials are allowed for the configured origins only (never `*`):
+    // socket.io clients opened with `withCredentials: true` (the original
+    // application's) long-poll with credentialed requests, which a browser
+    // refuses to read without it. The API authenticates by bearer token and
+    // sets no cookies; revisit this if a cookie session ever authenticates it.
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
+        .allow_credentials(true)
         .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
         .allow_headers([
             header::AUTHORIZATION,

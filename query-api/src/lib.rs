@@ -293,6 +293,9 @@ pub fn route_table() -> Vec<(&'static str, String)> {
 pub fn router(state: AppState) -> Router {
     let api = api_routes()
         .router
+        // socket.io serves its own protocol on one path, not an API route
+        // (kept out of the route table and the OpenAPI document)
+        .merge(events::socketio_routes(&state))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             http::rate_limit,

@@ -3,6 +3,9 @@
 //! its `org` room, half spread over its certification rooms); requirement status
 //! changes committed open-loop at a fixed rate. Latency runs from the commit's
 //! return to the event's arrival at a subscriber, one figure per delivery.
+//! With `--transport socketio`, a second load phase on the same server does the
+//! same with N socket.io subscribers (Engine.IO v4 over WebSocket, spoken here
+//! directly: a thousand Node clients would measure Node, not the server).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,6 +36,13 @@ fn requirement_of(text: &str) -> Option<i64> {
         .find(|c: char| !c.is_ascii_digit())
         .unwrap_or(rest.len());
     rest[..end].parse().ok()
+}
+
+/// Which subscribers a load phase uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Transport {
+    Websocket,
+    Socketio,
 }
 
 struct Subscriber {
@@ -104,8 +114,87 @@ async fn subscribe(
     Ok(out)
 }
 
+/// A socket.io subscriber: Engine.IO v4 over WebSocket, the socket.io packets
+/// written by hand (open `0`, connect `40` with the token as `auth`, events
+/// `42[name, data]`, Engine.IO pings `2` answered `3`).
+async fn subscribe_socketio(
+    base: String,
+    token: String,
+    room: String,
+    commits: Commits,
+    ready: tokio::sync::mpsc::Sender<()>,
+    stop: tokio_util::sync::CancellationToken,
+) -> anyhow::Result<Subscriber> {
+    let url = format!(
+        "{}/socket.io/?EIO=4&transport=websocket",
+        base.replacen("http", "ws", 1)
+    );
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .context("socket.io connect")?;
+    let mut out = Subscriber {
+        latencies: Vec::new(),
+        received: 0,
+        closed: None,
+    };
+    loop {
+        let msg = tokio::select! {
+            () = stop.cancelled() => break,
+            m = ws.next() => m,
+        };
+        let now = Instant::now();
+        let text = match msg {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => {
+                out.closed = Some(format!("closed: {frame:?}"));
+                break;
+            }
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => {
+                out.closed = Some(format!("error: {e}"));
+                break;
+            }
+            None => break,
+        };
+        // an event is sent under its kind and under the original name: only
+        // the first counts
+        if text.starts_with("42[\"requirement.status_changed\"") {
+            if let Some(id) = requirement_of(&text) {
+                out.received += 1;
+                let at = commits.lock().ok().and_then(|c| c.get(&id).copied());
+                match at {
+                    Some((_, Some(committed))) => out
+                        .latencies
+                        .push(now.saturating_duration_since(committed).as_secs_f64() * 1e3),
+                    Some((_, None)) => out.latencies.push(0.0),
+                    None => {}
+                }
+            }
+        } else if text.as_str() == "2" {
+            ws.send(Message::Text("3".into())).await?;
+        } else if text.starts_with('0') {
+            let auth = serde_json::json!({ "token": token });
+            ws.send(Message::Text(format!("40{auth}").into())).await?;
+        } else if text.starts_with("42[\"connected\"") {
+            let subscribe = serde_json::json!(["subscribe", { "room": room }]);
+            ws.send(Message::Text(format!("42{subscribe}").into()))
+                .await?;
+        } else if text.starts_with("42[\"subscribed\"") {
+            ready.send(()).await.ok();
+        } else if text.starts_with("42[\"error\"")
+            || text.starts_with("42[\"subscription-error\"")
+            || text.starts_with("44")
+        {
+            out.closed = Some(text.to_string());
+        }
+    }
+    ws.close(None).await.ok();
+    Ok(out)
+}
+
 /// What one phase measured.
 struct Figures {
+    transport: Transport,
     subscribers: usize,
     changes: u64,
     sent_in: f64,
@@ -131,6 +220,7 @@ struct Bench {
     pool: sqlx::PgPool,
     server: BenchServer,
     url: String,
+    base: String,
     token: String,
     certifications: Vec<i64>,
     requirements: Vec<(i64, i64)>,
@@ -143,7 +233,12 @@ impl Bench {
     /// `subscribers` connect (half on the org room, half over the certification
     /// rooms) and stay while `rate` changes per second are committed for
     /// `seconds`.
-    async fn phase(&mut self, subscribers: usize, seconds: u64) -> anyhow::Result<Figures> {
+    async fn phase(
+        &mut self,
+        transport: Transport,
+        subscribers: usize,
+        seconds: u64,
+    ) -> anyhow::Result<Figures> {
         let stop = tokio_util::sync::CancellationToken::new();
         let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel(subscribers);
         let mut rooms_of = Vec::with_capacity(subscribers);
@@ -160,14 +255,26 @@ impl Bench {
                 format!("certification:{c}")
             };
             rooms_of.push(room.clone());
-            tasks.push(tokio::spawn(subscribe(
-                self.url.clone(),
-                self.token.clone(),
-                room,
-                self.commits.clone(),
-                ready_tx.clone(),
-                stop.clone(),
-            )));
+            let (token, commits) = (self.token.clone(), self.commits.clone());
+            let (ready, stop) = (ready_tx.clone(), stop.clone());
+            tasks.push(match transport {
+                Transport::Websocket => tokio::spawn(subscribe(
+                    self.url.clone(),
+                    token,
+                    room,
+                    commits,
+                    ready,
+                    stop,
+                )),
+                Transport::Socketio => tokio::spawn(subscribe_socketio(
+                    self.base.clone(),
+                    token,
+                    room,
+                    commits,
+                    ready,
+                    stop,
+                )),
+            });
             // connect in waves, not all at once
             if i % 50 == 49 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -249,6 +356,7 @@ impl Bench {
         peak_rss = peak_rss.max(self.server.memory().0);
         stop.cancel();
         let mut f = Figures {
+            transport,
             subscribers,
             changes: total,
             sent_in,
@@ -276,6 +384,7 @@ pub async fn run(
     subscribers: usize,
     rate: u32,
     seconds: u64,
+    transport: Transport,
 ) -> anyhow::Result<()> {
     anyhow::ensure!(
         (1..=10_000).contains(&subscribers),
@@ -308,10 +417,12 @@ pub async fn run(
     let token = server.token(&db, &slug).await?;
     let (idle_rss, _) = server.memory();
     let url = format!("{}/v1/events", server.base.replacen("http", "ws", 1));
+    let base = server.base.clone();
     let mut bench = Bench {
         pool: db.pool.clone(),
         server,
         url,
+        base,
         token,
         certifications,
         requirements,
@@ -320,8 +431,26 @@ pub async fn run(
         next: 0,
     };
     // the same pipeline with one subscriber first: what fan-out adds, same run
-    let baseline = bench.phase(1, seconds.min(10)).await?;
-    let load = bench.phase(subscribers, seconds).await?;
+    let mut phases = vec![(
+        "baseline",
+        bench
+            .phase(Transport::Websocket, 1, seconds.min(10))
+            .await?,
+    )];
+    phases.push((
+        "load",
+        bench
+            .phase(Transport::Websocket, subscribers, seconds)
+            .await?,
+    ));
+    if transport == Transport::Socketio {
+        phases.push((
+            "load",
+            bench
+                .phase(Transport::Socketio, subscribers, seconds)
+                .await?,
+        ));
+    }
     let metrics = bench
         .server
         .http
@@ -339,12 +468,13 @@ pub async fn run(
         .unwrap_or("?")
         .to_owned();
     println!(
-        "live events, {slug}: WebSocket subscribers half on its org room, half over its {} certification rooms; {rate} requirement status changes/s",
+        "live events, {slug}: subscribers half on its org room, half over its {} certification rooms; {rate} requirement status changes/s",
         bench.certifications.len()
     );
     println!(
-        "{:<10} {:>11} {:>9} {:>17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
+        "{:<10} {:<10} {:>11} {:>9} {:>17} {:>9} {:>8} {:>8} {:>8} {:>8} {:>10} {:>10}",
         "phase",
+        "transport",
         "subscribers",
         "changes",
         "deliveries",
@@ -356,10 +486,14 @@ pub async fn run(
         "RSS MiB",
         "peak MiB"
     );
-    for (name, f) in [("baseline", &baseline), ("load", &load)] {
+    for (name, f) in &phases {
         println!(
-            "{:<10} {:>11} {:>9} {:>17} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>10.1}",
+            "{:<10} {:<10} {:>11} {:>9} {:>17} {:>9.0} {:>8.1} {:>8.1} {:>8.1} {:>8.1} {:>10.1} {:>10.1}",
             name,
+            match f.transport {
+                Transport::Websocket => "websocket",
+                Transport::Socketio => "socket.io",
+            },
             f.subscribers,
             f.changes,
             format!("{}/{}", f.received, f.expected),
@@ -376,9 +510,9 @@ pub async fn run(
         "server memory: {:.1} MiB idle before any subscriber, high-water {:.1} MiB; dropped as slow consumers: {slow}; subscribers closed early: {}",
         idle_rss as f64 / 1024.0,
         hwm as f64 / 1024.0,
-        baseline.closed.len() + load.closed.len()
+        phases.iter().map(|(_, f)| f.closed.len()).sum::<usize>()
     );
-    if let Some(c) = load.closed.first().or(baseline.closed.first()) {
+    if let Some(c) = phases.iter().find_map(|(_, f)| f.closed.first()) {
         println!("first early close: {c}");
     }
     db.close().await

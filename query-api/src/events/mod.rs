@@ -10,6 +10,7 @@
 
 mod feed;
 pub mod rooms;
+mod socketio;
 mod sse;
 mod ws;
 
@@ -27,6 +28,7 @@ use tokio::sync::{Notify, mpsc, watch};
 
 pub use feed::spawn_feeder;
 pub use rooms::{Refusal, Room};
+pub use socketio::{PATH as SOCKET_IO_PATH, routes as socketio_routes};
 pub use sse::stream as sse_stream;
 pub use ws::upgrade as ws_upgrade;
 
@@ -111,6 +113,17 @@ pub struct Event {
     /// `{"type":"event","id":…}`: the WebSocket message and the SSE data line,
     /// serialized once and shared (a clone is a reference count).
     pub json: axum::extract::ws::Utf8Bytes,
+    /// The same message as a JSON value, parsed once on first use by the
+    /// socket.io transport (whose encoder takes values, not text).
+    value: OnceLock<serde_json::Value>,
+}
+
+impl Event {
+    /// The event message as a JSON value (parsed once, then shared).
+    pub fn value(&self) -> &serde_json::Value {
+        self.value
+            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+    }
 }
 
 #[derive(Serialize)]
@@ -163,6 +176,7 @@ impl From<StoredEvent> for Event {
             kind: r.kind,
             recorded_at: r.recorded_at,
             json: json.into(),
+            value: OnceLock::new(),
         }
     }
 }
@@ -587,6 +601,15 @@ impl EventHub {
         Ok(out)
     }
 
+    /// The rooms a connection follows, in order.
+    pub fn rooms(&self, connection: &Connection) -> Vec<Room> {
+        self.lock()
+            .subscribers
+            .get(&connection.id)
+            .map(|sub| sub.rooms.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
     /// Removes rooms from a connection; returns those it had.
     pub fn unsubscribe(&self, connection: &Connection, rooms: &[Room]) -> Vec<Room> {
         let mut s = self.lock();
@@ -831,4 +854,91 @@ pub(crate) async fn authorize_rooms(
         .refused_rooms
         .fetch_add(refused.len() as u64, Relaxed);
     (accepted, refused)
+}
+
+/// What a subscribe request came to, for each transport to say in its own
+/// words and in this order: the refusals, then (unless the room limit was hit)
+/// the grant, a resync, the certification snapshots and the replayed events.
+pub(crate) struct SubscribeOutcome {
+    pub refused: Vec<Refusal>,
+    /// The grant, or why nothing was granted (too many rooms).
+    pub granted: Result<Granted, String>,
+}
+
+pub(crate) struct Granted {
+    /// The rooms added (possibly none, when every one was refused).
+    pub rooms: Vec<Room>,
+    pub subscribed: Subscribed,
+    /// The current state of each certification room granted; `None` when it
+    /// could not be read.
+    pub snapshots: Vec<(Room, Option<serde_json::Value>)>,
+}
+
+/// Parses, authorizes and subscribes room names for a connection: the one
+/// subscribe flow behind the WebSocket and socket.io transports.
+pub(crate) async fn subscribe_rooms(
+    state: &AppState,
+    connection: &Connection,
+    names: &[String],
+    last_event_id: Option<i64>,
+) -> SubscribeOutcome {
+    let hub = &state.events;
+    let too_many = || {
+        format!(
+            "a connection may follow at most {} rooms",
+            hub.config.max_rooms_per_connection
+        )
+    };
+    if names.len() > hub.config.max_rooms_per_connection {
+        return SubscribeOutcome {
+            refused: Vec::new(),
+            granted: Err(too_many()),
+        };
+    }
+    let (accepted, refused) =
+        authorize_rooms(names, &connection.scope, &state.pool, &hub.metrics).await;
+    if accepted.is_empty() {
+        let subscribed = Subscribed {
+            last_id: hub.last_id(),
+            ..Default::default()
+        };
+        return SubscribeOutcome {
+            refused,
+            granted: Ok(Granted {
+                rooms: accepted,
+                subscribed,
+                snapshots: Vec::new(),
+            }),
+        };
+    }
+    let subscribed = match hub.subscribe(connection, &accepted, last_event_id) {
+        Ok(s) => s,
+        Err(message) => {
+            return SubscribeOutcome {
+                refused,
+                granted: Err(message),
+            };
+        }
+    };
+    let mut snapshots = Vec::new();
+    for room in &accepted {
+        if let Room::Certification(id) = *room {
+            let state = match certification_state(&state.pool, &connection.scope, id).await {
+                Ok(c) => Some(c),
+                Err(e) => {
+                    tracing::error!(error = %e, "certification snapshot failed");
+                    None
+                }
+            };
+            snapshots.push((*room, state));
+        }
+    }
+    SubscribeOutcome {
+        refused,
+        granted: Ok(Granted {
+            rooms: accepted,
+            subscribed,
+            snapshots,
+        }),
+    }
 }

@@ -426,35 +426,19 @@ impl Session {
         connection: &Connection,
         kick: &Kick,
     ) -> Result<(), End> {
-        let hub = self.state.events.clone();
-        if names.len() > hub.config.max_rooms_per_connection {
-            let e = error(
-                "too_many_rooms",
-                format!(
-                    "a connection may follow at most {} rooms",
-                    hub.config.max_rooms_per_connection
-                ),
-            );
-            return self.send(&e, kick).await;
-        }
-        let (accepted, refused) =
-            super::authorize_rooms(names, &connection.scope, &self.state.pool, &hub.metrics).await;
-        let refused_names: Vec<String> = refused.iter().map(|r| r.room.clone()).collect();
-        for r in refused {
+        let outcome = super::subscribe_rooms(&self.state, connection, names, last_event_id).await;
+        let refused_names: Vec<String> = outcome.refused.iter().map(|r| r.room.clone()).collect();
+        for r in outcome.refused {
             let e = json!({"type": "error", "code": r.code, "room": r.room, "message": r.message});
             self.send(&e, kick).await?;
         }
-        if accepted.is_empty() {
-            // every subscribe is answered, even when nothing was granted
-            let ack = json!({"type": "subscribed", "rooms": [], "refused": refused_names,
-                             "last_event_id": hub.last_id()});
-            return self.send(&ack, kick).await;
-        }
-        let subscribed = match hub.subscribe(connection, &accepted, last_event_id) {
-            Ok(s) => s,
+        let granted = match outcome.granted {
+            Ok(g) => g,
             Err(message) => return self.send(&error("too_many_rooms", message), kick).await,
         };
-        let names: Vec<String> = accepted.iter().map(Room::to_string).collect();
+        // every subscribe is answered, even when nothing was granted
+        let subscribed = granted.subscribed;
+        let names: Vec<String> = granted.rooms.iter().map(Room::to_string).collect();
         let ack = json!({"type": "subscribed", "rooms": names, "refused": refused_names,
                          "last_event_id": subscribed.last_id});
         self.send(&ack, kick).await?;
@@ -463,27 +447,20 @@ impl Session {
                 json!({"type": "resync", "reason": reason, "last_event_id": subscribed.last_id});
             self.send(&m, kick).await?;
         }
-        for room in &accepted {
-            if let Room::Certification(id) = *room {
-                let m = match super::certification_state(&self.state.pool, &connection.scope, id)
-                    .await
-                {
-                    Ok(certification) => json!({
-                        "type": "snapshot",
-                        "room": room.to_string(),
-                        "certification": certification,
-                        "last_event_id": subscribed.last_id,
-                    }),
-                    Err(e) => {
-                        tracing::error!(error = %e, "certification snapshot failed");
-                        error(
-                            "unavailable",
-                            format!("the snapshot of {room} failed; resubscribe"),
-                        )
-                    }
-                };
-                self.send(&m, kick).await?;
-            }
+        for (room, certification) in granted.snapshots {
+            let m = match certification {
+                Some(certification) => json!({
+                    "type": "snapshot",
+                    "room": room.to_string(),
+                    "certification": certification,
+                    "last_event_id": subscribed.last_id,
+                }),
+                None => error(
+                    "unavailable",
+                    format!("the snapshot of {room} failed; resubscribe"),
+                ),
+            };
+            self.send(&m, kick).await?;
         }
         for event in subscribed.replay {
             self.send_text(event.json.clone(), kick).await?;
