@@ -566,3 +566,53 @@ pub fn facet(v: &Value, name: &str) -> Vec<(String, u64)> {
 pub fn enc(s: &str) -> String {
     crate::encode_query_value(s)
 }
+
+/// Installs the npm packages a test drives (`query-api/tests/<dir>`, pinned by
+/// its lock file) with `npm ci` the first time this test binary needs them, so
+/// that `cargo test` needs nothing but Node.js; `packages` are the ones whose
+/// presence proves an earlier install. Fails the test saying how to install
+/// Node.js when it is missing. Returns the `node_modules` directory.
+pub fn npm_ci(dir: &str, packages: &[&str]) -> std::path::PathBuf {
+    use std::collections::HashSet;
+    use std::sync::Mutex;
+    static DONE: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests")
+        .join(dir);
+    let modules = root.join("node_modules");
+    let present = || {
+        packages
+            .iter()
+            .all(|p| modules.join(p).join("package.json").exists())
+    };
+    let mut done = DONE.lock().unwrap_or_else(|e| e.into_inner());
+    if done.get_or_insert_with(HashSet::new).contains(dir) {
+        return modules;
+    }
+    if !present() {
+        let out = std::process::Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
+            .arg(&root)
+            .output()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "`npm ci --prefix query-api/tests/{dir}` needs Node.js and npm ({e}): \
+                     install them with `apt-get install -y nodejs npm`"
+                )
+            });
+        assert!(
+            out.status.success(),
+            "`npm ci --prefix query-api/tests/{dir}` failed ({}):\n{}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            present(),
+            "npm ci left {packages:?} missing from {}",
+            modules.display()
+        );
+    }
+    done.as_mut().map(|d| d.insert(dir.to_owned()));
+    modules
+}

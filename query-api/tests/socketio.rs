@@ -5,8 +5,7 @@
 //! WebSocket clients. Changes are made by SQL and flow through the deriver and
 //! the hub as `certscope serve` runs them.
 //!
-//! Needs Node.js and `npm ci --prefix query-api/tests/socketio` (`.ci/run`
-//! does both).
+//! Needs Node.js; the pinned client is installed with `npm ci` on first use.
 
 use std::collections::{HashMap, VecDeque};
 use std::process::Stdio;
@@ -35,11 +34,7 @@ struct Node {
 impl Node {
     async fn start() -> Node {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/socketio");
-        assert!(
-            dir.join("node_modules/socket.io-client").exists(),
-            "the socket.io test client is not installed: run `npm ci --prefix query-api/tests/socketio` \
-             (needs Node.js: `apt-get install -y nodejs npm`)"
-        );
+        certscope_query_api::testing::npm_ci("socketio", &["socket.io-client"]);
         let mut child = Command::new("node")
             .arg("driver.mjs")
             .current_dir(&dir)

@@ -58,7 +58,7 @@ impl Idp {
 
     fn spawn(config: Value) -> Idp {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
-        install_provider(&dir);
+        certscope_query_api::testing::npm_ci("oidc", &["oidc-provider", "jose"]);
         let mut child = Command::new("node")
             .arg("provider.mjs")
             .current_dir(&dir)
@@ -570,30 +570,4 @@ async fn a_provider_that_is_down_degrades_readiness_and_cached_keys_keep_working
     );
     // the token whose key is cached still works
     assert_eq!(status(&s, &token).await.0, 200);
-}
-
-/// Installs the pinned provider (`npm ci`, from the lock file) the first time a
-/// test of this binary needs it, so that `cargo test` needs only Node.js.
-fn install_provider(dir: &std::path::Path) {
-    static INSTALLED: std::sync::Once = std::sync::Once::new();
-    INSTALLED.call_once(|| {
-        if dir.join("node_modules/oidc-provider").exists() {
-            return;
-        }
-        let status = Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund", "--prefix"])
-            .arg(dir)
-            .status();
-        match status {
-            Ok(s) if s.success() => {}
-            Ok(s) => panic!(
-                "`npm ci --prefix query-api/tests/oidc` failed ({s}): the test identity provider \
-                 could not be installed from the npm registry"
-            ),
-            Err(e) => panic!(
-                "the test identity provider needs Node.js and npm ({e}): \
-                 install them with `apt-get install -y nodejs npm`"
-            ),
-        }
-    });
 }
