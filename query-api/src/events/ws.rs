@@ -172,6 +172,18 @@ impl Session {
             self.sink.send(Message::Close(Some(frame))).await
         })
         .await;
+        // the closing handshake: read (within the grace) until the peer's close
+        // frame, so that closing the connection while the peer's pongs or its
+        // close are still arriving cannot reset it before it has read ours
+        let handshake = grace.min(std::time::Duration::from_secs(2));
+        let _ = tokio::time::timeout(handshake, async {
+            while let Some(Ok(message)) = self.stream.next().await {
+                if matches!(message, Message::Close(_)) {
+                    break;
+                }
+            }
+        })
+        .await;
     }
 
     /// The first message must be `{"type":"auth","token":…}`.
