@@ -85,6 +85,7 @@ impl Deadline {
 }
 
 /// The `due` facet's buckets: overdue, and due within 30, 60 or 90 days.
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DueBucket {

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The kinds of documents in the index, in the order results of equal rank are
 /// listed (catalogue controls first, then an organization's programme top-down).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Kind {

@@ -11,6 +11,7 @@ pub const DEFAULT_APPETITE: u8 = 12;
 /// The highest score a likelihood × impact can have.
 pub const MAX_SCORE: u8 = 25;
 
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum RiskLevel {
@@ -83,6 +84,7 @@ impl std::fmt::Display for RiskLevel {
 }
 
 /// One rating of a risk: inherent (before controls) or residual (after).
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct RiskRating {
     pub likelihood: u8,

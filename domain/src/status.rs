@@ -26,6 +26,7 @@ impl std::error::Error for UnknownStatus {}
 macro_rules! statuses {
     ($(#[$doc:meta])* $name:ident for $kind:expr => { $($variant:ident = $text:literal : $label:literal),+ $(,)? }) => {
         $(#[$doc])*
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
         #[serde(rename_all = "snake_case")]
         pub enum $name {

@@ -125,9 +125,9 @@ pub async fn rebuild(
         related_certifications: Vec::new(),
         user_ids: Vec::new(),
         occurred_at: chrono::Utc::now(),
-        data: serde_json::json!({
-            "documents": documents,
-            "seconds": (report.seconds * 10.0).round() / 10.0,
+        data: crate::events::payload::data(&crate::events::payload::IndexRebuilt {
+            documents,
+            seconds: (report.seconds * 10.0).round() / 10.0,
         }),
         dedupe_key: None,
     };

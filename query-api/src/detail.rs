@@ -164,7 +164,10 @@ const CERT_RISKS_SQL: &str = "SELECT to_jsonb(t) - 'n', n FROM (
         WHERE rr.risk_id = k.id AND r.certification_id = $2)
     ORDER BY k.residual_likelihood * k.residual_impact DESC, k.id LIMIT $3) t";
 
-/// `GET /v1/certifications/{id}`
+/// One certification from PostgreSQL, with related records on request.
+#[utoipa::path(get, path = crate::paths::CERTIFICATION, tag = "details",
+    params(crate::openapi::params::CertificationQuery),
+    responses((status = 200, description = "The certification; relations asked for with `include=`", body = crate::openapi::schemas::CertificationDetail)))]
 pub async fn certification(
     State(state): State<AppState>,
     scope: Scope,
@@ -222,7 +225,10 @@ fn cert_of(v: &Value) -> i64 {
         .unwrap_or(-1)
 }
 
-/// `GET /v1/requirements/{id}`
+/// One requirement from PostgreSQL, with related records on request.
+#[utoipa::path(get, path = crate::paths::REQUIREMENT, tag = "details",
+    params(crate::openapi::params::RequirementQuery),
+    responses((status = 200, description = "The requirement; relations asked for with `include=`", body = crate::openapi::schemas::RequirementDetail)))]
 pub async fn requirement(
     State(state): State<AppState>,
     scope: Scope,
@@ -260,7 +266,10 @@ const EVIDENCE_SQL: &str = "SELECT to_jsonb(t) FROM (
     JOIN frameworks f ON f.id = c.framework_id LEFT JOIN users u ON u.id = e.submitted_by
     WHERE e.organization_id = $1 AND e.id = $2) t";
 
-/// `GET /v1/evidence/{id}`
+/// One evidence from PostgreSQL, with related records on request.
+#[utoipa::path(get, path = crate::paths::EVIDENCE, tag = "details",
+    params(crate::openapi::params::EvidenceQuery),
+    responses((status = 200, description = "The evidence; relations asked for with `include=`", body = crate::openapi::schemas::EvidenceDetail)))]
 pub async fn evidence(
     State(state): State<AppState>,
     scope: Scope,
@@ -306,7 +315,10 @@ const RISK_REQUIREMENTS_SQL: &str = "SELECT to_jsonb(t) - 'n', n FROM (
       AND ($4::bigint[] IS NULL OR r.certification_id = ANY($4))
     ORDER BY c.sort_key, r.id LIMIT $3) t";
 
-/// `GET /v1/risks/{id}`
+/// One risk from PostgreSQL, with related records on request.
+#[utoipa::path(get, path = crate::paths::RISK, tag = "details",
+    params(crate::openapi::params::RiskQuery),
+    responses((status = 200, description = "The risk; relations asked for with `include=`", body = crate::openapi::schemas::RiskDetail)))]
 pub async fn risk(
     State(state): State<AppState>,
     scope: Scope,

@@ -71,8 +71,57 @@ impl std::fmt::Display for InternalCause {
     }
 }
 
+/// Every machine code a 400 carries. The API document lists them (the
+/// contract), and [`ApiError::bad`] refuses any other in debug builds, so a new
+/// code cannot reach clients undocumented.
+pub const BAD_REQUEST_CODES: &[&str] = &[
+    "bad_parameter",
+    "unknown_parameter",
+    "bad_query",
+    "query_too_long",
+    "bad_date",
+    "bad_sort",
+    "unknown_facet",
+    "bad_cursor",
+    "cursor_expired",
+    "bad_position",
+    "bad_id",
+    "bad_include",
+    "future_as_of",
+    "inverted_period",
+    "unknown_kpi",
+    "unknown_framework",
+    "unsupported_format",
+    "missing_rooms",
+    "too_many_rooms",
+    "unknown_room",
+    "forbidden",
+    "not_found",
+    "unavailable",
+    "bad_last_event_id",
+    "websocket_required",
+];
+
+/// The code of every other status an API route answers with.
+pub const STATUS_CODES: &[(u16, &str)] = &[
+    (401, "unauthorized"),
+    (403, "forbidden"),
+    (404, "not_found"),
+    (406, "not_acceptable"),
+    (413, "too_large"),
+    (414, "uri_too_long"),
+    (429, "rate_limited"),
+    (500, "internal"),
+    (503, "unavailable"),
+    (504, "timeout"),
+];
+
 impl ApiError {
     pub fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(
+            BAD_REQUEST_CODES.contains(&code),
+            "error code `{code}` is not in BAD_REQUEST_CODES (the API document)"
+        );
         ApiError::BadRequest {
             code,
             message: message.into(),

@@ -12,23 +12,25 @@ use crate::{AppState, PROBE_TIMEOUT};
 /// Behind by more than this, the index is degraded (still serving).
 const DEGRADED_BEHIND_MS: u64 = 5_000;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Health {
     status: &'static str,
 }
 
 /// Alive: the process answers. Never touches dependencies.
+#[utoipa::path(get, path = crate::paths::HEALTHZ, tag = "operations",
+    responses((status = 200, description = "Alive", body = Health)))]
 pub async fn healthz() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Readiness {
     status: &'static str,
     checks: Vec<Check>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct Check {
     name: &'static str,
     status: &'static str,
@@ -49,6 +51,9 @@ fn check(name: &'static str, status: &'static str, reason: Option<String>) -> Ch
 
 /// Ready: the database answers and the index is open. A lagging index is
 /// "degraded" (200, still serving); no index or no database is "unavailable" (503).
+#[utoipa::path(get, path = crate::paths::READYZ, tag = "operations",
+    responses((status = 200, description = "Ready (`ok`) or lagging (`degraded`)", body = Readiness),
+        (status = 503, description = "Not ready (`unavailable`)", body = Readiness)))]
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readiness>) {
     let db =
         tokio::time::timeout(PROBE_TIMEOUT, sqlx::query("SELECT 1").execute(&state.pool)).await;

@@ -210,7 +210,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
-    let is_docs = request.uri().path() == "/docs";
+    let is_docs =
+        request.uri().path() == crate::paths::DOCS || request.uri().path().starts_with("/docs/");
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
@@ -225,7 +226,8 @@ async fn security_headers(request: Request, next: Next) -> Response {
     h.insert(
         header::CONTENT_SECURITY_POLICY,
         HeaderValue::from_static(if is_docs {
-            "default-src 'self'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+            // Swagger UI: scripts from this server only; it sets inline styles
+            "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
         } else {
             "default-src 'none'; frame-ancestors 'none'"
         }),

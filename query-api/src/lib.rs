@@ -10,7 +10,7 @@ pub mod events;
 mod health;
 mod http;
 mod metrics_routes;
-mod openapi;
+pub mod openapi;
 mod prometheus;
 mod routes;
 pub mod search;
@@ -24,10 +24,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use certscope_domain::Kind;
 use certscope_indexer::IndexView;
 use certscope_indexer::metrics::IndexerMetrics;
-use certscope_reports::section::Section;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 
@@ -188,6 +186,8 @@ pub mod paths {
     pub const PROMETHEUS: &str = "/metrics";
     pub const OPENAPI: &str = "/openapi.json";
     pub const DOCS: &str = "/docs";
+    pub const DOCS_ASSET: &str = "/docs/{file}";
+    pub const ASYNCAPI: &str = "/asyncapi.json";
     pub const SEARCH: &str = "/v1/search";
     pub const SUGGEST: &str = "/v1/suggest";
     pub const CERTIFICATIONS: &str = "/v1/certifications";
@@ -207,34 +207,74 @@ pub mod paths {
     }
 }
 
-/// A router that records what it serves, so the route table (and the OpenAPI
-/// check against it) comes from the router itself.
-struct Routes {
+/// The route registry: each route adds its handler to the router and its
+/// operation (`#[utoipa::path]`) to the document in one call, so the router
+/// and `/openapi.json` cannot differ.
+pub(crate) struct Routes {
     router: Router<AppState>,
     table: Vec<(&'static str, String)>,
+    pub(crate) paths: utoipa::openapi::Paths,
+    pub(crate) schemas: Vec<(
+        String,
+        utoipa::openapi::RefOr<utoipa::openapi::schema::Schema>,
+    )>,
+    /// Routes behind a token: their operations list the error answers;
+    /// the others need no credentials.
+    authenticated: bool,
 }
 
 impl Routes {
-    fn new() -> Self {
+    fn new(authenticated: bool) -> Self {
         Self {
             router: Router::new(),
             table: Vec::new(),
+            paths: utoipa::openapi::Paths::new(),
+            schemas: Vec::new(),
+            authenticated,
         }
     }
 
-    fn route(
-        mut self,
-        method: &'static str,
-        path: &str,
-        handler: axum::routing::MethodRouter<AppState>,
-    ) -> Self {
-        self.table.push((method, path.to_owned()));
-        self.router = self.router.route(path, handler);
+    /// Serves `handler` at the path and methods of the operation `P`.
+    fn route<P>(mut self, handler: axum::routing::MethodRouter<AppState>) -> Self
+    where
+        P: utoipa::Path + utoipa::__dev::SchemaReferences + for<'t> utoipa::__dev::Tags<'t>,
+    {
+        use utoipa::openapi::path::HttpMethod;
+        let path = P::path();
+        let methods = P::methods();
+        let mut op = P::operation();
+        // the `tag = ...` of the annotation (the OpenApi derive would add it)
+        op.tags = Some(P::tags().into_iter().map(str::to_owned).collect());
+        if self.authenticated {
+            openapi::add_error_responses(&mut op);
+        } else {
+            op.security = Some(vec![
+                utoipa::openapi::security::SecurityRequirement::default(),
+            ]);
+        }
+        for m in &methods {
+            let name = match m {
+                HttpMethod::Get => "get",
+                HttpMethod::Post => "post",
+                HttpMethod::Put => "put",
+                HttpMethod::Delete => "delete",
+                HttpMethod::Patch => "patch",
+                HttpMethod::Head => "head",
+                HttpMethod::Options => "options",
+                HttpMethod::Trace => "trace",
+            };
+            self.table.push((name, path.clone()));
+        }
+        self.paths.add_path_operation(&path, methods, op);
+        P::schemas(&mut self.schemas);
+        self.router = self.router.route(&path, handler);
         self
     }
 
     fn merge(mut self, other: Routes) -> Self {
         self.table.extend(other.table);
+        self.paths.paths.extend(other.paths.paths);
+        self.schemas.extend(other.schemas);
         self.router = self.router.merge(other.router);
         self
     }
@@ -242,52 +282,60 @@ impl Routes {
 
 /// The `/v1` routes, behind authentication and rate limits.
 fn api_routes() -> Routes {
-    use paths::*;
-    let routes = Routes::new()
-        .route("get", SEARCH, get(routes::search))
-        .route("get", SUGGEST, get(routes::suggest))
-        .route(
-            "get",
-            CERTIFICATIONS,
-            get(|s, c, h, q| routes::listing(Kind::Certification, s, c, h, q)),
-        )
-        .route(
-            "get",
-            REQUIREMENTS,
-            get(|s, c, h, q| routes::listing(Kind::Requirement, s, c, h, q)),
-        )
-        .route("get", CERTIFICATION, get(detail::certification))
-        .route("get", REQUIREMENT, get(detail::requirement))
-        .route("get", EVIDENCE, get(detail::evidence))
-        .route("get", RISK, get(detail::risk))
-        .route("get", BOARD_PDF, get(metrics_routes::board))
-        .route("get", EVENTS_WS, get(events::ws_upgrade))
-        .route("get", EVENTS_SSE, get(events::sse_stream))
-        .route("post", EVENT_TICKETS, axum::routing::post(events::ticket));
-    Section::ALL.into_iter().fold(routes, |routes, section| {
-        routes.route(
-            "get",
-            &metric(section),
-            get(move |s, c, h, q| metrics_routes::metrics(section, s, c, h, q)),
-        )
-    })
+    use axum::routing::post;
+    Routes::new(true)
+        .route::<routes::__path_search>(get(routes::search))
+        .route::<routes::__path_suggest>(get(routes::suggest))
+        .route::<routes::__path_certifications>(get(routes::certifications))
+        .route::<routes::__path_requirements>(get(routes::requirements))
+        .route::<detail::__path_certification>(get(detail::certification))
+        .route::<detail::__path_requirement>(get(detail::requirement))
+        .route::<detail::__path_evidence>(get(detail::evidence))
+        .route::<detail::__path_risk>(get(detail::risk))
+        .route::<metrics_routes::__path_posture>(get(metrics_routes::posture))
+        .route::<metrics_routes::__path_heatmap>(get(metrics_routes::heatmap))
+        .route::<metrics_routes::__path_matrix>(get(metrics_routes::matrix))
+        .route::<metrics_routes::__path_trends>(get(metrics_routes::trends))
+        .route::<metrics_routes::__path_forecast>(get(metrics_routes::forecast))
+        .route::<metrics_routes::__path_overdue>(get(metrics_routes::overdue))
+        .route::<metrics_routes::__path_kpis>(get(metrics_routes::kpis))
+        .route::<metrics_routes::__path_board>(get(metrics_routes::board))
+        .route::<events::ws::__path_upgrade>(get(events::ws_upgrade))
+        .route::<events::sse::__path_stream>(get(events::sse_stream))
+        .route::<events::__path_ticket>(post(events::ticket))
 }
 
 /// Health, readiness, Prometheus and the API's own description.
 fn operations_routes() -> Routes {
-    use paths::*;
-    Routes::new()
-        .route("get", HEALTHZ, get(health::healthz))
-        .route("get", READYZ, get(health::readyz))
-        .route("get", PROMETHEUS, get(prometheus::metrics))
-        .route("get", OPENAPI, get(openapi::document))
-        .route("get", DOCS, get(openapi::docs_page))
+    Routes::new(false)
+        .route::<health::__path_healthz>(get(health::healthz))
+        .route::<health::__path_readyz>(get(health::readyz))
+        .route::<prometheus::__path_metrics>(get(prometheus::metrics))
+        .route::<openapi::__path_document>(get(openapi::document))
+        .route::<openapi::__path_asyncapi_document>(get(openapi::asyncapi_document))
+        .route::<openapi::__path_docs_page>(get(openapi::docs_page))
+        .route::<openapi::__path_docs_asset>(get(openapi::docs_asset))
+}
+
+/// Every route, with its operation and schemas.
+pub(crate) fn registry() -> Routes {
+    api_routes().merge(operations_routes())
 }
 
 /// Every (method, path) the router serves, taken from the router's own
 /// construction.
 pub fn route_table() -> Vec<(&'static str, String)> {
-    api_routes().merge(operations_routes()).table
+    registry().table
+}
+
+/// The OpenAPI document (as served at `/openapi.json`).
+pub fn openapi_document() -> &'static serde_json::Value {
+    openapi::spec()
+}
+
+/// The AsyncAPI document of the live events (as served at `/asyncapi.json`).
+pub fn asyncapi_document() -> &'static serde_json::Value {
+    openapi::asyncapi::spec()
 }
 
 pub fn router(state: AppState) -> Router {

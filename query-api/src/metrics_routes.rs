@@ -403,6 +403,76 @@ fn respond(
     r
 }
 
+/// One route per report section, each with its own answer type in the
+/// document; all serve [`metrics`].
+macro_rules! section_route {
+    ($name:ident, $section:ident, $body:ty, $summary:literal) => {
+        #[doc = $summary]
+        #[utoipa::path(get, path = concat!("/v1/metrics/", stringify!($name)), tag = "metrics",
+            params(crate::openapi::params::SectionQuery),
+            responses(
+                (status = 200, description = "The section with its `meta`; CSV with `format=csv` or `Accept: text/csv`",
+                    headers(
+                        ("etag" = String, description = "Weak tag of (scope, parameters, data version); send it in If-None-Match"),
+                        ("x-certscope-position" = String, description = "The data position the report was read at"),
+                    ),
+                    content(($body = "application/json"), (String = "text/csv"))),
+                (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+                (status = 406, description = "Neither JSON nor CSV is acceptable", body = crate::openapi::schemas::ErrorBody),
+            ))]
+        pub async fn $name(
+            state: State<AppState>,
+            scope: Scope,
+            headers: HeaderMap,
+            raw: RawQuery,
+        ) -> ApiResult<Response> {
+            metrics(Section::$section, state, scope, headers, raw).await
+        }
+    };
+}
+section_route!(
+    posture,
+    Posture,
+    crate::openapi::schemas::PostureSection,
+    "Readiness per framework, control family and certification; evidence coverage and freshness."
+);
+section_route!(
+    heatmap,
+    Heatmap,
+    crate::openapi::schemas::HeatmapSection,
+    "Likelihood × impact grids, inherent and residual, with the risks behind each cell; top risks."
+);
+section_route!(
+    matrix,
+    Matrix,
+    crate::openapi::schemas::MatrixSection,
+    "Control family × requirement status per certification."
+);
+section_route!(
+    trends,
+    Trends,
+    crate::openapi::schemas::TrendsSection,
+    "Readiness, open risks and overdue items over the period."
+);
+section_route!(
+    forecast,
+    Forecast,
+    crate::openapi::schemas::ForecastSection,
+    "Projected completion per certification from the burn-up, back-tested on history."
+);
+section_route!(
+    overdue,
+    Overdue,
+    crate::openapi::schemas::OverdueSection,
+    "Overdue and upcoming certifications, requirements and evidence."
+);
+section_route!(
+    kpis,
+    Kpis,
+    crate::openapi::schemas::KpisSection,
+    "KPIs with targets, warning thresholds, state and trend."
+);
+
 /// `GET /v1/metrics/{section}`.
 pub async fn metrics(
     section: Section,
@@ -443,7 +513,17 @@ pub async fn metrics(
     ))
 }
 
-/// `GET /v1/reports/board.pdf`.
+/// The board PDF: cover, executive summary, KPIs, heat-maps, readiness, top
+/// risks, trends, overdue and upcoming items, methodology; from the same
+/// report model as the sections.
+#[utoipa::path(get, path = crate::paths::BOARD_PDF, tag = "metrics",
+    params(crate::openapi::params::BoardQuery),
+    responses(
+        (status = 200, description = "The PDF",
+            headers(("etag" = String, description = "Weak tag; send it in If-None-Match")),
+            content((crate::openapi::schemas::PdfDocument = "application/pdf"))),
+        (status = 304, description = "Unchanged since the `If-None-Match` tag"),
+    ))]
 pub async fn board(
     State(state): State<AppState>,
     scope: Scope,

@@ -192,6 +192,11 @@ fn check_scraper(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> 
     }
 }
 
+/// Prometheus metrics (text exposition format); a bearer token when the
+/// server is configured with one.
+#[utoipa::path(get, path = crate::paths::PROMETHEUS, tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain", body = String),
+        (status = 401, description = "The metrics token is missing or wrong", body = crate::openapi::schemas::ErrorBody)))]
 pub async fn metrics(
     State(state): State<AppState>,
     headers: HeaderMap,

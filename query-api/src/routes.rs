@@ -240,7 +240,13 @@ async fn attach_labels(state: &AppState, scope: &Scope, r: &mut SearchResponse) 
     Ok(())
 }
 
-/// `GET /v1/search`
+/// Faceted full-text search over certifications, requirements, controls,
+/// evidence and risks of the caller's organization (and the shared catalogue).
+#[utoipa::path(get, path = crate::paths::SEARCH, tag = "search",
+    params(crate::openapi::params::SearchQuery),
+    responses((status = 200, description = "Hits, totals, facet counts and the next page's cursor",
+        headers(("x-certscope-position" = String, description = "The index position the answer reflects")),
+        body = SearchResponse)))]
 pub async fn search(
     State(state): State<AppState>,
     scope: Scope,
@@ -248,6 +254,32 @@ pub async fn search(
     RawQuery(raw): RawQuery,
 ) -> ApiResult<Response> {
     run_search(state, scope, raw, headers, Route::Search).await
+}
+
+/// Certifications, served from the index (no `kind` facet).
+#[utoipa::path(get, path = crate::paths::CERTIFICATIONS, tag = "search",
+    params(crate::openapi::params::CertificationsQuery),
+    responses((status = 200, description = "Certifications, with facets when asked", body = SearchResponse)))]
+pub async fn certifications(
+    state: State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> ApiResult<Response> {
+    listing(Kind::Certification, state, scope, headers, raw).await
+}
+
+/// Requirements, served from the index (no `kind` facet).
+#[utoipa::path(get, path = crate::paths::REQUIREMENTS, tag = "search",
+    params(crate::openapi::params::RequirementsQuery),
+    responses((status = 200, description = "Requirements, with facets when asked", body = SearchResponse)))]
+pub async fn requirements(
+    state: State<AppState>,
+    scope: Scope,
+    headers: HeaderMap,
+    raw: RawQuery,
+) -> ApiResult<Response> {
+    listing(Kind::Requirement, state, scope, headers, raw).await
 }
 
 /// `GET /v1/certifications` and `GET /v1/requirements`: listings served from
@@ -265,7 +297,10 @@ pub async fn listing(
 pub const MAX_SUGGEST_CHARS: usize = 100;
 pub const MAX_SUGGESTIONS: usize = 20;
 
-/// `GET /v1/suggest?q=`: titles and control ids starting with what was typed.
+/// Autocomplete: titles and control ids starting with what was typed.
+#[utoipa::path(get, path = crate::paths::SUGGEST, tag = "search",
+    params(crate::openapi::params::SuggestQuery),
+    responses((status = 200, description = "Suggestions, best first", body = crate::openapi::schemas::Suggestions)))]
 pub async fn suggest(
     State(state): State<AppState>,
     scope: Scope,

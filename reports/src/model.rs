@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub meta: Meta,
     pub posture: Posture,
@@ -22,6 +23,7 @@ pub struct Report {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Meta {
     pub organization: Organization,
     /// The day the numbers describe (end of day, UTC).
@@ -43,6 +45,7 @@ pub struct Meta {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Organization {
     pub id: i64,
     pub slug: String,
@@ -50,6 +53,7 @@ pub struct Organization {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificationRef {
     pub id: i64,
     pub name: String,
@@ -57,6 +61,7 @@ pub struct CertificationRef {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Interval {
     Week,
@@ -73,6 +78,7 @@ impl Interval {
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Period {
     pub from: NaiveDate,
     pub to: NaiveDate,
@@ -81,6 +87,7 @@ pub struct Period {
 
 /// Requirements by status. `applicable` excludes not applicable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusCounts {
     pub implemented: u64,
     pub in_progress: u64,
@@ -142,6 +149,7 @@ impl StatusCounts {
 
 /// Readiness and evidence of one group of requirements.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PostureRow {
     /// framework slug, `framework/family` key, or certification id
     pub key: String,
@@ -161,6 +169,7 @@ pub struct PostureRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Posture {
     pub freshness_days: u32,
     pub overall: PostureRow,
@@ -170,6 +179,7 @@ pub struct Posture {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HeatCell {
     pub likelihood: u8,
     pub impact: u8,
@@ -181,6 +191,7 @@ pub struct HeatCell {
 
 /// A 5×5 grid, cells ordered by likelihood then impact (1..=5 each).
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Grid {
     pub total: u64,
     pub cells: Vec<HeatCell>,
@@ -198,6 +209,7 @@ impl Grid {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskItem {
     pub id: i64,
     pub title: String,
@@ -211,6 +223,7 @@ pub struct RiskItem {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heatmap {
     /// Risks counted: not closed as of the report date.
     pub risks: u64,
@@ -224,6 +237,7 @@ pub struct Heatmap {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MatrixRow {
     pub framework: String,
     pub family_key: String,
@@ -232,6 +246,7 @@ pub struct MatrixRow {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificationMatrix {
     pub certification_id: i64,
     pub name: String,
@@ -241,6 +256,7 @@ pub struct CertificationMatrix {
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LevelCounts {
     pub low: u64,
     pub medium: u64,
@@ -282,6 +298,7 @@ impl LevelCounts {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrendPoint {
     pub date: NaiveDate,
     pub implemented: u64,
@@ -294,12 +311,14 @@ pub struct TrendPoint {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Trends {
     pub interval: Interval,
     pub points: Vec<TrendPoint>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Outlook {
     Complete,
@@ -320,6 +339,7 @@ impl Outlook {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CertificationForecast {
     pub certification_id: i64,
     pub name: String,
@@ -339,6 +359,7 @@ pub struct CertificationForecast {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BacktestItem {
     pub certification_id: i64,
     pub cutoff: NaiveDate,
@@ -350,6 +371,7 @@ pub struct BacktestItem {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Backtest {
     /// Days between the cutoff and the report date.
     pub horizon_days: i64,
@@ -360,6 +382,7 @@ pub struct Backtest {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Forecast {
     pub method: &'static str,
     pub window_days: i64,
@@ -368,6 +391,7 @@ pub struct Forecast {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ItemKind {
     Certification,
@@ -387,6 +411,7 @@ impl ItemKind {
 
 /// Something with a date that matters: a due date, a target date, an expiry.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DueItem {
     pub kind: ItemKind,
     pub id: i64,
@@ -400,6 +425,7 @@ pub struct DueItem {
 }
 
 #[derive(Debug, Clone, Copy, Default, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KindCounts {
     pub certification: u64,
     pub requirement: u64,
@@ -407,6 +433,7 @@ pub struct KindCounts {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DueList {
     pub total: u64,
     pub by_kind: KindCounts,
@@ -415,6 +442,7 @@ pub struct DueList {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Overdue {
     pub horizon_days: u32,
     /// past their date and not closed, most overdue first
@@ -424,6 +452,7 @@ pub struct Overdue {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Direction {
     HigherIsBetter,
@@ -431,6 +460,7 @@ pub enum Direction {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KpiState {
     Good,
@@ -449,6 +479,7 @@ impl KpiState {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Trend {
     Up,
@@ -467,6 +498,7 @@ impl Trend {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kpi {
     pub key: &'static str,
     pub label: &'static str,

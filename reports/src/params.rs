@@ -81,6 +81,13 @@ pub enum ParamError {
         max: u64,
         value: u64,
     },
+    #[error("{param} must be within 0..={max}, got {value}")]
+    BandOutOfRange {
+        /// `target.<kpi>` or `warning.<kpi>`, as the request named it.
+        param: String,
+        max: u32,
+        value: u32,
+    },
     #[error("framework slug {0:?} is not valid")]
     BadFramework(String),
     #[error("certification ids must be positive, got {0}")]
@@ -231,11 +238,10 @@ fn targets(
             if let Some(v) = value
                 && v > limit
             {
-                return Err(ParamError::OutOfRange {
-                    name,
-                    min: 0,
-                    max: limit.into(),
-                    value: v.into(),
+                return Err(ParamError::BandOutOfRange {
+                    param: format!("{name}.{}", def.key),
+                    max: limit,
+                    value: v,
                 });
             }
         }

@@ -4,10 +4,10 @@
 use std::collections::{HashMap, HashSet};
 
 use certscope_domain::{Entity, RiskRating};
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::PgConnection;
 
-use super::{EventKind, NewEvent};
+use super::{EventKind, NewEvent, payload};
 use crate::change_feed::{Change, Op};
 
 /// Rows of a change page as events, in change order. Deleted rows (nothing left
@@ -42,23 +42,25 @@ pub(super) async fn events_of(
     for c in page.iter().filter(|c| c.op != Op::Delete && !c.quiet) {
         let status_changed = c.op == Op::Insert || c.old_status != c.new_status;
         let event = match c.entity {
-            Entity::Requirement if status_changed => requirements.get(&c.row_id).map(|r| NewEvent {
-                kind: EventKind::RequirementStatusChanged,
-                organization_id: Some(r.organization_id),
-                certification_id: Some(r.certification_id),
-                related_certifications: Vec::new(),
-                user_ids: r.owner_id.into_iter().collect(),
-                occurred_at: c.recorded_at,
-                data: json!({
-                    "requirement_id": c.row_id,
-                    "control": r.control,
-                    "title": r.title,
-                    "previous": c.old_status,
-                    "status": c.new_status,
-                    "certification_completion_pct": pct(r.certification_id),
-                }),
-                dedupe_key: None,
-            }),
+            Entity::Requirement if status_changed => {
+                requirements.get(&c.row_id).map(|r| NewEvent {
+                    kind: EventKind::RequirementStatusChanged,
+                    organization_id: Some(r.organization_id),
+                    certification_id: Some(r.certification_id),
+                    related_certifications: Vec::new(),
+                    user_ids: r.owner_id.into_iter().collect(),
+                    occurred_at: c.recorded_at,
+                    data: payload::data(&payload::RequirementStatusChanged {
+                        requirement_id: c.row_id,
+                        control: r.control.clone(),
+                        title: r.title.clone(),
+                        previous: c.old_status.clone(),
+                        status: c.new_status.clone(),
+                        certification_completion_pct: pct(r.certification_id),
+                    }),
+                    dedupe_key: None,
+                })
+            }
             Entity::Certification if status_changed => {
                 certifications.get(&c.row_id).map(|r| NewEvent {
                     kind: EventKind::CertificationStatusChanged,
@@ -67,12 +69,12 @@ pub(super) async fn events_of(
                     related_certifications: Vec::new(),
                     user_ids: r.owner_id.into_iter().collect(),
                     occurred_at: c.recorded_at,
-                    data: json!({
-                        "certification_id": c.row_id,
-                        "name": r.name,
-                        "previous": c.old_status,
-                        "status": c.new_status,
-                        "completion_pct": pct(c.row_id),
+                    data: payload::data(&payload::CertificationStatusChanged {
+                        certification_id: c.row_id,
+                        name: r.name.clone(),
+                        previous: c.old_status.clone(),
+                        status: c.new_status.clone(),
+                        completion_pct: pct(c.row_id),
                     }),
                     dedupe_key: None,
                 })
@@ -88,12 +90,12 @@ pub(super) async fn events_of(
                 related_certifications: Vec::new(),
                 user_ids: r.users(),
                 occurred_at: c.recorded_at,
-                data: json!({
-                    "evidence_id": c.row_id,
-                    "requirement_id": r.requirement_id,
-                    "title": r.title,
-                    "previous": c.old_status,
-                    "status": c.new_status,
+                data: payload::data(&payload::EvidenceStatusChanged {
+                    evidence_id: c.row_id,
+                    requirement_id: r.requirement_id,
+                    title: r.title.clone(),
+                    previous: c.old_status.clone(),
+                    status: c.new_status.clone(),
                 }),
                 dedupe_key: None,
             }),
@@ -109,11 +111,17 @@ pub(super) async fn events_of(
                     related_certifications: r.certification_ids.clone(),
                     user_ids: r.owner_id.into_iter().collect(),
                     occurred_at: c.recorded_at,
-                    data: json!({
-                        "risk_id": c.row_id,
-                        "title": r.title,
-                        "previous": c.old_detail.as_ref().map(|d| risk_levels(c.old_status.as_deref(), d)),
-                        "current": c.new_detail.as_ref().map(|d| risk_levels(c.new_status.as_deref(), d)),
+                    data: payload::data(&payload::RiskChanged {
+                        risk_id: c.row_id,
+                        title: r.title.clone(),
+                        previous: c
+                            .old_detail
+                            .as_ref()
+                            .map(|d| risk_levels(c.old_status.as_deref(), d)),
+                        current: c
+                            .new_detail
+                            .as_ref()
+                            .map(|d| risk_levels(c.new_status.as_deref(), d)),
                     }),
                     dedupe_key: None,
                 })
@@ -128,19 +136,16 @@ pub(super) async fn events_of(
 /// A risk's status and ratings as events show them: likelihood, impact, their
 /// product and its level (the domain's banding, as on heat-maps and facets),
 /// inherent and residual.
-fn risk_levels(status: Option<&str>, detail: &Value) -> Value {
+fn risk_levels(status: Option<&str>, detail: &Value) -> payload::RiskState {
     let level = |l: &str, i: &str| match (detail[l].as_i64(), detail[i].as_i64()) {
-        (Some(l), Some(i)) => {
-            let r = RiskRating::new(l, i);
-            json!({"likelihood": r.likelihood, "impact": r.impact, "score": r.score, "level": r.level})
-        }
-        _ => Value::Null,
+        (Some(l), Some(i)) => Some(RiskRating::new(l, i)),
+        _ => None,
     };
-    json!({
-        "status": status,
-        "inherent": level("inherent_likelihood", "inherent_impact"),
-        "residual": level("residual_likelihood", "residual_impact"),
-    })
+    payload::RiskState {
+        status: status.map(str::to_owned),
+        inherent: level("inherent_likelihood", "inherent_impact"),
+        residual: level("residual_likelihood", "residual_impact"),
+    }
 }
 
 /// Rows looked up by id for a page of changes: `SQL` takes the ids as `$1`.

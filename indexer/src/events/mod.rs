@@ -15,6 +15,7 @@ use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
 mod derive;
+pub mod payload;
 mod upkeep;
 
 use crate::change_feed;
@@ -234,7 +235,11 @@ pub fn notice(
         related_certifications: Vec::new(),
         user_ids: Vec::new(),
         occurred_at: Utc::now(),
-        data: json!({"severity": severity, "message": message, "expires_at": expires_at}),
+        data: payload::data(&payload::Notice {
+            severity: severity.to_owned(),
+            message: message.to_owned(),
+            expires_at,
+        }),
         dedupe_key: None,
     }
 }

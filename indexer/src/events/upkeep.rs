@@ -2,7 +2,6 @@
 //! pruning past the retention.
 
 use chrono::Utc;
-use serde_json::json;
 use sqlx::PgPool;
 
 use super::{EventKind, EventRetention, NewEvent, insert, lock_cursor};
@@ -17,7 +16,7 @@ struct ExpiredRow {
     requirement_id: i64,
     title: String,
     owner_id: Option<i64>,
-    expires_on: String,
+    expires_on: chrono::NaiveDate,
 }
 
 /// Announces evidence whose validity ended since the last sweep (`expires_on` is
@@ -28,7 +27,7 @@ pub async fn sweep_expiry(pool: &PgPool) -> Result<u64, IndexerError> {
     let (_, swept_until) = lock_cursor(&mut tx, op).await?;
     let rows: Vec<ExpiredRow> = sqlx::query_as(
         "SELECT e.id, e.organization_id, r.certification_id, e.requirement_id, e.title, \
-                r.owner_id, e.expires_on::text AS expires_on \
+                r.owner_id, e.expires_on \
          FROM evidence e JOIN requirements r ON r.id = e.requirement_id \
          WHERE e.expires_on >= $1::date AND certscope_expired_by(e.expires_on, current_date) \
          ORDER BY e.expires_on, e.id",
@@ -47,11 +46,11 @@ pub async fn sweep_expiry(pool: &PgPool) -> Result<u64, IndexerError> {
             user_ids: r.owner_id.into_iter().collect(),
             occurred_at: Utc::now(),
             dedupe_key: Some(format!("evidence.expired:{}:{}", r.id, r.expires_on)),
-            data: json!({
-                "evidence_id": r.id,
-                "requirement_id": r.requirement_id,
-                "title": r.title,
-                "expires_on": r.expires_on,
+            data: super::payload::data(&super::payload::EvidenceExpired {
+                evidence_id: r.id,
+                requirement_id: r.requirement_id,
+                title: r.title,
+                expires_on: r.expires_on,
             }),
         })
         .collect();

@@ -11,8 +11,8 @@
 mod feed;
 pub mod rooms;
 mod socketio;
-mod sse;
-mod ws;
+pub(crate) mod sse;
+pub(crate) mod ws;
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
@@ -126,15 +126,23 @@ impl Event {
     }
 }
 
-#[derive(Serialize)]
-struct EventMessage<'a> {
-    r#type: &'static str,
+crate::openapi::schemas::const_string!(EventType, "event");
+
+/// An event as every client receives it (the AsyncAPI document's envelope).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct EventMessage<'a> {
+    r#type: EventType,
+    /// Increasing in commit order: resume after the last one seen.
     id: i64,
+    /// `certification.status_changed`, `evidence.submitted`, ...
     kind: &'a str,
     organization_id: Option<i64>,
     certification_id: Option<i64>,
+    /// The data position (PostgreSQL snapshot) the event was derived at.
     position: &'a str,
     occurred_at: DateTime<Utc>,
+    /// What happened; its shape depends on `kind`.
+    #[schema(value_type = Object)]
     data: &'a serde_json::Value,
 }
 
@@ -156,7 +164,7 @@ pub struct StoredEvent {
 impl From<StoredEvent> for Event {
     fn from(r: StoredEvent) -> Self {
         let json = serde_json::to_string(&EventMessage {
-            r#type: "event",
+            r#type: EventType,
             id: r.id,
             kind: &r.kind,
             organization_id: r.organization_id,
@@ -748,14 +756,16 @@ fn hex_encode(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct TicketBody {
     ticket: String,
     expires_in_seconds: u64,
 }
 
-/// `POST /v1/events/tickets`: a short-lived, single-use ticket for browsers,
-/// whose EventSource and WebSocket cannot send an Authorization header.
+/// A short-lived, single-use ticket standing for the caller's token, for
+/// browsers, whose EventSource and WebSocket cannot send an Authorization header.
+#[utoipa::path(post, path = crate::paths::EVENT_TICKETS, tag = "events",
+    responses((status = 200, description = "The ticket", body = TicketBody)))]
 pub async fn ticket(
     State(state): State<AppState>,
     headers: axum::http::HeaderMap,

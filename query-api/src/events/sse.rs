@@ -93,6 +93,13 @@ struct Live {
     done: bool,
 }
 
+/// Live events as Server-Sent Events: `id:` is the event id, `event:` its
+/// kind; also `subscribed`, `snapshot`, `resync` and `error` messages (see
+/// `/asyncapi.json`). Resume with the `Last-Event-ID` header.
+#[utoipa::path(get, path = crate::paths::EVENTS_SSE, tag = "events",
+    params(crate::openapi::params::StreamQuery,
+        ("last-event-id" = Option<i64>, Header, description = "Resume after this event id")),
+    responses((status = 200, description = "An event stream (see /asyncapi.json)", content_type = "text/event-stream", body = String)))]
 pub async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -127,7 +134,8 @@ pub async fn stream(
     // a malformed room name makes the request malformed; a refused one is
     // reported in the stream, which goes on with the others
     for name in &p.rooms {
-        Room::parse(name, &caller.scope).map_err(|r| ApiError::bad(r.code, r.message))?;
+        Room::parse(name, &caller.scope)
+            .map_err(|r| ApiError::bad(r.code, format!("`rooms`: {}", r.message)))?;
     }
     let connection = hub.connect(caller).await?;
     let (accepted, refused) =

@@ -45,6 +45,12 @@ async fn caller(
     }
 }
 
+/// Live events over WebSocket (101 Switching Protocols): authenticate with
+/// the Authorization header, a `ticket`, or a first message `{"type":"auth","token":…}`;
+/// then subscribe to rooms. The protocol is described in `/asyncapi.json`.
+#[utoipa::path(get, path = crate::paths::EVENTS_WS, tag = "events",
+    params(crate::openapi::params::WebSocketQuery),
+    responses((status = 101, description = "Switched to the WebSocket protocol (see /asyncapi.json)")))]
 pub async fn upgrade(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -42,7 +42,8 @@ use stats::{SHARED_ORG, StatsCache};
 
 const SNIPPET_CHARS: usize = 180;
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, utoipa::ToSchema)]
+#[schema(example = json!({"value": "1", "count": 120, "label": "NIST 800-53 High: Patient Portal 2026", "selected": true}))]
 pub struct FacetValue {
     pub value: String,
     pub count: u64,
@@ -52,10 +53,14 @@ pub struct FacetValue {
     pub selected: bool,
 }
 
-#[derive(Debug, Serialize, Clone)]
+#[derive(Debug, Serialize, Clone, utoipa::ToSchema)]
 pub struct SearchResponse {
     pub total: u64,
+    /// Built from each document's stored fields; their shape per kind is
+    /// `SearchHit` (checked against every response in the tests).
+    #[schema(value_type = Vec<crate::openapi::schemas::SearchHit>)]
     pub hits: Vec<Map<String, Value>>,
+    #[schema(value_type = crate::openapi::schemas::Facets)]
     pub facets: BTreeMap<&'static str, Vec<FacetValue>>,
     pub next_cursor: Option<String>,
     /// The index position this answer reflects.

@@ -118,7 +118,7 @@ pub fn parse_position(value: &str) -> Result<Snapshot, ApiError> {
     Snapshot::parse(value).map_err(|_| {
         ApiError::bad(
             "bad_position",
-            format!("`{value}` is not an index position; expected xmin:xmax:xip,... as returned in `position`"),
+            format!("`min_position`: `{value}` is not an index position; expected xmin:xmax:xip,... as returned in `position`"),
         )
     })
 }
@@ -220,8 +220,9 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
                 cursor = Some(Cursor::decode(value)?);
             }
             "facets" => {
-                single(&mut seen, "facets")?;
-                let mut list = Vec::new();
+                // repeated (`facets=a&facets=b`, how most generated clients
+                // send a list) or comma-separated: the union
+                let mut list = facets.take().unwrap_or_default();
                 for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
                     if v == "none" {
                         continue;
@@ -407,6 +408,9 @@ mod tests {
         );
         assert_eq!(p.facets, vec![Facet::Kind, Facet::Status]);
         assert_eq!(p.ranges.len(), 1);
+        // a list as generated clients send it: the parameter repeated
+        let p = parse(&pairs("facets=kind&facets=status,kind"), Route::Search).unwrap();
+        assert_eq!(p.facets, vec![Facet::Kind, Facet::Status]);
     }
 
     #[test]

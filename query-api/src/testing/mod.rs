@@ -8,6 +8,8 @@
 //! per test binary ([`TestApp::shared`]), since each start seeds and indexes a
 //! database.
 
+pub mod contract;
+
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -342,13 +344,16 @@ impl TestApp {
             .await
     }
 
-    /// GET `path` with `params`, expecting 200 and JSON.
+    /// GET `path` with `params`, expecting 200 and JSON that conforms to the
+    /// API document.
     pub async fn json_at(&self, token: &str, path: &str, params: &Params) -> Value {
         let full = format!("{path}{}", params.query_string());
         let r = self.get_at(token, path, params).await;
         let status = r.status();
+        let content_type = content_type(&r);
         let body = r.text().await.expect("body");
         assert_eq!(status, 200, "{full}: {body}");
+        contract::contract().assert("get", path, status.as_u16(), &content_type, body.as_bytes());
         serde_json::from_str(&body).expect("json")
     }
 
@@ -416,8 +421,17 @@ impl TestApp {
     pub async fn detail_json(&self, token: &str, kind: Kind, id: i64, include: &[&str]) -> Value {
         let r = self.detail(token, kind, id, include).await;
         let status = r.status();
+        let path = r.url().path().to_owned();
+        let content_type = content_type(&r);
         let body = r.text().await.expect("body");
         assert_eq!(status, 200, "{kind} {id}: {body}");
+        contract::contract().assert(
+            "get",
+            &path,
+            status.as_u16(),
+            &content_type,
+            body.as_bytes(),
+        );
         serde_json::from_str(&body).expect("json")
     }
 
@@ -536,6 +550,15 @@ impl TestApp {
             .await
             .expect("metrics body")
     }
+}
+
+/// The media type an answer declares.
+pub fn content_type(r: &reqwest::Response) -> String {
+    r.headers()
+        .get(reqwest::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
 }
 
 pub fn hits(v: &Value) -> &Vec<Value> {
