@@ -12,6 +12,17 @@ fn certscope() -> Command {
     cmd
 }
 
+/// Runs `certscope` to success, returning what it printed on stdout.
+fn succeeds(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap();
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
 /// Reads the child's stdout on a thread and hands over lines.
 fn lines_of(child: &mut Child) -> mpsc::Receiver<String> {
     let stdout = child.stdout.take().expect("stdout piped");
@@ -155,52 +166,43 @@ async fn demo_from_nothing_serves_healthz_and_a_second_run_reuses_the_cluster() 
     );
 
     // `certscope token` signs with the same secret as the demo
-    let out = certscope()
-        .args([
-            "token",
-            "--org",
-            "northwind-health",
-            "--role",
-            "auditor",
-            "--data-dir",
-        ])
-        .arg(&data_dir)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let auditor = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    let auditor = succeeds(
+        certscope()
+            .args([
+                "token",
+                "--org",
+                "northwind-health",
+                "--role",
+                "auditor",
+                "--data-dir",
+            ])
+            .arg(&data_dir),
+    )
+    .trim()
+    .to_owned();
 
     // `certscope report board` writes the board PDF from the same data, in
     // both page sizes, for the organization with a Japanese name
     for size in ["a4", "letter"] {
         let pdf = data_dir.join(format!("board-{size}.pdf"));
-        let out = certscope()
-            .args([
-                "report",
-                "board",
-                "--org",
-                "sakura-cloud",
-                "--size",
-                size,
-                "--out",
-            ])
-            .arg(&pdf)
-            .arg("--data-dir")
-            .arg(&data_dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
+        let printed = succeeds(
+            certscope()
+                .args([
+                    "report",
+                    "board",
+                    "--org",
+                    "sakura-cloud",
+                    "--size",
+                    size,
+                    "--out",
+                ])
+                .arg(&pdf)
+                .arg("--data-dir")
+                .arg(&data_dir),
         );
         let bytes = std::fs::read(&pdf).unwrap();
         assert!(bytes.starts_with(b"%PDF-"), "{size}: not a PDF");
-        assert!(String::from_utf8_lossy(&out.stdout).contains("sakura-cloud"));
+        assert!(printed.contains("sakura-cloud"));
     }
 
     let mut second = run();

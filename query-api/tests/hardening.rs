@@ -102,14 +102,7 @@ async fn a_validly_signed_token_that_expires_in_the_year_584_billion_gets_a_live
     // SSE and tickets with the same token
     let r = s.get(&t, "/v1/events/stream?rooms=org").await;
     assert_eq!(r.status(), 200);
-    let r = s
-        .http
-        .post(format!("{}/v1/events/tickets", s.base))
-        .bearer_auth(&t)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    s.events_ticket(&t).await;
 }
 
 #[tokio::test]
@@ -172,19 +165,8 @@ async fn if_none_match_star_never_confirms_a_certification_the_caller_cannot_see
     let s = TestApp::start().await;
     let (a, b) = s.orgs().await;
     let officer = s.officer(&a).await;
-    let theirs: i64 = sqlx::query_scalar(
-        "SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id LIMIT 1",
-    )
-    .bind(s.org_id(&b).await)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
-    let ours: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(s.org_id(&a).await)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let theirs: i64 = s.certification_ids(s.org_id(&b).await).await[0];
+    let ours: Vec<i64> = s.certification_ids(s.org_id(&a).await).await;
     let auditor = s.token(&a, Role::Auditor, Some(vec![ours[0]])).await;
     let star = |token: &str, cert: i64, pdf: bool| {
         let path = if pdf {
@@ -214,12 +196,7 @@ async fn an_auditors_scores_do_not_move_when_an_unassigned_certification_learns_
     let s = TestApp::start().await;
     let (a, _) = s.orgs().await;
     let org = s.org_id(&a).await;
-    let certs: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(org)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let certs: Vec<i64> = s.certification_ids(org).await;
     let (mine, other) = (certs[0], certs[1]);
     let requirement = |cert: i64| {
         sqlx::query_scalar::<_, i64>(
@@ -356,17 +333,7 @@ async fn a_ticket_is_worth_no_more_than_its_token_and_every_subscribe_is_answere
         .unwrap();
     let exp = now() + 1;
     let short = token(&claims(user, org, Role::Officer, exp));
-    let r: Value = s
-        .http
-        .post(format!("{}/v1/events/tickets", s.base))
-        .bearer_auth(&short)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let ticket = r["ticket"].as_str().unwrap().to_owned();
+    let ticket = s.events_ticket(&short).await;
     // the token's expiry passes (the ticket itself would live 60 s)
     while now() <= exp {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -407,28 +374,23 @@ async fn a_ticket_is_worth_no_more_than_its_token_and_every_subscribe_is_answere
 #[tokio::test]
 async fn metrics_can_require_a_token() {
     let s = TestApp::start_with(|c| c.metrics_token = Some("scrape-me-0123456789".into())).await;
-    let r = s
-        .http
-        .get(format!("{}/metrics", s.base))
+    let scrape = |token: Option<&'static str>| {
+        let r = s.http.get(format!("{}/metrics", s.base));
+        match token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
         .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .bearer_auth("scrape-me-0123456789x")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 401);
-    let r = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .bearer_auth("scrape-me-0123456789")
-        .send()
-        .await
-        .unwrap();
+    };
+    assert_eq!(scrape(None).await.unwrap().status(), 401);
+    assert_eq!(
+        scrape(Some("scrape-me-0123456789x"))
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+    let r = scrape(Some("scrape-me-0123456789")).await.unwrap();
     assert_eq!(r.status(), 200);
     assert!(
         r.text()

@@ -602,12 +602,7 @@ async fn tenancy_scope_and_http_behaviour() {
     .unwrap();
     s.caught_up().await;
     let token = s.officer(&a).await;
-    let b_certs: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1")
-            .bind(org_b)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let b_certs: Vec<i64> = s.certification_ids(org_b).await;
     let b_risks: Vec<i64> = sqlx::query_scalar("SELECT id FROM risks WHERE organization_id = $1")
         .bind(org_b)
         .fetch_all(&s.pool)
@@ -655,12 +650,7 @@ async fn tenancy_scope_and_http_behaviour() {
     assert_eq!(r.status(), 404);
 
     // an auditor sees only its certifications
-    let a_certs: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(org_a)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let a_certs: Vec<i64> = s.certification_ids(org_a).await;
     let mine = a_certs[0];
     let auditor = s.token(&a, Role::Auditor, Some(vec![mine])).await;
     let posture = s.json(&auditor, "/v1/metrics/posture").await;

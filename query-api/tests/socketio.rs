@@ -157,15 +157,6 @@ fn url(s: &TestApp) -> String {
     s.base.clone()
 }
 
-async fn set_status(s: &TestApp, requirement: i64, status: &str) {
-    sqlx::query("UPDATE requirements SET status = $2 WHERE id = $1")
-        .bind(requirement)
-        .bind(status)
-        .execute(&s.pool)
-        .await
-        .unwrap();
-}
-
 /// Requirements of `org`, `n` of them, not in `status`: (id, certification).
 async fn requirements(s: &TestApp, org: i64, status: &str, n: i64) -> Vec<(i64, i64)> {
     sqlx::query_as(
@@ -241,7 +232,7 @@ async fn the_original_client_code_shape_receives_a_status_change_made_by_sql() {
     node.emit("a", "ping", json!({})).await;
     node.until("a", "pong").await;
 
-    set_status(&s, requirement, "failed").await;
+    s.set_requirement_status(requirement, "failed").await;
     let (ours, before) = node.until("a", "requirement.status_changed").await;
     assert_eq!(
         ours["data"]["data"]["requirement_id"], requirement,
@@ -270,19 +261,8 @@ async fn another_organizations_room_and_an_unassigned_certification_are_refused(
     let (a, b) = s.orgs().await;
     let org_b = s.org_id(&b).await;
     let org_a = s.org_id(&a).await;
-    let cert_b: i64 = sqlx::query_scalar(
-        "SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id LIMIT 1",
-    )
-    .bind(org_b)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
-    let certs_a: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(org_a)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let cert_b: i64 = s.certification_ids(org_b).await[0];
+    let certs_a: Vec<i64> = s.certification_ids(org_a).await;
     let mut node = Node::start().await;
 
     let officer = s.officer(&a).await;
@@ -457,7 +437,7 @@ async fn disconnect_three_changes_reconnect_exactly_those_three_arrive_in_order_
     node.until("r", "$disconnect").await;
 
     for (id, _) in &changed {
-        set_status(&s, *id, "implemented").await;
+        s.set_requirement_status(*id, "implemented").await;
     }
     // all three are in the log and the hub before the client comes back
     let deadline = std::time::Instant::now() + DEADLINE;
@@ -606,7 +586,7 @@ async fn two_hundred_socketio_clients_beside_two_hundred_websocket_clients_get_t
     }
 
     for (id, _) in &changed {
-        set_status(&s, *id, "in_progress").await;
+        s.set_requirement_status(*id, "in_progress").await;
     }
     // what the WebSocket clients get: the reference
     let mut reference: Option<Vec<i64>> = None;

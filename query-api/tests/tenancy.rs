@@ -63,21 +63,9 @@ async fn plant_fixture(s: &TestApp) -> Fixture {
             .fetch_one(&s.pool)
             .await
             .unwrap();
-    let b_certs: HashSet<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1")
-            .bind(org_b)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap()
-            .into_iter()
-            .collect();
+    let b_certs: HashSet<i64> = s.certification_ids(org_b).await.into_iter().collect();
 
-    let certs: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(org_a)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let certs: Vec<i64> = s.certification_ids(org_a).await;
     let (mine, other) = (certs[0], certs[1]);
     // a risk linked to a requirement of each certification
     let shared_risk: i64 =

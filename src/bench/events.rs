@@ -45,10 +45,32 @@ pub enum Transport {
     Socketio,
 }
 
+#[derive(Default)]
 struct Subscriber {
     latencies: Vec<f64>,
     received: u64,
     closed: Option<String>,
+}
+
+impl Subscriber {
+    /// Counts a requirement status event and its latency from the writer's
+    /// commit; false when `text` is not one.
+    fn record(&mut self, text: &str, commits: &Commits, now: Instant) -> bool {
+        let Some(id) = requirement_of(text) else {
+            return false;
+        };
+        self.received += 1;
+        let at = commits.lock().ok().and_then(|c| c.get(&id).copied());
+        match at {
+            Some((_, Some(committed))) => self
+                .latencies
+                .push(now.saturating_duration_since(committed).as_secs_f64() * 1e3),
+            // delivered before the writer saw its commit return
+            Some((_, None)) => self.latencies.push(0.0),
+            None => {}
+        }
+        true
+    }
 }
 
 async fn subscribe(
@@ -68,11 +90,7 @@ async fn subscribe(
         .context("websocket connect")?;
     let subscribe = serde_json::json!({"type": "subscribe", "rooms": [room]});
     ws.send(Message::Text(subscribe.to_string().into())).await?;
-    let mut out = Subscriber {
-        latencies: Vec::new(),
-        received: 0,
-        closed: None,
-    };
+    let mut out = Subscriber::default();
     loop {
         let msg = tokio::select! {
             () = stop.cancelled() => break,
@@ -81,18 +99,10 @@ async fn subscribe(
         let now = Instant::now();
         match msg {
             Some(Ok(Message::Text(text))) => {
-                if let Some(id) = requirement_of(&text) {
-                    out.received += 1;
-                    let at = commits.lock().ok().and_then(|c| c.get(&id).copied());
-                    match at {
-                        Some((_, Some(committed))) => out
-                            .latencies
-                            .push(now.saturating_duration_since(committed).as_secs_f64() * 1e3),
-                        // delivered before the writer saw its commit return
-                        Some((_, None)) => out.latencies.push(0.0),
-                        None => {}
-                    }
-                } else if text.contains("\"type\":\"subscribed\"") {
+                if out.record(&text, &commits, now) {
+                    continue;
+                }
+                if text.contains("\"type\":\"subscribed\"") {
                     ready.send(()).await.ok();
                 } else if text.contains("\"type\":\"error\"") {
                     out.closed = Some(text.to_string());
@@ -132,11 +142,7 @@ async fn subscribe_socketio(
     let (mut ws, _) = tokio_tungstenite::connect_async(url)
         .await
         .context("socket.io connect")?;
-    let mut out = Subscriber {
-        latencies: Vec::new(),
-        received: 0,
-        closed: None,
-    };
+    let mut out = Subscriber::default();
     loop {
         let msg = tokio::select! {
             () = stop.cancelled() => break,
@@ -159,17 +165,7 @@ async fn subscribe_socketio(
         // an event is sent under its kind and under the original name: only
         // the first counts
         if text.starts_with("42[\"requirement.status_changed\"") {
-            if let Some(id) = requirement_of(&text) {
-                out.received += 1;
-                let at = commits.lock().ok().and_then(|c| c.get(&id).copied());
-                match at {
-                    Some((_, Some(committed))) => out
-                        .latencies
-                        .push(now.saturating_duration_since(committed).as_secs_f64() * 1e3),
-                    Some((_, None)) => out.latencies.push(0.0),
-                    None => {}
-                }
-            }
+            out.record(&text, &commits, now);
         } else if text.as_str() == "2" {
             ws.send(Message::Text("3".into())).await?;
         } else if text.starts_with('0') {

@@ -152,3 +152,59 @@ pub fn visible(scope: &Scope, event: &Event) -> bool {
             .any(|&c| scope.sees_certification(c)),
     }
 }
+
+/// The fields of a subscribe or unsubscribe request, read the same way for
+/// every protocol that carries one (WebSocket messages, socket.io events), so
+/// a client is told the same thing whichever it speaks.
+pub(crate) mod request {
+    use serde_json::{Map, Value};
+
+    /// Refuses a field not in `allowed`, naming it and what is allowed.
+    pub(crate) fn only_fields(
+        map: &Map<String, Value>,
+        allowed: &[&str],
+        what: &str,
+    ) -> Result<(), String> {
+        match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+            Some(field) => Err(format!(
+                "unknown field `{field}` in a {what} (allowed: {})",
+                allowed.join(", ")
+            )),
+            None => Ok(()),
+        }
+    }
+
+    /// `rooms` (a list of names) and `room` (one name), as sent; a null
+    /// `room` counts as absent.
+    pub(crate) fn room_names(
+        map: &Map<String, Value>,
+    ) -> Result<(Vec<&str>, Option<&str>), String> {
+        const LIST: &str = "`rooms` must be a list of room names";
+        let list = match map.get("rooms") {
+            None => Vec::new(),
+            Some(v) => v
+                .as_array()
+                .ok_or(LIST)?
+                .iter()
+                .map(|r| r.as_str().ok_or(LIST))
+                .collect::<Result<_, _>>()?,
+        };
+        let one = match map.get("room") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(v.as_str().ok_or("`room` must be a room name")?),
+        };
+        Ok((list, one))
+    }
+
+    /// `last_event_id`: absent, null, or a non-negative integer.
+    pub(crate) fn last_event_id(map: &Map<String, Value>) -> Result<Option<i64>, String> {
+        match map.get("last_event_id") {
+            None | Some(Value::Null) => Ok(None),
+            Some(v) => v
+                .as_i64()
+                .filter(|&n| n >= 0)
+                .map(Some)
+                .ok_or_else(|| "`last_event_id` must be a non-negative integer".into()),
+        }
+    }
+}

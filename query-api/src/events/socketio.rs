@@ -21,6 +21,7 @@ use socketioxide::socket::DisconnectReason;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::rooms::request;
 use super::{Connection, Dropped, Event, EventHub, Kick, Room};
 use crate::AppState;
 use crate::error::ApiError;
@@ -625,12 +626,7 @@ impl RoomRequest {
             "certification_id",
             "last_event_id",
         ];
-        if let Some(field) = map.keys().find(|k| !ALLOWED.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown field `{field}` in a {kind} (allowed: {})",
-                ALLOWED.join(", ")
-            ));
-        }
+        request::only_fields(&map, &ALLOWED, kind)?;
         let certification_id = map
             .get("certificationId")
             .or_else(|| map.get("certification_id"))
@@ -645,32 +641,19 @@ impl RoomRequest {
         if certification_id.is_some() && certification.is_none() {
             return Err("`certificationId` must be a certification id".into());
         }
-        let mut names = Vec::new();
-        if let Some(rooms) = map.get("rooms") {
-            let rooms = rooms
-                .as_array()
-                .ok_or("`rooms` must be a list of room names")?;
-            for r in rooms {
-                let r = r.as_str().ok_or("`rooms` must be a list of room names")?;
-                names.push(translate(r, None)?);
-            }
-        }
-        let room = map.get("room").filter(|v| !v.is_null()).cloned();
-        if let Some(r) = &room {
-            let r = r.as_str().ok_or("`room` must be a room name")?;
+        let (list, one) = request::room_names(&map)?;
+        let mut names = list
+            .into_iter()
+            .map(|r| translate(r, None))
+            .collect::<Result<Vec<_>, _>>()?;
+        if let Some(r) = one {
             names.push(translate(r, certification.as_deref())?);
         }
         if names.is_empty() {
             return Err(format!("a {kind} needs `room` or `rooms`"));
         }
-        let last_event_id = match map.get("last_event_id") {
-            None | Some(Value::Null) => None,
-            Some(v) => Some(
-                v.as_i64()
-                    .filter(|&n| n >= 0)
-                    .ok_or("`last_event_id` must be a non-negative integer")?,
-            ),
-        };
+        let room = one.map(|r| Value::String(r.to_owned()));
+        let last_event_id = request::last_event_id(&map)?;
         Ok(RoomRequest {
             names,
             room,

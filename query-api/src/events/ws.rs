@@ -14,6 +14,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 
+use super::rooms::request;
 use super::{Connection, Dropped, Kick, Room};
 use crate::AppState;
 use crate::error::ApiError;
@@ -520,53 +521,20 @@ impl Request {
                 ));
             }
         };
-        if let Some(field) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown field `{field}` in a {kind} message (allowed: {})",
-                allowed.join(", ")
-            ));
-        }
+        request::only_fields(&map, allowed, &format!("{kind} message"))?;
         let rooms = || -> Result<Vec<String>, String> {
-            let mut rooms = Vec::new();
-            if let Some(list) = map.get("rooms") {
-                let list = list
-                    .as_array()
-                    .ok_or("`rooms` must be a list of room names")?;
-                for r in list {
-                    rooms.push(
-                        r.as_str()
-                            .ok_or("`rooms` must be a list of room names")?
-                            .to_owned(),
-                    );
-                }
-            }
-            if let Some(room) = map.get("room") {
-                rooms.push(
-                    room.as_str()
-                        .ok_or("`room` must be a room name")?
-                        .to_owned(),
-                );
-            }
+            let (list, one) = request::room_names(&map)?;
+            let rooms: Vec<String> = list.into_iter().chain(one).map(str::to_owned).collect();
             if rooms.is_empty() {
                 return Err(format!("a {kind} message needs `rooms` (a list) or `room`"));
             }
             Ok(rooms)
         };
         match kind {
-            "subscribe" => {
-                let last_event_id = match map.get("last_event_id") {
-                    None | Some(Value::Null) => None,
-                    Some(v) => Some(
-                        v.as_i64()
-                            .filter(|&n| n >= 0)
-                            .ok_or("`last_event_id` must be a non-negative integer")?,
-                    ),
-                };
-                Ok(Request::Subscribe {
-                    rooms: rooms()?,
-                    last_event_id,
-                })
-            }
+            "subscribe" => Ok(Request::Subscribe {
+                rooms: rooms()?,
+                last_event_id: request::last_event_id(&map)?,
+            }),
             "unsubscribe" => Ok(Request::Unsubscribe(rooms()?)),
             "auth" => Ok(Request::Auth),
             _ => Ok(Request::Ping),

@@ -293,6 +293,26 @@ impl TestApp {
             .expect("org")
     }
 
+    /// The organization's certification ids, in id order.
+    pub async fn certification_ids(&self, org: i64) -> Vec<i64> {
+        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
+            .bind(org)
+            .fetch_all(&self.pool)
+            .await
+            .expect("certifications")
+    }
+
+    /// Sets a requirement's status in PostgreSQL, as an officer's edit would:
+    /// the indexer and the event feed pick it up from the change log.
+    pub async fn set_requirement_status(&self, requirement: i64, status: &str) {
+        sqlx::query("UPDATE requirements SET status = $2 WHERE id = $1")
+            .bind(requirement)
+            .bind(status)
+            .execute(&self.pool)
+            .await
+            .expect("update the requirement");
+    }
+
     /// The two seeded organizations' slugs.
     pub async fn orgs(&self) -> (String, String) {
         let slugs: Vec<String> = sqlx::query_scalar("SELECT slug FROM organizations ORDER BY id")

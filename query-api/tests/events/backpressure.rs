@@ -11,7 +11,7 @@ use certscope_query_api::testing::TestApp;
 use serde_json::{Value, json};
 
 use crate::client::{Sse, Ws, rooms};
-use crate::{DEADLINE, connections_at_most, requirement, set_status};
+use crate::{DEADLINE, connections_at_most, requirement};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays_bounded() {
@@ -87,7 +87,7 @@ async fn a_consumer_that_stops_reading_is_dropped_with_a_reason_and_memory_stays
     assert_eq!(error.data["code"], "slow_consumer");
     // the server lets go of them, and the healthy client still gets events
     connections_at_most(&s, 1, "the slow connection was not released").await;
-    set_status(&s, req, "failed").await;
+    s.set_requirement_status(req, "failed").await;
     healthy
         .until(|m| m["type"] == "event" && m["data"]["requirement_id"] == req)
         .await;

@@ -10,7 +10,7 @@ use certscope_query_api::testing::{Params, TestApp};
 use serde_json::json;
 
 use crate::client::{Sse, Ws, rooms};
-use crate::{is_event, requirement, set_status};
+use crate::{is_event, requirement};
 
 /// An officer of the first organization watching the room of the
 /// certification of its first requirement that has not failed:
@@ -74,7 +74,7 @@ async fn an_sql_status_change_reaches_websocket_and_sse_subscribers_with_both_st
     assert_eq!(sse_snapshot.data["certification"]["id"], cert);
 
     let started = Instant::now();
-    set_status(&s, w.req, "failed").await;
+    s.set_requirement_status(w.req, "failed").await;
     let (event, _) = ws.until(is_event("requirement.status_changed")).await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");

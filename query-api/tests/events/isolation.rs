@@ -7,7 +7,7 @@ use certscope_query_api::testing::TestApp;
 use serde_json::{Value, json};
 
 use crate::client::{Sse, Ws, rooms};
-use crate::{notice, requirement, set_status};
+use crate::{notice, requirement};
 
 /// The two organizations and what the tests subscribe to.
 struct Orgs {
@@ -24,18 +24,8 @@ struct Orgs {
 async fn orgs(s: &TestApp) -> Orgs {
     let (a, b) = s.orgs().await;
     let (org_a, org_b) = (s.org_id(&a).await, s.org_id(&b).await);
-    let cert_b: i64 =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 LIMIT 1")
-            .bind(org_b)
-            .fetch_one(&s.pool)
-            .await
-            .unwrap();
-    let certs_a: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(org_a)
-            .fetch_all(&s.pool)
-            .await
-            .unwrap();
+    let cert_b: i64 = s.certification_ids(org_b).await[0];
+    let certs_a: Vec<i64> = s.certification_ids(org_a).await;
     let user_b: i64 = sqlx::query_scalar("SELECT id FROM users WHERE organization_id = $1 LIMIT 1")
         .bind(org_b)
         .fetch_one(&s.pool)
@@ -177,7 +167,7 @@ async fn no_event_of_another_organization_ever_reaches_a_client() {
         .unwrap();
     notice(&s, Some(org_b), "maintenance for B only").await;
     let (canary, _, _) = requirement(&s, o.org_a, "failed").await;
-    set_status(&s, canary, "failed").await;
+    s.set_requirement_status(canary, "failed").await;
 
     let is_canary = |m: &Value| m["type"] == "event" && m["data"]["requirement_id"] == canary;
     let (_, before) = ws.until(is_canary).await;

@@ -35,15 +35,6 @@ async fn requirement(s: &TestApp, org: i64, not_status: &str) -> (i64, i64, Stri
     .unwrap()
 }
 
-async fn set_status(s: &TestApp, requirement: i64, status: &str) {
-    sqlx::query("UPDATE requirements SET status = $2 WHERE id = $1")
-        .bind(requirement)
-        .bind(status)
-        .execute(&s.pool)
-        .await
-        .unwrap();
-}
-
 /// Appends an operator notice (to `org`, or to everyone); returns its id.
 async fn notice(s: &TestApp, org: Option<i64>, message: &str) -> i64 {
     let ids = event_log::append(&s.pool, &[event_log::notice(org, "info", message, None)])

@@ -8,7 +8,7 @@ use certscope_query_api::testing::TestApp;
 use serde_json::json;
 
 use crate::client::{Sse, Ws, rooms};
-use crate::{fed_through, is_event, notice, set_status};
+use crate::{fed_through, is_event, notice};
 
 /// A client of the first organization that saw one event and went away
 /// while three more happened (one statement each), all three fed to the hub.
@@ -36,14 +36,14 @@ async fn away(s: &TestApp) -> Away {
     .unwrap();
 
     let mut ws = Ws::subscribed(s, &token, &["org"], None).await;
-    set_status(s, reqs[0], "failed").await;
+    s.set_requirement_status(reqs[0], "failed").await;
     let (first, _) = ws.until(is_event("requirement.status_changed")).await;
     let last_seen = first["id"].as_i64().unwrap();
     drop(ws);
 
     // missed while away, one statement each
     for id in &reqs[1..4] {
-        set_status(s, *id, "failed").await;
+        s.set_requirement_status(*id, "failed").await;
     }
     // wait until the server has them, so the resume must come from retention
     fed_through(s, last_seen + 3, "events were not derived").await;
@@ -76,7 +76,7 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_over_websocke
         .collect();
     assert_eq!(reqs_got, w.missed);
     // then live, and nothing twice
-    set_status(&s, w.reqs[4], "failed").await;
+    s.set_requirement_status(w.reqs[4], "failed").await;
     let m = ws.next().await;
     assert_eq!(m["data"]["requirement_id"], w.reqs[4], "{m}");
     assert!(ws.try_next(Duration::from_millis(500)).await.is_none());
@@ -98,7 +98,7 @@ async fn a_client_resumes_after_a_disconnect_exactly_once_in_order_over_websocke
 async fn a_restarted_server_resumes_a_client_from_the_event_log() {
     let s = TestApp::start().await;
     let w = away(&s).await;
-    set_status(&s, w.reqs[4], "failed").await;
+    s.set_requirement_status(w.reqs[4], "failed").await;
     fed_through(&s, w.last_seen + 4, "events were not derived").await;
 
     let mut config =
