@@ -24,6 +24,7 @@ use axum::extract::State;
 use certscope_indexer::events::EventKind;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc, watch};
 
 pub use feed::spawn_feeder;
@@ -113,16 +114,20 @@ pub struct Event {
     /// `{"type":"event","id":…}`: the WebSocket message and the SSE data line,
     /// serialized once and shared (a clone is a reference count).
     pub json: axum::extract::ws::Utf8Bytes,
-    /// The same message as a JSON value, parsed once on first use by the
-    /// socket.io transport (whose encoder takes values, not text).
-    value: OnceLock<serde_json::Value>,
+    /// The same text for the socket.io transport, whose encoder takes a
+    /// serializable value: made once on first use, then written into each
+    /// socket's packets as it is (neither parsed nor serialized again).
+    raw: OnceLock<Box<RawValue>>,
 }
 
 impl Event {
-    /// The event message as a JSON value (parsed once, then shared).
-    pub fn value(&self) -> &serde_json::Value {
-        self.value
-            .get_or_init(|| serde_json::from_str(&self.json).unwrap_or_default())
+    /// The event message as JSON text any serializer writes through.
+    pub fn raw(&self) -> &RawValue {
+        self.raw.get_or_init(|| {
+            RawValue::from_string(self.json.to_string())
+                // `json` is serialized by this process: always valid
+                .unwrap_or_else(|_| RawValue::from_string("null".into()).expect("null is JSON"))
+        })
     }
 }
 
@@ -184,7 +189,7 @@ impl From<StoredEvent> for Event {
             kind: r.kind,
             recorded_at: r.recorded_at,
             json: json.into(),
-            value: OnceLock::new(),
+            raw: OnceLock::new(),
         }
     }
 }

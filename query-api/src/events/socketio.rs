@@ -383,7 +383,12 @@ impl Session {
     /// Emits one event; while the socket's buffer is full, waits (a client
     /// that reads nothing for two heartbeats is gone) unless the hub drops
     /// the connection meanwhile.
-    async fn emit(&self, name: &str, data: &Value, kick: &Kick) -> Result<(), End> {
+    async fn emit<T: serde::Serialize + ?Sized>(
+        &self,
+        name: &str,
+        data: &T,
+        kick: &Kick,
+    ) -> Result<(), End> {
         use socketioxide::SendError;
         use socketioxide::SocketError;
         let deadline = tokio::time::Instant::now() + self.hub().config.heartbeat * 2;
@@ -417,10 +422,10 @@ impl Session {
     /// Emits a hub event under its kind and, where there is one, under the
     /// original application's name for it.
     async fn emit_event(&self, event: &Event, kick: &Kick) -> Result<(), End> {
-        let value = event.value();
-        self.emit(&event.kind, value, kick).await?;
+        let data = event.raw();
+        self.emit(&event.kind, data, kick).await?;
         if let Some(name) = original_name(&event.kind) {
-            self.emit(name, value, kick).await?;
+            self.emit(name, data, kick).await?;
         }
         Ok(())
     }
