@@ -492,6 +492,20 @@ async fn the_docs_page_is_swagger_ui_served_by_this_binary() {
     }
 }
 
+/// What is wrong with `example` against `schema`, resolved in the document's
+/// components.
+fn example_errors(doc: &Value, schema: Value, example: &Value) -> Vec<String> {
+    let root = serde_json::json!({"allOf": [schema], "components": doc["components"]});
+    let validator = jsonschema::options()
+        .should_validate_formats(true)
+        .build(&root)
+        .unwrap();
+    validator
+        .iter_errors(example)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect()
+}
+
 #[test]
 fn every_example_in_the_document_is_valid_against_its_schema() {
     let doc = contract().document();
@@ -501,18 +515,8 @@ fn every_example_in_the_document_is_valid_against_its_schema() {
         let Some(example) = schema.get("example") else {
             continue;
         };
-        let root = serde_json::json!({
-            "$ref": format!("#/components/schemas/{name}"),
-            "components": doc["components"],
-        });
-        let validator = jsonschema::options()
-            .should_validate_formats(true)
-            .build(&root)
-            .unwrap();
-        let errors: Vec<String> = validator
-            .iter_errors(example)
-            .map(|e| e.to_string())
-            .collect();
+        let schema = serde_json::json!({"$ref": format!("#/components/schemas/{name}")});
+        let errors = example_errors(doc, schema, example);
         assert!(errors.is_empty(), "the example of {name}: {errors:?}");
         checked += 1;
     }
@@ -532,18 +536,7 @@ fn every_example_in_the_document_is_valid_against_its_schema() {
                 let Some(example) = body.get("example") else {
                     continue;
                 };
-                let root = serde_json::json!({
-                    "allOf": [body["schema"]],
-                    "components": doc["components"],
-                });
-                let validator = jsonschema::options()
-                    .should_validate_formats(true)
-                    .build(&root)
-                    .unwrap();
-                let errors: Vec<String> = validator
-                    .iter_errors(example)
-                    .map(|e| format!("{} at {}", e, e.instance_path()))
-                    .collect();
+                let errors = example_errors(doc, body["schema"].clone(), example);
                 assert!(
                     errors.is_empty(),
                     "the example of GET {path} {status} {media}: {errors:?}"
