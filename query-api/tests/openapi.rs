@@ -471,6 +471,45 @@ async fn the_docs_page_is_swagger_ui_served_by_this_binary() {
     }
 }
 
+#[tokio::test]
+async fn docs_files_go_gzipped_to_a_browser_and_plain_to_a_client_without_gzip() {
+    let s = TestApp::shared().await;
+    let path = "/docs/swagger-ui-bundle.js";
+    let plain = s.get_anonymous(path).await;
+    assert_eq!(plain.status(), 200);
+    assert!(plain.headers().get("content-encoding").is_none());
+    let plain = plain.bytes().await.unwrap();
+    assert!(plain.len() > 500_000, "{} bytes", plain.len());
+
+    let zipped = s
+        .request(reqwest::Method::GET, path, &Params::new())
+        .header("accept-encoding", "br;q=1.0, gzip;q=0.8")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(zipped.status(), 200);
+    assert_eq!(zipped.headers()["content-encoding"], "gzip");
+    assert_eq!(zipped.headers()["vary"], "accept-encoding");
+    let zipped = zipped.bytes().await.unwrap();
+    assert!(zipped.len() < plain.len() / 2, "{} bytes", zipped.len());
+    let mut inflated = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&zipped[..]),
+        &mut inflated,
+    )
+    .unwrap();
+    assert!(inflated == plain, "the gzipped file is another file");
+
+    // gzip refused with q=0: plain again
+    let refused = s
+        .request(reqwest::Method::GET, path, &Params::new())
+        .header("accept-encoding", "gzip;q=0, identity")
+        .send()
+        .await
+        .unwrap();
+    assert!(refused.headers().get("content-encoding").is_none());
+}
+
 /// What is wrong with `example` against `schema`, resolved in the document's
 /// components.
 fn example_errors(doc: &Value, schema: Value, example: &Value) -> Vec<String> {

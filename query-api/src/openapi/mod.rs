@@ -17,7 +17,7 @@ use std::sync::{Arc, OnceLock};
 
 use axum::body::Bytes;
 use axum::extract::Path;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::Value;
 use utoipa::OpenApi;
@@ -226,31 +226,53 @@ pub async fn docs_page() -> Html<&'static str> {
     Html(DOCS)
 }
 
-/// The docs page's scripts, styles and icons.
+/// The docs page's scripts, styles and icons. Swagger UI's files are
+/// embedded gzipped: sent as they are to a client that accepts gzip (every
+/// browser), inflated for one that does not.
 #[utoipa::path(get, path = crate::paths::DOCS_ASSET, tag = "operations",
     params(("file" = String, Path, description = "A Swagger UI file such as `swagger-ui.css`")),
     responses((status = 200, description = "The file", content_type = "application/octet-stream", body = String),
         (status = 404, description = "No such file")))]
-pub async fn docs_asset(Path(file): Path<String>) -> Response {
+pub async fn docs_asset(Path(file): Path<String>, headers: HeaderMap) -> Response {
     if file == "index.html" {
         return Html(DOCS).into_response();
     }
-    match utoipa_swagger_ui::serve(&file, swagger_config()) {
-        Ok(Some(f)) => {
-            let mut r = (
-                [(header::CONTENT_TYPE, f.content_type)],
-                f.bytes.into_owned(),
-            )
-                .into_response();
-            if f.gzpipped {
-                r.headers_mut().insert(
-                    header::CONTENT_ENCODING,
-                    axum::http::HeaderValue::from_static("gzip"),
-                );
-            }
-            r
-        }
-        Ok(None) => StatusCode::NOT_FOUND.into_response(),
-        Err(e) => ApiError::internal("serving the docs", e.to_string()).into_response(),
+    let f = match utoipa_swagger_ui::serve(&file, swagger_config()) {
+        Ok(Some(f)) => f,
+        Ok(None) => return StatusCode::NOT_FOUND.into_response(),
+        Err(e) => return ApiError::internal("serving the docs", e.to_string()).into_response(),
+    };
+    let content_type = [(header::CONTENT_TYPE, f.content_type)];
+    let vary = [(header::VARY, "accept-encoding")];
+    if !f.gzpipped {
+        return (content_type, vary, f.bytes.into_owned()).into_response();
     }
+    if accepts_gzip(&headers) {
+        let encoding = [(header::CONTENT_ENCODING, "gzip")];
+        return (content_type, vary, encoding, f.bytes.into_owned()).into_response();
+    }
+    let mut plain = Vec::new();
+    match std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(&*f.bytes), &mut plain) {
+        Ok(_) => (content_type, vary, plain).into_response(),
+        Err(e) => ApiError::internal("inflating a docs file", e.to_string()).into_response(),
+    }
+}
+
+/// Whether `Accept-Encoding` takes gzip (`gzip` or `*`, not with `q=0`).
+fn accepts_gzip(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
 }
