@@ -47,6 +47,22 @@ pub async fn view_at(state: &AppState, min: Option<&Snapshot>) -> ApiResult<Inde
     {
         return Ok(v.clone());
     }
+    // a position PostgreSQL has not reached was never returned by this API:
+    // refuse it now instead of holding the request for the whole wait
+    if let Ok(db) = certscope_indexer::change_feed::current_snapshot(
+        &state.pool,
+        certscope_indexer::Operation::ReadingChanges,
+    )
+    .await
+        && !db.covers(min)
+    {
+        return Err(ApiError::bad(
+            "bad_position",
+            format!(
+                "position {min} is ahead of the database (at {db}); send a `position` this API returned"
+            ),
+        ));
+    }
     let wait = state.api.config.max_position_wait;
     match certscope_indexer::wait_for_view(state.views.clone(), min, wait).await {
         Some(v) => Ok(v),

@@ -493,16 +493,42 @@ async fn a_request_can_wait_for_its_own_write() {
             .unwrap();
     assert!(at.covers(&later), "answered at {at}, asked for {later}");
 
-    // a position the index cannot reach in time: 503 with Retry-After
+    // a position the database has not reached was never returned: 400 at
+    // once, not a wait
     let far = format!("{}:{}:", u32::MAX, u32::MAX);
+    let asked = std::time::Instant::now();
     let r = s
         .get(
             &t,
             &format!("/v1/search?q=access&min_position={}", enc(&far)),
         )
         .await;
+    assert_eq!(r.status(), 400);
+    assert!(asked.elapsed() < std::time::Duration::from_secs(2));
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "bad_position", "{body}");
+
+    // a real position the index cannot reach in time (the indexer held up on
+    // a lock of the change log's horizon): 503 with Retry-After
+    let mut hold = s.pool.begin().await.unwrap();
+    sqlx::query("LOCK TABLE change_log_horizon IN ACCESS EXCLUSIVE MODE")
+        .execute(&mut *hold)
+        .await
+        .unwrap();
+    let _: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    let ahead = s.snapshot().await.to_string();
+    let r = s
+        .get(
+            &t,
+            &format!("/v1/search?q=access&min_position={}", enc(&ahead)),
+        )
+        .await;
     assert_eq!(r.status(), 503);
     assert!(r.headers().contains_key("retry-after"));
+    hold.rollback().await.unwrap();
 }
 
 #[tokio::test]

@@ -35,6 +35,13 @@ fn last_event_id(text: &str, from: &str) -> Result<i64, ApiError> {
         })
 }
 
+/// Whether the query names a ticket (read leniently: a malformed query is
+/// reported after authentication).
+fn has_ticket(query: Option<&str>) -> bool {
+    serde_urlencoded::from_str::<Vec<(String, String)>>(query.unwrap_or(""))
+        .is_ok_and(|pairs| pairs.iter().any(|(k, v)| k == "ticket" && !v.is_empty()))
+}
+
 fn params(query: Option<&str>, headers: &HeaderMap) -> Result<Params, ApiError> {
     let mut p = Params {
         rooms: Vec::new(),
@@ -105,17 +112,29 @@ pub async fn stream(
     headers: HeaderMap,
     RawQuery(query): RawQuery,
 ) -> Result<Response, ApiError> {
+    let unauthorized = || {
+        ApiError::Unauthorized(
+            "send `Authorization: Bearer <token>`, or a ticket from POST /v1/events/tickets".into(),
+        )
+    };
+    // who is asking comes first, as on every route: no credentials or a bad
+    // token is 401 whatever else is wrong; then what is asked. A ticket is
+    // spent only once the request is known to be well-formed.
+    let bearer = match crate::auth::bearer_from(&headers)? {
+        Some(token) => Some(super::Caller::authenticate(&state, token).await?),
+        None => None,
+    };
+    if bearer.is_none() && !has_ticket(query.as_deref()) {
+        return Err(unauthorized());
+    }
     let p = params(query.as_deref(), &headers)?;
     let hub = state.events.clone();
-    // who is asking comes first, as on every route; then what is asked
-    let caller = super::caller_of(&state, &headers, p.ticket.as_deref())
-        .await?
-        .ok_or_else(|| {
-            ApiError::Unauthorized(
-                "send `Authorization: Bearer <token>`, or a ticket from POST /v1/events/tickets"
-                    .into(),
-            )
-        })?;
+    let caller = match bearer {
+        Some(caller) => caller,
+        None => super::caller_of(&state, &headers, p.ticket.as_deref())
+            .await?
+            .ok_or_else(unauthorized)?,
+    };
     if p.rooms.is_empty() {
         return Err(ApiError::bad(
             "missing_rooms",

@@ -216,8 +216,8 @@ fn detail(kind: &str, includes: &[&str]) -> Vec<Parameter> {
     id.parameter_in = ParameterIn::Path;
     let include = list(query(
         "include",
-        "Related records to add, repeated or comma-separated (at most 50 of each).",
-        array(one_of(includes.iter().copied()), includes.len()),
+        "Related records to add, repeated or comma-separated (at most 50 of each); a relation named twice is added once.",
+        ArrayBuilder::new().items(one_of(includes.iter().copied())),
     ));
     vec![id, include]
 }
@@ -358,6 +358,15 @@ impl IntoParams for WebSocketQuery {
     }
 }
 
+/// A room as `Room::parse` reads it (ids are positive 64-bit integers).
+const ROOM_PATTERN: &str = "(org(anization)?(:0*[1-9][0-9]{0,17})?|certification:0*[1-9][0-9]{0,17}|user(:0*[1-9][0-9]{0,17})?|notices)";
+
+/// `rooms`: rooms separated by commas; white space and empty entries are
+/// ignored.
+fn rooms_pattern() -> String {
+    format!(r"^[\s,]*{ROOM_PATTERN}(\s*,\s*({ROOM_PATTERN})?)*\s*$")
+}
+
 pub struct StreamQuery;
 impl IntoParams for StreamQuery {
     fn into_params(_: impl Fn() -> Option<ParameterIn>) -> Vec<Parameter> {
@@ -365,7 +374,7 @@ impl IntoParams for StreamQuery {
             required(query(
                 "rooms",
                 "Rooms, comma-separated: org, org:<id>, certification:<id>, user, user:<id>, notices.",
-                string().pattern(Some("^[a-z0-9:,_ -]+$")),
+                string().pattern(Some(rooms_pattern())),
             )),
             query(
                 "ticket",
