@@ -106,7 +106,7 @@ struct Live {
 #[utoipa::path(get, path = crate::paths::EVENTS_SSE, tag = "events",
     params(crate::openapi::params::StreamQuery,
         ("last-event-id" = Option<i64>, Header, description = "Resume after this event id")),
-    responses((status = 200, description = "An event stream (see /asyncapi.json)", content_type = "text/event-stream", body = String)))]
+    responses((status = 200, description = "An event stream: each event as described (see /asyncapi.json for every `data`)", content_type = "text/event-stream", body = crate::openapi::schemas::SseEvent)))]
 pub async fn stream(
     State(state): State<AppState>,
     headers: HeaderMap,

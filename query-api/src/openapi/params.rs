@@ -217,7 +217,7 @@ fn detail(kind: &str, includes: &[&str]) -> Vec<Parameter> {
     let include = list(query(
         "include",
         "Related records to add, repeated or comma-separated (at most 50 of each); a relation named twice is added once.",
-        ArrayBuilder::new().items(one_of(includes.iter().copied())),
+        ArrayBuilder::new().items(string().pattern(Some(comma_list(&includes.join("|"))))),
     ));
     vec![id, include]
 }
@@ -361,10 +361,10 @@ impl IntoParams for WebSocketQuery {
 /// A room as `Room::parse` reads it (ids are positive 64-bit integers).
 const ROOM_PATTERN: &str = "(org(anization)?(:0*[1-9][0-9]{0,17})?|certification:0*[1-9][0-9]{0,17}|user(:0*[1-9][0-9]{0,17})?|notices)";
 
-/// `rooms`: rooms separated by commas; white space and empty entries are
-/// ignored.
-fn rooms_pattern() -> String {
-    format!(r"^[\s,]*{ROOM_PATTERN}(\s*,\s*({ROOM_PATTERN})?)*\s*$")
+/// A comma-separated list of `item` (a regular expression), as the server
+/// reads one: white space and empty entries are ignored.
+fn comma_list(item: &str) -> String {
+    format!(r"^[\s,]*({item})?(\s*,\s*({item})?)*\s*$")
 }
 
 pub struct StreamQuery;
@@ -374,7 +374,7 @@ impl IntoParams for StreamQuery {
             required(query(
                 "rooms",
                 "Rooms, comma-separated: org, org:<id>, certification:<id>, user, user:<id>, notices.",
-                string().pattern(Some(rooms_pattern())),
+                string().pattern(Some(comma_list(ROOM_PATTERN))),
             )),
             query(
                 "ticket",

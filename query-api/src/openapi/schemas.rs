@@ -507,3 +507,17 @@ impl utoipa::PartialSchema for PdfDocument {
 }
 
 impl ToSchema for PdfDocument {}
+
+/// One Server-Sent Event of `/v1/events/stream` as a client reads it: `event`
+/// names the protocol message (`subscribed`, `snapshot`, `resync`, `error`) or
+/// the compliance event's kind, `data` is its JSON (every one is described in
+/// `/asyncapi.json`), and `id`, on events only, is the event id that
+/// `Last-Event-ID` resumes after.
+#[derive(Serialize, ToSchema)]
+pub struct SseEvent {
+    pub event: String,
+    /// JSON text.
+    pub data: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+}
