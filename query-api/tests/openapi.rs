@@ -475,18 +475,18 @@ async fn the_docs_page_is_swagger_ui_served_by_this_binary() {
 async fn docs_files_go_gzipped_to_a_browser_and_plain_to_a_client_without_gzip() {
     let s = TestApp::shared().await;
     let path = "/docs/swagger-ui-bundle.js";
+    let with_encoding = |accept: &'static str| {
+        s.request(reqwest::Method::GET, path, &Params::new())
+            .header("accept-encoding", accept)
+            .send()
+    };
     let plain = s.get_anonymous(path).await;
     assert_eq!(plain.status(), 200);
     assert!(plain.headers().get("content-encoding").is_none());
     let plain = plain.bytes().await.unwrap();
     assert!(plain.len() > 500_000, "{} bytes", plain.len());
 
-    let zipped = s
-        .request(reqwest::Method::GET, path, &Params::new())
-        .header("accept-encoding", "br;q=1.0, gzip;q=0.8")
-        .send()
-        .await
-        .unwrap();
+    let zipped = with_encoding("br;q=1.0, gzip;q=0.8").await.unwrap();
     assert_eq!(zipped.status(), 200);
     assert_eq!(zipped.headers()["content-encoding"], "gzip");
     assert_eq!(zipped.headers()["vary"], "accept-encoding");
@@ -501,12 +501,7 @@ async fn docs_files_go_gzipped_to_a_browser_and_plain_to_a_client_without_gzip()
     assert!(inflated == plain, "the gzipped file is another file");
 
     // gzip refused with q=0: plain again
-    let refused = s
-        .request(reqwest::Method::GET, path, &Params::new())
-        .header("accept-encoding", "gzip;q=0, identity")
-        .send()
-        .await
-        .unwrap();
+    let refused = with_encoding("gzip;q=0, identity").await.unwrap();
     assert!(refused.headers().get("content-encoding").is_none());
 }
 

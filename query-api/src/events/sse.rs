@@ -120,10 +120,7 @@ pub async fn stream(
     // who is asking comes first, as on every route: no credentials or a bad
     // token is 401 whatever else is wrong; then what is asked. A ticket is
     // spent only once the request is known to be well-formed.
-    let bearer = match crate::auth::bearer_from(&headers)? {
-        Some(token) => Some(super::Caller::authenticate(&state, token).await?),
-        None => None,
-    };
+    let bearer = super::caller_of(&state, &headers, None).await?;
     if bearer.is_none() && !has_ticket(query.as_deref()) {
         return Err(unauthorized());
     }
