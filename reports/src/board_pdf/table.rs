@@ -1,5 +1,6 @@
-//! Tables that paginate: fixed-height single-line rows that never split, the
-//! header row repeated on every continuation page, cells truncated with `…`.
+//! Tables that paginate: rows as tall as their longest cell (text wraps, up
+//! to [`MAX_CELL_LINES`] lines, so names, titles and ratings read in full)
+//! that never split, the header row repeated on every continuation page.
 
 use super::canvas::{Arrow, BODY, Canvas, Colour, SMALL, Style, palette};
 
@@ -93,6 +94,9 @@ const HEADER_H: f32 = 6.4;
 const PAD: f32 = 1.6;
 /// Width reserved for a mark in millimetres.
 const MARK_W: f32 = 3.6;
+/// Lines a cell wraps to at most; only text longer than that (thousands of
+/// characters) is cut with `…`.
+pub(super) const MAX_CELL_LINES: usize = 12;
 
 /// A table ready to draw.
 #[derive(Debug, Clone)]
@@ -131,10 +135,12 @@ impl Table {
         canvas.ensure(first);
         self.header(canvas, &widths);
         for (i, row) in self.rows.iter().enumerate() {
-            if canvas.ensure(ROW_H) {
+            let lines = self.layout(canvas, &widths, row);
+            let height = row_height(&lines);
+            if canvas.ensure(height) {
                 self.continuation(canvas, &widths);
             }
-            self.body_row(canvas, &widths, row, i);
+            self.body_row(canvas, &widths, row, &lines, i);
         }
         canvas.advance(1.5);
     }
@@ -226,59 +232,106 @@ impl Table {
         canvas.advance(HEADER_H);
     }
 
-    fn body_row(&self, canvas: &mut Canvas<'_>, widths: &[f32], row: &[Cell], index: usize) {
+    /// Each cell's text wrapped to its column.
+    fn layout(&self, canvas: &Canvas<'_>, widths: &[f32], row: &[Cell]) -> Vec<Vec<String>> {
+        widths
+            .iter()
+            .enumerate()
+            .map(|(i, &w)| match row.get(i) {
+                Some(cell) => {
+                    let mark_w = if cell.mark.is_some() { MARK_W } else { 0.0 };
+                    let room = (w - 2.0 * PAD - mark_w).max(1.0);
+                    canvas.wrap_lines(&cell.text, cell_style(cell), room, MAX_CELL_LINES)
+                }
+                None => Vec::new(),
+            })
+            .collect()
+    }
+
+    fn body_row(
+        &self,
+        canvas: &mut Canvas<'_>,
+        widths: &[f32],
+        row: &[Cell],
+        lines: &[Vec<String>],
+        index: usize,
+    ) {
         let top = canvas.y();
         let left = canvas.geom.left();
+        let height = row_height(lines);
         if index % 2 == 1 {
             canvas.fill_rect(
                 left,
                 top,
                 canvas.geom.content_width(),
-                ROW_H,
+                height,
                 palette::ZEBRA,
             );
         }
         let mut x = left;
         for (i, (column, &w)) in self.columns.iter().zip(widths).enumerate() {
-            if let Some(cell) = row.get(i) {
-                draw_cell(canvas, cell, column.align, (x, top), w);
+            if let (Some(cell), Some(lines)) = (row.get(i), lines.get(i)) {
+                draw_cell(canvas, cell, lines, column.align, (x, top), w);
             }
             x += w;
         }
-        canvas.advance(ROW_H);
+        canvas.advance(height);
     }
 }
 
-/// Draws one cell whose top-left corner is `origin` and width `w`.
-fn draw_cell(canvas: &mut Canvas<'_>, cell: &Cell, align: Align, origin: (f32, f32), w: f32) {
-    let (x, top) = origin;
-    let base = BODY.size(CELL_SIZE);
-    let baseline = top + (ROW_H + base.cap_height()) / 2.0;
-    let mut style = base;
+/// The style a cell's text is drawn in.
+fn cell_style(cell: &Cell) -> Style {
+    let mut style = BODY.size(CELL_SIZE);
     if let Some(colour) = cell.colour {
         style = style.colour(colour);
     }
     if cell.bold {
         style = style.bold();
     }
+    style
+}
+
+/// One line per row at least; each further line of the tallest cell adds a
+/// line of leading.
+fn row_height(lines: &[Vec<String>]) -> f32 {
+    let n = lines.iter().map(Vec::len).max().unwrap_or(1).max(1);
+    ROW_H + (n - 1) as f32 * BODY.size(CELL_SIZE).leading()
+}
+
+/// Draws one cell's `lines` with its top-left corner at `origin`, width `w`;
+/// a mark sits before the first line.
+fn draw_cell(
+    canvas: &mut Canvas<'_>,
+    cell: &Cell,
+    lines: &[String],
+    align: Align,
+    origin: (f32, f32),
+    w: f32,
+) {
+    let (x, top) = origin;
+    let style = cell_style(cell);
+    let first_baseline = top + (ROW_H + style.cap_height()) / 2.0;
     let mark_w = if cell.mark.is_some() { MARK_W } else { 0.0 };
-    let text = canvas.fit(&cell.text, style, w - 2.0 * PAD - mark_w);
-    let text_w = canvas.width(&text, style);
-    let content_w = mark_w + text_w;
-    let start = match align {
-        Align::Left => x + PAD,
-        Align::Right => x + w - PAD - content_w,
-        Align::Centre => x + (w - content_w) / 2.0,
-    };
-    if let Some(mark) = cell.mark {
-        let cy = top + ROW_H / 2.0;
-        let cx = start + 1.4;
-        match mark {
-            Mark::Arrow(dir, colour) => canvas.arrow(cx, cy, 2.4, dir, colour),
-            Mark::Dot(colour) => canvas.dot(cx, cy, 1.1, colour),
+    for (n, text) in lines.iter().enumerate() {
+        let baseline = first_baseline + n as f32 * style.leading();
+        let text_w = canvas.width(text, style);
+        let content_w = mark_w + text_w;
+        let start = match align {
+            Align::Left => x + PAD,
+            Align::Right => x + w - PAD - content_w,
+            Align::Centre => x + (w - content_w) / 2.0,
+        };
+        if let (0, Some(mark)) = (n, cell.mark) {
+            let cy = top + ROW_H / 2.0;
+            let cx = start + 1.4;
+            match mark {
+                Mark::Arrow(dir, colour) => canvas.arrow(cx, cy, 2.4, dir, colour),
+                Mark::Dot(colour) => canvas.dot(cx, cy, 1.1, colour),
+            }
         }
+        // every line starts after the mark's room, so continuations align
+        canvas.text(start + mark_w, baseline, text, style);
     }
-    canvas.text(start + mark_w, baseline, &text, style);
 }
 
 /// Style of the header row.
