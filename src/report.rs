@@ -31,6 +31,10 @@ pub struct ReportArgs {
     /// Trend points: week or month.
     #[arg(long)]
     pub interval: Option<String>,
+    /// The day to compare with, the previous pack's as-of (default: one
+    /// interval before as-of).
+    #[arg(long)]
+    pub previous_as_of: Option<NaiveDate>,
     /// Residual score above which a risk is outside appetite (default 12).
     #[arg(long)]
     pub appetite: Option<u32>,
@@ -70,6 +74,7 @@ impl ReportArgs {
             from: self.from,
             to: None,
             interval: self.interval.clone(),
+            previous_as_of: self.previous_as_of,
             appetite: self.appetite,
             horizon_days: self.horizon_days,
             limit: None,

@@ -292,6 +292,7 @@ fn api_routes() -> Routes {
         .route::<detail::__path_requirement>(get(detail::requirement))
         .route::<detail::__path_evidence>(get(detail::evidence))
         .route::<detail::__path_risk>(get(detail::risk))
+        .route::<metrics_routes::__path_summary>(get(metrics_routes::summary))
         .route::<metrics_routes::__path_posture>(get(metrics_routes::posture))
         .route::<metrics_routes::__path_heatmap>(get(metrics_routes::heatmap))
         .route::<metrics_routes::__path_matrix>(get(metrics_routes::matrix))

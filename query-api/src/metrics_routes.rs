@@ -170,6 +170,10 @@ fn parse(raw: Option<String>, pdf: bool) -> ApiResult<Request> {
                 once(r.interval.is_some())?;
                 r.interval = Some(value);
             }
+            "previous_as_of" => {
+                once(r.previous_as_of.is_some())?;
+                r.previous_as_of = Some(date(&key, &value)?);
+            }
             "appetite" => r.appetite = Some(number(&key, &value)?),
             "horizon_days" => r.horizon_days = Some(number(&key, &value)?),
             "limit" if !pdf => r.limit = Some(number(&key, &value)?),
@@ -194,9 +198,9 @@ fn parse(raw: Option<String>, pdf: bool) -> ApiResult<Request> {
             }
             other => {
                 let known = if pdf {
-                    "framework, certification, as_of, from, to, interval, appetite, horizon_days, size, min_position, target.<kpi>, warning.<kpi>"
+                    "framework, certification, as_of, from, to, interval, previous_as_of, appetite, horizon_days, size, min_position, target.<kpi>, warning.<kpi>"
                 } else {
-                    "framework, certification, as_of, from, to, interval, appetite, horizon_days, limit, format, min_position, target.<kpi>, warning.<kpi>"
+                    "framework, certification, as_of, from, to, interval, previous_as_of, appetite, horizon_days, limit, format, min_position, target.<kpi>, warning.<kpi>"
                 };
                 return Err(ApiError::bad(
                     "unknown_parameter",
@@ -430,6 +434,12 @@ macro_rules! section_route {
         }
     };
 }
+section_route!(
+    summary,
+    Summary,
+    crate::openapi::schemas::SummarySection,
+    "The decision page: overall status and why, three to five key messages and the decisions requested, each naming the report fields it states."
+);
 section_route!(
     posture,
     Posture,

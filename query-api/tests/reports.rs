@@ -70,6 +70,188 @@ async fn history_counts(
     .unwrap()
 }
 
+/// A sentence states `value` (the JSON field a source points at) the way the
+/// JSON holds it; a zero may read "no"/"none"/"nothing", a negative day count
+/// as days past.
+fn states(text: &str, value: &Value) -> bool {
+    let printed = match value {
+        Value::Number(n) if n.is_i64() || n.is_u64() => n.to_string(),
+        Value::Number(n) => format!("{:.1}", n.as_f64().unwrap()),
+        Value::String(s) => s.clone(),
+        _ => return true,
+    };
+    let printed = printed.trim_start_matches('-');
+    text.contains(printed)
+        || (printed == "0"
+            && ["No ", "None", "Nothing", "no "]
+                .iter()
+                .any(|w| text.contains(w)))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_summary_sentence_states_fields_the_other_sections_serve() {
+    let s = TestApp::start().await;
+    let (a, _) = s.orgs().await;
+    let token = s.officer(&a).await;
+    let summary = s.json(&token, "/v1/metrics/summary").await;
+    let body = &summary["summary"];
+    let status = body["status"].as_str().unwrap();
+    assert!(
+        ["on_track", "at_risk", "off_track", "no_data"].contains(&status),
+        "{status}"
+    );
+    assert_eq!(
+        status == "on_track",
+        body["reasons"].as_array().unwrap().is_empty()
+    );
+    let messages = body["messages"].as_array().unwrap();
+    assert!((3..=5).contains(&messages.len()), "{messages:?}");
+    let mut sections: HashMap<String, Value> = HashMap::new();
+    let mut checked = 0;
+    for part in ["reasons", "messages", "decisions"] {
+        for m in body[part].as_array().unwrap() {
+            let text = m["text"].as_str().unwrap();
+            for pointer in m["sources"].as_array().unwrap() {
+                let pointer = pointer.as_str().unwrap();
+                let name = pointer.split('/').nth(1).unwrap().to_owned();
+                if !sections.contains_key(&name) {
+                    let answer = if name == "meta" {
+                        summary.clone()
+                    } else {
+                        s.json(&token, &format!("/v1/metrics/{name}")).await
+                    };
+                    sections.insert(name.clone(), answer);
+                }
+                let value = sections[&name]
+                    .pointer(pointer)
+                    .unwrap_or_else(|| panic!("{pointer} is not in /v1/metrics/{name}"));
+                assert!(
+                    states(text, value),
+                    "{text:?} does not state {pointer} = {value}"
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 10, "only {checked} sources");
+    // the decisions name every risk above appetite, and only those
+    let heatmap = s.json(&token, "/v1/metrics/heatmap").await;
+    let mut above: Vec<i64> = heatmap["heatmap"]["above_appetite"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| u(&r["id"]))
+        .collect();
+    let mut decided: Vec<i64> = body["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|d| d["risk_id"].as_i64())
+        .collect();
+    above.sort_unstable();
+    decided.sort_unstable();
+    assert_eq!(above, decided);
+    // the PDF's first page prints the same status
+    let pdf = s
+        .get(&token, "/v1/reports/board.pdf")
+        .await
+        .bytes()
+        .await
+        .unwrap();
+    let pages = page_texts(&pdf);
+    let first = pdf_text::normalize_space(&pages[0]);
+    // every page drawn, none blank; the images stay under target/ for review
+    let review = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/board-review");
+    let images = pdf_text::rasterize(&format!("seeded-{a}"), &pdf, &review);
+    assert_eq!(images.len(), pages.len());
+    for (i, page) in images.iter().enumerate() {
+        assert!(!pdf_text::is_blank(page), "page {} is blank", i + 1);
+    }
+    let label = match status {
+        "on_track" => "On track",
+        "at_risk" => "At risk",
+        "off_track" => "Off track",
+        _ => "No data",
+    };
+    assert!(
+        first.contains(&format!("Overall status: {label}")),
+        "{first}"
+    );
+    for m in messages {
+        let text = pdf_text::normalize_space(m["text"].as_str().unwrap());
+        assert!(first.contains(&text), "page 1 lacks {text}");
+    }
+    // CSV: the status row first, then one row per sentence
+    let csv = s
+        .get(&token, "/v1/metrics/summary?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(csv.starts_with("part,key,text,risk_id,certification_id\r\nstatus,"));
+
+    // the comparison date of the previous pack, as asked
+    let previous = today() - Days::new(10);
+    let kpis = s
+        .json(
+            &token,
+            &format!("/v1/metrics/kpis?previous_as_of={previous}"),
+        )
+        .await;
+    for k in kpis["kpis"].as_array().unwrap() {
+        assert_eq!(k["previous_as_of"], previous.to_string());
+        if k["unit"] == "" {
+            assert!(k["value"].is_u64() && k["previous"].is_u64(), "{k}");
+        }
+    }
+    let heat = s
+        .json(
+            &token,
+            &format!("/v1/metrics/heatmap?previous_as_of={previous}"),
+        )
+        .await;
+    assert_eq!(heat["heatmap"]["previous_as_of"], previous.to_string());
+
+    // CSV holds counts as integers too
+    let csv = s
+        .get(&token, "/v1/metrics/kpis?format=csv")
+        .await
+        .text()
+        .await
+        .unwrap();
+    let mut rows = csv.lines().map(csv_fields);
+    let header = rows.next().unwrap();
+    let col = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let (unit, value, target) = (col("unit"), col("value"), col("target"));
+    let mut counts = 0;
+    for row in rows.filter(|r| r[unit].is_empty()) {
+        for i in [value, target] {
+            assert!(row[i].parse::<u64>().is_ok(), "{row:?}");
+        }
+        counts += 1;
+    }
+    assert!(counts >= 5, "{csv}");
+}
+
+/// The fields of one CSV line (RFC 4180 quoting).
+fn csv_fields(line: &str) -> Vec<String> {
+    let (mut fields, mut field, mut quoted) = (Vec::new(), String::new(), false);
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, quoted) {
+            ('"', true) if chars.peek() == Some(&'"') => {
+                field.push('"');
+                chars.next();
+            }
+            ('"', _) => quoted = !quoted,
+            (',', false) => fields.push(std::mem::take(&mut field)),
+            (c, _) => field.push(c),
+        }
+    }
+    fields.push(field);
+    fields
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_aggregate_matches_independent_sql() {
     let s = TestApp::start().await;
@@ -490,13 +672,11 @@ fn kpi_strings(kpis: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|k| {
-            let v = format!("{:.1}", f(&k["value"]));
-            match k["unit"].as_str().unwrap() {
-                "%" => format!("{v}%"),
-                "" => v,
-                unit => format!("{v} {unit}"),
-            }
+        .map(|k| match (&k["value"], k["unit"].as_str().unwrap()) {
+            (Value::Null, _) => "no data".to_owned(),
+            (v, "%") => format!("{:.1}%", f(v)),
+            // a count is an integer in JSON (u() refuses 27.0) and in the PDF
+            (v, _) => u(v).to_string(),
         })
         .collect()
 }
@@ -609,7 +789,7 @@ async fn tenancy_scope_and_http_behaviour() {
         .await
         .unwrap();
     for section in [
-        "posture", "heatmap", "matrix", "trends", "forecast", "overdue", "kpis",
+        "summary", "posture", "heatmap", "matrix", "trends", "forecast", "overdue", "kpis",
     ] {
         for format in ["json", "csv"] {
             let r = s
@@ -715,6 +895,16 @@ async fn tenancy_scope_and_http_behaviour() {
             "inverted_period",
         ),
         ("/v1/metrics/kpis?as_of=2999-01-01", 400, "future_as_of"),
+        (
+            "/v1/metrics/summary?as_of=2026-01-31&previous_as_of=2026-01-31",
+            400,
+            "bad_parameter",
+        ),
+        (
+            "/v1/metrics/kpis?previous_as_of=last-month",
+            400,
+            "bad_parameter",
+        ),
         ("/v1/metrics/posture?format=xml", 400, "unsupported_format"),
         ("/v1/metrics/posture?colour=blue", 400, "unknown_parameter"),
         ("/v1/metrics/trends?interval=day", 400, "bad_parameter"),

@@ -6,7 +6,7 @@
 
 use std::fmt::Write;
 
-use crate::model::{DueList, PostureRow, Report, StatusCounts};
+use crate::model::{DueList, Figure, PostureRow, Report, StatusCounts};
 use crate::section::Section;
 
 struct Csv {
@@ -62,6 +62,16 @@ impl Csv {
         self
     }
 
+    /// A KPI figure as JSON has it: `27` for a count, `63.2` for a
+    /// percentage, empty for no data.
+    fn figure(&mut self, value: impl Into<Option<Figure>>) -> &mut Self {
+        match value.into() {
+            Some(Figure::Count(n)) => self.num(n),
+            Some(Figure::Percent(v)) => self.num(format_args!("{v:.1}")),
+            None => self.opt(None::<u64>),
+        }
+    }
+
     fn opt(&mut self, value: Option<impl std::fmt::Display>) -> &mut Self {
         match value {
             Some(v) => self.num(v),
@@ -99,6 +109,7 @@ const COUNTS: [&str; 6] = [
 /// The section as CSV.
 pub fn render(section: Section, report: &Report) -> String {
     match section {
+        Section::Summary => summary(report),
         Section::Posture => posture(report),
         Section::Heatmap => heatmap(report),
         Section::Matrix => matrix(report),
@@ -109,11 +120,44 @@ pub fn render(section: Section, report: &Report) -> String {
     }
 }
 
+/// One row per sentence: the status first, then why, the key messages and
+/// the decisions requested.
+fn summary(report: &Report) -> String {
+    let s = &report.summary;
+    let mut csv = Csv::new(&["part", "key", "text", "risk_id", "certification_id"]);
+    csv.text("status")
+        .text(s.status.as_str())
+        .text(s.status.label())
+        .opt(None::<i64>)
+        .opt(None::<i64>);
+    csv.end();
+    for (part, messages) in [("reason", &s.reasons), ("message", &s.messages)] {
+        for m in messages {
+            csv.text(part)
+                .text(m.key)
+                .text(&m.text)
+                .opt(None::<i64>)
+                .opt(None::<i64>);
+            csv.end();
+        }
+    }
+    for d in &s.decisions {
+        csv.text("decision")
+            .text(d.kind.as_str())
+            .text(&d.text)
+            .opt(d.risk_id)
+            .opt(d.certification_id);
+        csv.end();
+    }
+    csv.out
+}
+
 fn posture(report: &Report) -> String {
     let mut cols = vec!["group", "key", "label"];
     cols.extend(COUNTS);
     cols.extend([
         "readiness_pct",
+        "previous_readiness_pct",
         "evidenced",
         "evidence_coverage_pct",
         "fresh",
@@ -134,6 +178,7 @@ fn posture(report: &Report) -> String {
                 .text(&r.label)
                 .counts(&r.counts)
                 .num(format!("{:.1}", r.readiness_pct))
+                .opt(r.previous_readiness_pct.map(|p| format!("{p:.1}")))
                 .num(r.evidenced)
                 .num(format!("{:.1}", r.evidence_coverage_pct))
                 .num(r.fresh)
@@ -306,11 +351,11 @@ fn kpis(report: &Report) -> String {
         csv.text(k.key)
             .text(k.label)
             .text(k.unit)
-            .num(format!("{:.1}", k.value))
-            .num(format!("{:.1}", k.previous))
+            .figure(k.value)
+            .figure(k.previous)
             .num(k.previous_as_of)
-            .num(format!("{:.1}", k.target))
-            .num(format!("{:.1}", k.warning))
+            .figure(k.target)
+            .figure(k.warning)
             .text(k.state.as_str())
             .text(k.trend.as_str())
             .opt(k.improving);

@@ -6,7 +6,11 @@ use polars::prelude::*;
 
 use crate::frames::{rule, state_at, status_map};
 use crate::load::{Dataset, RiskRow, day};
-use crate::model::{Grid, HeatCell, Heatmap, LevelCounts, Rating, RiskItem, RiskLevel};
+use crate::model::{
+    Grid, HeatCell, Heatmap, LevelCounts, Rating, RiskChange, RiskItem, RiskLevel, RiskStatusCounts,
+};
+use certscope_domain::deadline::Dates;
+use certscope_domain::{Deadline, RiskStatus, Status};
 
 fn rating(likelihood: i16, impact: i16) -> Rating {
     Rating::new(likelihood.into(), impact.into())
@@ -64,7 +68,15 @@ pub fn open_by_level(data: &Dataset, at: chrono::NaiveDate) -> PolarsResult<Leve
     Ok(counts)
 }
 
-fn item(risk: &RiskRow, status: &str) -> RiskItem {
+fn item(risk: &RiskRow, status: &str, at: chrono::NaiveDate) -> RiskItem {
+    let dates = Dates {
+        due_date: risk.due_date,
+        ..Dates::default()
+    };
+    let treatment_overdue = RiskStatus::parse(status)
+        .ok()
+        .and_then(|s| Deadline::of(Status::RiskStatus(s), dates))
+        .is_some_and(|d| d.is_overdue(at));
     RiskItem {
         id: risk.id,
         title: risk.title.clone(),
@@ -75,6 +87,7 @@ fn item(risk: &RiskRow, status: &str) -> RiskItem {
         inherent: rating(risk.inherent_likelihood, risk.inherent_impact),
         residual: rating(risk.residual_likelihood, risk.residual_impact),
         due_date: risk.due_date,
+        treatment_overdue,
     }
 }
 
@@ -115,15 +128,54 @@ fn grid(counted: &DataFrame, likelihood: &str, impact: &str) -> PolarsResult<Gri
     Ok(Grid { total, cells })
 }
 
-/// Heat-maps of the risks not closed at the end of `at`.
-pub fn heatmap(data: &Dataset, at: chrono::NaiveDate, appetite: u8) -> PolarsResult<Heatmap> {
+/// Risks whose status at the end of `at` differs from the end of
+/// `previous`, worst residual first.
+pub fn changes(
+    data: &Dataset,
+    previous: chrono::NaiveDate,
+    at: chrono::NaiveDate,
+) -> PolarsResult<Vec<RiskChange>> {
+    let before = status_map(&risks_at(data, previous)?, "id")?;
+    let now = status_map(&risks_at(data, at)?, "id")?;
+    let mut out: Vec<RiskChange> = data
+        .risks
+        .iter()
+        .filter_map(|r| {
+            let status = now.get(&r.id)?;
+            let previous_status = before.get(&r.id);
+            (previous_status != Some(status)).then(|| RiskChange {
+                id: r.id,
+                title: r.title.clone(),
+                previous_status: previous_status.cloned(),
+                status: status.clone(),
+                residual: rating(r.residual_likelihood, r.residual_impact),
+            })
+        })
+        .collect();
+    out.sort_by(|a, b| {
+        b.residual
+            .score
+            .cmp(&a.residual.score)
+            .then(a.id.cmp(&b.id))
+    });
+    Ok(out)
+}
+
+/// Heat-maps of the risks not closed at the end of `at`, with the status
+/// changes since `previous`.
+pub fn heatmap(
+    data: &Dataset,
+    at: chrono::NaiveDate,
+    previous: chrono::NaiveDate,
+    appetite: u8,
+) -> PolarsResult<Heatmap> {
     let state = risks_at(data, at)?;
     let live = state.lazy().filter(rule::risk_carried()).collect()?;
     let status = status_map(&live, "id")?;
     let by_id: HashMap<i64, &RiskRow> = data.risks.iter().map(|r| (r.id, r)).collect();
     let mut items: Vec<RiskItem> = status
         .iter()
-        .filter_map(|(id, s)| by_id.get(id).map(|r| item(r, s)))
+        .filter_map(|(id, s)| by_id.get(id).map(|r| item(r, s, at)))
         .collect();
     // worst first: residual, then inherent, then id for a stable order
     items.sort_by(|a, b| {
@@ -173,13 +225,27 @@ pub fn heatmap(data: &Dataset, at: chrono::NaiveDate, appetite: u8) -> PolarsRes
         .cloned()
         .collect();
     let top_risks = items.iter().take(10).cloned().collect();
+    let by_status = |items: &[RiskItem]| {
+        let mut counts = RiskStatusCounts::default();
+        for s in items
+            .iter()
+            .filter_map(|r| RiskStatus::parse(&r.status).ok())
+        {
+            counts.add(s);
+        }
+        counts
+    };
     Ok(Heatmap {
         risks: items.len() as u64,
+        by_status: by_status(&items),
+        above_appetite_by_status: by_status(&above_appetite),
         inherent,
         residual,
         appetite,
         above_appetite,
         top_risks,
+        previous_as_of: previous,
+        changes: changes(data, previous, at)?,
     })
 }
 
@@ -262,7 +328,7 @@ mod tests {
 
     #[test]
     fn the_heat_maps_place_every_carried_risk_in_its_cells() {
-        let h = heatmap(&register(), as_of(), 9).unwrap();
+        let h = heatmap(&register(), as_of(), on(-30), 9).unwrap();
         // all but the closed one and the one not identified yet
         assert_eq!(h.risks, 5);
         assert_eq!((h.inherent.total, h.residual.total), (5, 5));
@@ -303,7 +369,7 @@ mod tests {
 
     #[test]
     fn top_risks_come_worst_first_and_those_above_appetite_are_listed() {
-        let h = heatmap(&register(), as_of(), 9).unwrap();
+        let h = heatmap(&register(), as_of(), on(-30), 9).unwrap();
         let ids = |items: &[RiskItem]| items.iter().map(|r| r.id).collect::<Vec<_>>();
         // residual, then inherent, then id
         assert_eq!(ids(&h.top_risks), [1, 7, 3, 6, 2]);
@@ -311,7 +377,55 @@ mod tests {
         // residual above 9
         assert_eq!(h.appetite, 9);
         assert_eq!(ids(&h.above_appetite), [1, 7, 3, 6]);
-        let h = heatmap(&register(), as_of(), 15).unwrap();
+        let h = heatmap(&register(), as_of(), on(-30), 15).unwrap();
         assert_eq!(ids(&h.above_appetite), [1, 7]);
+    }
+
+    #[test]
+    fn carried_risks_are_counted_by_status_and_so_are_those_above_appetite() {
+        let h = heatmap(&register(), as_of(), on(-30), 9).unwrap();
+        // 1, 6 and 7 open; 2 treating; 3 accepted; 4 closed is not carried
+        let counts = |c: RiskStatusCounts| (c.open, c.treating, c.accepted);
+        assert_eq!(counts(h.by_status), (3, 1, 1));
+        assert_eq!(h.by_status.total(), h.risks);
+        // above 9: 1, 7, 6 open and 3 accepted
+        assert_eq!(counts(h.above_appetite_by_status), (3, 0, 1));
+    }
+
+    #[test]
+    fn a_treatment_is_overdue_past_its_due_date_unless_accepted() {
+        let mut data = register();
+        data.risks[1].due_date = Some(on(-1)); // 2, treating
+        data.risks[2].due_date = Some(on(-1)); // 3, accepted: no deadline
+        data.risks[5].due_date = Some(on(0)); // 6, open, due today
+        let h = heatmap(&data, as_of(), on(-30), 9).unwrap();
+        let overdue: Vec<i64> = h
+            .top_risks
+            .iter()
+            .filter(|r| r.treatment_overdue)
+            .map(|r| r.id)
+            .collect();
+        assert_eq!(overdue, [2]);
+    }
+
+    #[test]
+    fn changes_list_the_risks_whose_status_moved_since_the_previous_pack() {
+        let h = heatmap(&register(), as_of(), on(-35), 9).unwrap();
+        let moved: Vec<(i64, Option<&str>, &str)> = h
+            .changes
+            .iter()
+            .map(|c| (c.id, c.previous_status.as_deref(), c.status.as_str()))
+            .collect();
+        // 35 days ago: 2 open (treating at -30), 3 accepted already (-40),
+        // 4 open (treating -30, closed -10), 7 not identified yet (-20)
+        assert_eq!(
+            moved,
+            [
+                (7, None, "open"),
+                (2, Some("open"), "treating"),
+                (4, Some("open"), "closed")
+            ]
+        );
+        assert_eq!(h.previous_as_of, on(-35));
     }
 }

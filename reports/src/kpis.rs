@@ -5,15 +5,14 @@ use std::collections::BTreeMap;
 
 use chrono::NaiveDate;
 
-use crate::frames::round1;
-use crate::model::{Direction, Kpi, KpiState, Trend};
+use crate::model::{Direction, Kpi, KpiState, Measure, Trend};
 use crate::params::Band;
 
 #[derive(Debug, Clone, Copy)]
 pub struct KpiDefinition {
     pub key: &'static str,
     pub label: &'static str,
-    pub unit: &'static str,
+    pub measure: Measure,
     pub direction: Direction,
     /// Default target and warning threshold.
     pub band: Band,
@@ -22,7 +21,7 @@ pub struct KpiDefinition {
 const fn def(
     key: &'static str,
     label: &'static str,
-    unit: &'static str,
+    measure: Measure,
     direction: Direction,
     target: u32,
     warning: u32,
@@ -30,20 +29,21 @@ const fn def(
     KpiDefinition {
         key,
         label,
-        unit,
+        measure,
         direction,
         band: Band { target, warning },
     }
 }
 
 use Direction::{HigherIsBetter, LowerIsBetter};
+use Measure::{Count, Percent};
 
 /// The KPIs, in the order they are reported.
 pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "readiness",
         "Control readiness",
-        "%",
+        Percent,
         HigherIsBetter,
         90,
         70,
@@ -51,7 +51,7 @@ pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "evidence_coverage",
         "Evidence coverage",
-        "%",
+        Percent,
         HigherIsBetter,
         95,
         80,
@@ -59,7 +59,7 @@ pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "failed_requirements",
         "Failed requirements",
-        "",
+        Count,
         LowerIsBetter,
         0,
         5,
@@ -67,7 +67,7 @@ pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "overdue_requirements",
         "Overdue requirements",
-        "",
+        Count,
         LowerIsBetter,
         0,
         25,
@@ -75,15 +75,15 @@ pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "overdue_certifications",
         "Certifications past target",
-        "",
+        Count,
         LowerIsBetter,
         0,
         1,
     ),
     def(
         "open_high_risks",
-        "Open high and critical risks",
-        "",
+        "High and critical risks, open or in treatment",
+        Count,
         LowerIsBetter,
         0,
         5,
@@ -91,7 +91,7 @@ pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "risks_above_appetite",
         "Risks above appetite",
-        "",
+        Count,
         LowerIsBetter,
         0,
         3,
@@ -99,14 +99,16 @@ pub const KPI_DEFINITIONS: [KpiDefinition; 8] = [
     def(
         "risk_reduction",
         "Risk reduction by controls",
-        "%",
+        Percent,
         HigherIsBetter,
         50,
         30,
     ),
 ];
 
-/// KPI values at one date, by key.
+/// KPI values at one date, by key, as computed (made into a [`Figure`] of
+/// the KPI's measure when reported). A KPI without a value has no data (a
+/// percentage of nothing) and is reported as `no_data`, never judged.
 pub type KpiValues = BTreeMap<&'static str, f64>;
 
 fn state(direction: Direction, value: f64, band: Band) -> KpiState {
@@ -129,15 +131,13 @@ pub fn kpis(
     KPI_DEFINITIONS
         .iter()
         .map(|d| {
-            let value = round1(now.get(d.key).copied().unwrap_or(0.0));
-            let before = round1(previous.get(d.key).copied().unwrap_or(0.0));
+            let value = now.get(d.key).map(|&v| d.measure.figure(v));
+            let before = previous.get(d.key).map(|&v| d.measure.figure(v));
             let band = overrides.get(d.key).copied().unwrap_or(d.band);
-            let trend = if value > before {
-                Trend::Up
-            } else if value < before {
-                Trend::Down
-            } else {
-                Trend::Flat
+            let trend = match (value, before) {
+                (Some(v), Some(b)) if v.as_f64() > b.as_f64() => Trend::Up,
+                (Some(v), Some(b)) if v.as_f64() < b.as_f64() => Trend::Down,
+                _ => Trend::Flat,
             };
             let improving = match (trend, d.direction) {
                 (Trend::Flat, _) => None,
@@ -147,14 +147,14 @@ pub fn kpis(
             Kpi {
                 key: d.key,
                 label: d.label,
-                unit: d.unit,
+                unit: d.measure.unit(),
                 value,
                 previous: before,
                 previous_as_of,
-                target: f64::from(band.target),
-                warning: f64::from(band.warning),
+                target: d.measure.figure(f64::from(band.target)),
+                warning: d.measure.figure(f64::from(band.warning)),
                 direction: d.direction,
-                state: state(d.direction, value, band),
+                state: value.map_or(KpiState::NoData, |v| state(d.direction, v.as_f64(), band)),
                 trend,
                 improving,
             }
@@ -165,6 +165,7 @@ pub fn kpis(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Figure;
     use crate::sample::{Cert, Req, Risk, dataset, on, params};
 
     fn values(pairs: [(&'static str, f64); 8]) -> KpiValues {
@@ -179,8 +180,8 @@ mod tests {
             .map(|k| {
                 (
                     k.key,
-                    k.value,
-                    k.previous,
+                    k.value.map_or(f64::NAN, Figure::as_f64),
+                    k.previous.map_or(f64::NAN, Figure::as_f64),
                     k.state.as_str(),
                     k.trend.as_str(),
                     k.improving,
@@ -247,11 +248,23 @@ mod tests {
             ]
         );
         assert!(k.iter().all(|k| k.previous_as_of == on(-30)));
-        assert_eq!((k[0].target, k[0].warning, k[0].unit), (90.0, 70.0, "%"));
+        assert_eq!(
+            (k[0].target, k[0].warning, k[0].unit),
+            (Figure::Percent(90.0), Figure::Percent(70.0), "%")
+        );
+        assert_eq!(
+            (k[2].value, k[2].target, k[2].warning, k[2].unit),
+            (
+                Some(Figure::Count(3)),
+                Figure::Count(0),
+                Figure::Count(5),
+                ""
+            )
+        );
     }
 
     #[test]
-    fn a_band_override_moves_the_state_and_a_missing_value_counts_as_zero() {
+    fn a_band_override_moves_the_state_and_a_missing_value_is_no_data() {
         let now = KpiValues::from([("readiness", 92.0)]);
         let overrides = BTreeMap::from([(
             "readiness",
@@ -264,10 +277,17 @@ mod tests {
         assert_eq!(k.len(), KPI_DEFINITIONS.len());
         assert_eq!(
             (k[0].state, k[0].target, k[0].warning),
-            (KpiState::Warning, 95.0, 90.0)
+            (
+                KpiState::Warning,
+                Figure::Percent(95.0),
+                Figure::Percent(90.0)
+            )
         );
-        // no value: zero, which breaches a higher-is-better target
-        assert_eq!((k[1].value, k[1].state), (0.0, KpiState::Breach));
+        // no value: no data, never judged, no trend
+        assert_eq!(
+            (k[1].value, k[1].previous, k[1].state, k[1].trend),
+            (None, None, KpiState::NoData, Trend::Flat)
+        );
     }
 
     /// One certification 10 days past its target: requirements 1 and 2
@@ -305,7 +325,13 @@ mod tests {
         let values: Vec<(&str, f64, f64)> = report
             .kpis
             .iter()
-            .map(|k| (k.key, k.value, k.previous))
+            .map(|k| {
+                (
+                    k.key,
+                    k.value.map_or(f64::NAN, Figure::as_f64),
+                    k.previous.map_or(f64::NAN, Figure::as_f64),
+                )
+            })
             .collect();
         assert_eq!(
             values,
@@ -326,5 +352,26 @@ mod tests {
             ]
         );
         assert_eq!(report.kpis[0].previous_as_of, on(-30));
+    }
+
+    #[test]
+    fn counts_are_integers_and_percentages_have_one_decimal_in_json() {
+        let now = KpiValues::from([("readiness", 63.25), ("failed_requirements", 27.0)]);
+        let k = kpis(&now, &KpiValues::new(), on(-30), &BTreeMap::new());
+        let json = serde_json::to_value(&k).unwrap();
+        let readiness = &json[0];
+        assert_eq!(readiness["value"], serde_json::json!(63.3));
+        assert_eq!(readiness["target"], serde_json::json!(90.0));
+        let failed = &json[2];
+        assert_eq!(failed["key"], "failed_requirements");
+        for field in ["value", "target", "warning"] {
+            assert!(failed[field].is_u64(), "{field}: {}", failed[field]);
+        }
+        // nothing measured a month ago: null, not 0
+        assert!(failed["previous"].is_null());
+        assert_eq!(failed["value"].to_string(), "27");
+        assert_eq!(Figure::show(k[2].value), "27");
+        assert_eq!(Figure::show(k[0].value), "63.3%");
+        assert_eq!(Figure::show(k[1].value), "no data");
     }
 }

@@ -18,7 +18,9 @@ mod posture;
 #[cfg(test)]
 mod sample;
 pub mod section;
+pub mod summary;
 mod trends;
+mod words;
 
 use chrono::{NaiveDate, Utc};
 use polars::prelude::*;
@@ -27,7 +29,7 @@ pub use load::{Dataset, load};
 pub use params::{ParamError, RawParams, ReportParams, ReportScope};
 
 use crate::kpis::KpiValues;
-use crate::model::{CertificationRef, Meta, Period, Report};
+use crate::model::{CertificationRef, Meta, OverallStatus, Period, Report, Summary};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -65,9 +67,9 @@ pub fn compute(
     data.certifications.retain(|c| existing.contains(&c.id));
 
     let now = posture::requirements_on(&data, as_of, "evidenced")?;
-    let posture = posture::posture(&data, now.clone(), as_of)?;
+    let mut posture = posture::posture(&data, now.clone(), as_of)?;
     let matrix = posture::matrix(&data, now.clone())?;
-    let heatmap = heatmap::heatmap(&data, as_of, params.appetite)?;
+    let heatmap = heatmap::heatmap(&data, as_of, previous, params.appetite)?;
     let trends = trends::trends(&data, params)?;
     let forecast = trends::forecast(&data, params)?;
     let overdue = overdue::overdue(&data, now, params)?;
@@ -81,6 +83,7 @@ pub fn compute(
     let values_now = kpi_values(&data, &posture, &current, as_of, params.appetite)?;
     let before = posture::requirements_on(&data, previous, "evidenced_prev")?;
     let posture_before = posture::posture(&data, before, previous)?;
+    posture::compare(&mut posture, &posture_before);
     let point_before = trends::point(&data, previous)?;
     let values_before = kpi_values(
         &data,
@@ -109,14 +112,21 @@ pub fn compute(
                 id: c.id,
                 name: c.name.clone(),
                 framework: c.framework.clone(),
+                framework_name: data.framework_name(&c.framework).to_owned(),
             })
             .collect(),
         restricted,
         appetite: params.appetite,
         horizon_days: params.horizon_days,
     };
-    Ok(Report {
+    let mut report = Report {
         meta,
+        summary: Summary {
+            status: OverallStatus::NoData,
+            reasons: Vec::new(),
+            messages: Vec::new(),
+            decisions: Vec::new(),
+        },
         posture,
         heatmap,
         matrix,
@@ -124,7 +134,10 @@ pub fn compute(
         forecast,
         overdue,
         kpis,
-    })
+    };
+    // computed last: it reads every other section
+    report.summary = summary::summary(&report);
+    Ok(report)
 }
 
 fn kpi_values(
@@ -156,14 +169,7 @@ fn kpi_values(
     let above = frames::u64_at(&risks, "above", 0)?;
     let residual = frames::u64_at(&risks, "residual", 0)?;
     let inherent = frames::u64_at(&risks, "inherent", 0)?;
-    let reduction = if inherent == 0 {
-        0.0
-    } else {
-        100.0 - frames::pct(residual, inherent)
-    };
-    Ok(KpiValues::from([
-        ("readiness", posture.overall.readiness_pct),
-        ("evidence_coverage", posture.overall.evidence_coverage_pct),
+    let mut values = KpiValues::from([
         ("failed_requirements", posture.overall.counts.failed as f64),
         ("overdue_requirements", point.overdue_requirements as f64),
         (
@@ -172,6 +178,17 @@ fn kpi_values(
         ),
         ("open_high_risks", point.open_risks.high_or_worse() as f64),
         ("risks_above_appetite", above as f64),
-        ("risk_reduction", frames::round1(reduction)),
-    ]))
+    ]);
+    // percentages of nothing have no data (left out: reported as no_data)
+    if posture.overall.counts.applicable() > 0 {
+        values.insert("readiness", posture.overall.readiness_pct);
+        values.insert("evidence_coverage", posture.overall.evidence_coverage_pct);
+    }
+    if inherent > 0 {
+        values.insert(
+            "risk_reduction",
+            frames::round1(100.0 - frames::pct(residual, inherent)),
+        );
+    }
+    Ok(values)
 }

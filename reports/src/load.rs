@@ -5,6 +5,8 @@
 //! ship a million rows (accepted evidence per requirement); everything else is
 //! aggregated by polars in the sections.
 
+use std::collections::HashMap;
+
 use certscope_domain::Kind;
 use chrono::NaiveDate;
 use polars::prelude::*;
@@ -80,6 +82,8 @@ pub struct Dataset {
     /// The accepted evidence that last covered each lapsed or lapsing
     /// requirement (one per requirement).
     pub lapsing_evidence: Vec<EvidenceRow>,
+    /// Framework names by slug (the public catalogue), for labels.
+    pub framework_names: HashMap<String, String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -156,6 +160,13 @@ pub async fn load(
     let risk_ids: Vec<i64> = risks.iter().map(|r| r.id).collect();
     let risk_history = history(&mut tx, scope.organization_id, Kind::Risk, &risk_ids).await?;
     let lapsing_evidence = lapsing_evidence(&mut tx, scope, params, &rows).await?;
+    // the catalogue is public and small: names for every slug
+    let framework_names: HashMap<String, String> =
+        sqlx::query_as::<_, (String, String)>("SELECT slug, name FROM frameworks")
+            .fetch_all(&mut *tx)
+            .await?
+            .into_iter()
+            .collect();
     tx.commit().await?;
 
     let requirements = requirement_frame(rows)?;
@@ -169,7 +180,15 @@ pub async fn load(
         risks,
         risk_history,
         lapsing_evidence,
+        framework_names,
     })
+}
+
+impl Dataset {
+    /// A framework's name, or its slug when the catalogue has none.
+    pub fn framework_name<'a>(&'a self, slug: &'a str) -> &'a str {
+        self.framework_names.get(slug).map_or(slug, String::as_str)
+    }
 }
 
 type Tx<'c> = sqlx::Transaction<'c, sqlx::Postgres>;

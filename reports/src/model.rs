@@ -4,7 +4,7 @@
 //! position); the JSON endpoints serialize its sections and the PDF renders the
 //! same value, so every figure in the PDF can be fetched and checked.
 
-use certscope_domain::{Completion, RequirementStatus};
+use certscope_domain::{Completion, RequirementStatus, RiskStatus};
 pub use certscope_domain::{RiskLevel, RiskRating as Rating};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
@@ -13,6 +13,8 @@ use serde::Serialize;
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Report {
     pub meta: Meta,
+    /// The decision page: overall status, key messages, decisions requested.
+    pub summary: Summary,
     pub posture: Posture,
     pub heatmap: Heatmap,
     pub matrix: Vec<CertificationMatrix>,
@@ -57,7 +59,9 @@ pub struct Organization {
 pub struct CertificationRef {
     pub id: i64,
     pub name: String,
+    /// framework slug
     pub framework: String,
+    pub framework_name: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -157,6 +161,9 @@ pub struct PostureRow {
     pub counts: StatusCounts,
     /// implemented / applicable, percent (0 when nothing is applicable)
     pub readiness_pct: f64,
+    /// The same group's readiness at `previous_as_of`; absent when nothing of
+    /// it was applicable then (no data, not 0%).
+    pub previous_readiness_pct: Option<f64>,
     /// applicable requirements with at least one accepted, unexpired evidence
     pub evidenced: u64,
     /// evidenced / applicable, percent
@@ -215,18 +222,61 @@ pub struct RiskItem {
     pub title: String,
     pub category: String,
     pub owner: Option<String>,
+    /// open, treating or accepted (closed risks are not carried)
     pub status: String,
     pub treatment: String,
     pub inherent: Rating,
     pub residual: Rating,
+    /// When the treatment is due (open and treating risks).
     pub due_date: Option<NaiveDate>,
+    /// The treatment's due date has passed and the risk is still open or
+    /// being treated (the domain's deadline rule).
+    pub treatment_overdue: bool,
+}
+
+/// Risks carried (not closed) by status: the one vocabulary of risk states
+/// that the summary, KPIs, trends and heat-maps use. "Open work" is open plus
+/// treating; accepted risks are carried but need no work, only a decision
+/// when above appetite.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RiskStatusCounts {
+    pub open: u64,
+    pub treating: u64,
+    pub accepted: u64,
+}
+
+impl RiskStatusCounts {
+    /// Counts one more risk in `status`; closed risks are not carried.
+    pub fn add(&mut self, status: RiskStatus) {
+        match status {
+            RiskStatus::Open => self.open += 1,
+            RiskStatus::Treating => self.treating += 1,
+            RiskStatus::Accepted => self.accepted += 1,
+            RiskStatus::Closed => {}
+        }
+    }
+
+    pub fn total(&self) -> u64 {
+        self.open + self.treating + self.accepted
+    }
+
+    /// Open or in treatment: the risks still being worked on.
+    pub fn open_work(&self) -> u64 {
+        self.open + self.treating
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Heatmap {
-    /// Risks counted: not closed as of the report date.
+    /// Risks carried (open, treating or accepted) as of the report date.
     pub risks: u64,
+    /// The carried risks by status.
+    pub by_status: RiskStatusCounts,
+    /// The risks above appetite by status: accepted ones are decisions the
+    /// board owns, open and treating ones decisions it is asked for.
+    pub above_appetite_by_status: RiskStatusCounts,
     pub inherent: Grid,
     pub residual: Grid,
     pub appetite: u8,
@@ -234,6 +284,23 @@ pub struct Heatmap {
     pub above_appetite: Vec<RiskItem>,
     /// The ten worst risks by residual then inherent score.
     pub top_risks: Vec<RiskItem>,
+    /// The day `changes` compares with (the previous pack's as-of).
+    pub previous_as_of: NaiveDate,
+    /// Risks whose status differs from `previous_as_of`, worst residual first:
+    /// new ones (no previous status), closed, accepted, treated or reopened.
+    pub changes: Vec<RiskChange>,
+}
+
+/// A risk whose status changed since the previous pack.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct RiskChange {
+    pub id: i64,
+    pub title: String,
+    /// The status at `previous_as_of`; absent for a risk identified since.
+    pub previous_status: Option<String>,
+    pub status: String,
+    pub residual: Rating,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -354,8 +421,17 @@ pub struct CertificationForecast {
     pub velocity_per_week: f64,
     pub projected_completion: Option<NaiveDate>,
     pub outlook: Outlook,
+    /// target date minus the report date: negative when the target has passed
+    pub days_to_target: i64,
     /// projected completion minus target date, when late
     pub days_late: Option<i64>,
+}
+
+impl CertificationForecast {
+    /// Forecast to miss its target: projected after it, or no progress at all.
+    pub fn will_miss_target(&self) -> bool {
+        matches!(self.outlook, Outlook::AtRisk | Outlook::Stalled)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -432,11 +508,29 @@ pub struct KindCounts {
     pub evidence: u64,
 }
 
+/// A count of due items sharing a certification, an owner or an age band.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DueGroup {
+    /// certification id, owner name (empty: unassigned) or age band key
+    pub key: String,
+    pub label: String,
+    pub count: u64,
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DueList {
     pub total: u64,
     pub by_kind: KindCounts,
+    /// Every item counted by certification, most items first.
+    pub by_certification: Vec<DueGroup>,
+    /// Every item counted by owner, most items first; past the tenth owner
+    /// the rest are one `others` group.
+    pub by_owner: Vec<DueGroup>,
+    /// Every item counted by how far its date is from the report date, in
+    /// bands (days overdue, or days ahead for upcoming items).
+    pub by_age: Vec<DueGroup>,
     pub truncated: bool,
     pub items: Vec<DueItem>,
 }
@@ -466,6 +560,10 @@ pub enum KpiState {
     Good,
     Warning,
     Breach,
+    /// Nothing to measure: a percentage without a denominator (readiness with
+    /// no applicable requirement, risk reduction with no risk). The value is
+    /// null; it is never judged.
+    NoData,
 }
 
 impl KpiState {
@@ -474,6 +572,7 @@ impl KpiState {
             Self::Good => "good",
             Self::Warning => "warning",
             Self::Breach => "breach",
+            Self::NoData => "no_data",
         }
     }
 }
@@ -497,22 +596,190 @@ impl Trend {
     }
 }
 
+/// What a KPI measures: a count of things, or a percentage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Measure {
+    Count,
+    Percent,
+}
+
+impl Measure {
+    /// The unit printed after a figure: `%` for percentages, none for counts.
+    pub const fn unit(self) -> &'static str {
+        match self {
+            Self::Count => "",
+            Self::Percent => "%",
+        }
+    }
+
+    /// The largest target or warning threshold a request may set.
+    pub const fn max_band(self) -> u32 {
+        match self {
+            Self::Count => 1_000_000,
+            Self::Percent => 100,
+        }
+    }
+
+    /// `v` as a figure of this measure: a count rounds to a whole number (never
+    /// below 0), a percentage to one decimal.
+    pub fn figure(self, v: f64) -> Figure {
+        match self {
+            Self::Count => Figure::Count(v.round().max(0.0) as u64),
+            Self::Percent => Figure::Percent(certscope_domain::round1(v)),
+        }
+    }
+}
+
+/// A KPI figure. A count is an integer in JSON and CSV (`27`), a percentage a
+/// number with one decimal (`63.2`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Figure {
+    Count(u64),
+    Percent(f64),
+}
+
+impl Figure {
+    /// `27`, `63.2%`, or `no data`.
+    pub fn show(figure: Option<Figure>) -> String {
+        figure.map_or_else(|| "no data".to_owned(), |f| f.to_string())
+    }
+
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Self::Count(n) => n as f64,
+            Self::Percent(v) => v,
+        }
+    }
+}
+
+impl std::fmt::Display for Figure {
+    /// `27`, `63.2%`: what the PDF prints and the JSON holds.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Count(n) => write!(f, "{n}"),
+            Self::Percent(v) => write!(f, "{v:.1}%"),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Kpi {
     pub key: &'static str,
     pub label: &'static str,
+    /// `%` for percentages, empty for counts (whose figures are integers)
     pub unit: &'static str,
-    pub value: f64,
-    pub previous: f64,
+    /// Absent (null) when there is nothing to measure: state `no_data`.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub value: Option<Figure>,
+    /// Absent (null) when there was nothing to measure then.
+    #[cfg_attr(feature = "openapi", schema(value_type = Option<f64>))]
+    pub previous: Option<Figure>,
     /// The day `previous` describes (one interval before the report date).
     pub previous_as_of: NaiveDate,
-    pub target: f64,
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
+    pub target: Figure,
     /// the value at which the state turns from warning to breach
-    pub warning: f64,
+    #[cfg_attr(feature = "openapi", schema(value_type = f64))]
+    pub warning: Figure,
     pub direction: Direction,
     pub state: KpiState,
     pub trend: Trend,
     /// whether the change since the previous value is an improvement
     pub improving: Option<bool>,
+}
+
+/// The overall status the decision page leads with. The rule that decides it
+/// lives in `summary::overall_status`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum OverallStatus {
+    OnTrack,
+    AtRisk,
+    OffTrack,
+    /// Nothing in scope: no applicable requirement and no risk carried.
+    NoData,
+}
+
+impl OverallStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::OnTrack => "on_track",
+            Self::AtRisk => "at_risk",
+            Self::OffTrack => "off_track",
+            Self::NoData => "no_data",
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::OnTrack => "On track",
+            Self::AtRisk => "At risk",
+            Self::OffTrack => "Off track",
+            Self::NoData => "No data",
+        }
+    }
+}
+
+/// One sentence of the summary with the model fields it states.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Message {
+    /// The rule that wrote it: `target_missed`, `kpi_breach`, `readiness`, …
+    pub key: &'static str,
+    pub text: String,
+    /// JSON pointers into the full report (`/kpis/0/value`) of every figure,
+    /// date and name the sentence states.
+    pub sources: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionKind {
+    /// A risk above appetite, open or in treatment: fund treatment or accept it.
+    TreatOrAcceptRisk,
+    /// A risk accepted although above appetite: confirm the acceptance.
+    ConfirmAcceptedRisk,
+    /// A certification forecast to miss its target: new date or more resources.
+    ReviseTarget,
+}
+
+impl DecisionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TreatOrAcceptRisk => "treat_or_accept_risk",
+            Self::ConfirmAcceptedRisk => "confirm_accepted_risk",
+            Self::ReviseTarget => "revise_target",
+        }
+    }
+}
+
+/// Something the board is asked to decide.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Decision {
+    pub kind: DecisionKind,
+    pub text: String,
+    pub risk_id: Option<i64>,
+    pub certification_id: Option<i64>,
+    /// JSON pointers into the full report of what the sentence states.
+    pub sources: Vec<String>,
+}
+
+/// The decision page: what the board reads first. Every sentence is computed
+/// from the other sections and names the fields it states.
+#[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Summary {
+    pub status: OverallStatus,
+    /// Why the status is what it is: one sentence per condition that set it
+    /// (empty when on track).
+    pub reasons: Vec<Message>,
+    /// Three to five key messages, most important first.
+    pub messages: Vec<Message>,
+    /// What the board is asked to decide, risks first.
+    pub decisions: Vec<Decision>,
 }

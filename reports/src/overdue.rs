@@ -11,10 +11,43 @@ use certscope_domain::{CertificationStatus, RequirementStatus};
 
 use crate::frames::{statuses_at, strings};
 use crate::load::{Dataset, date, day};
-use crate::model::{DueItem, DueList, ItemKind, KindCounts, Overdue};
+use crate::model::{DueGroup, DueItem, DueList, ItemKind, KindCounts, Overdue};
 use crate::params::ReportParams;
 
-fn list(mut items: Vec<DueItem>, limit: usize) -> DueList {
+/// Owners listed by name in a due list's summary; the rest are `others`.
+pub const MAX_OWNER_GROUPS: usize = 10;
+
+/// Age bands of overdue items (days past) and upcoming items (days ahead):
+/// `(key, label, last day of the band)`.
+const OVERDUE_AGES: [(&str, &str, i64); 4] = [
+    ("1_30", "1–30 days overdue", 30),
+    ("31_90", "31–90 days overdue", 90),
+    ("91_180", "91–180 days overdue", 180),
+    ("over_180", "more than 180 days overdue", i64::MAX),
+];
+const UPCOMING_AGES: [(&str, &str, i64); 4] = [
+    ("0_7", "due within 7 days", 7),
+    ("8_30", "due in 8–30 days", 30),
+    ("31_90", "due in 31–90 days", 90),
+    ("over_90", "due in more than 90 days", i64::MAX),
+];
+
+/// Groups sorted by count (most first), then key.
+fn groups(counts: HashMap<String, (String, u64)>) -> Vec<DueGroup> {
+    let mut v: Vec<DueGroup> = counts
+        .into_iter()
+        .map(|(key, (label, count))| DueGroup { key, label, count })
+        .collect();
+    v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+    v
+}
+
+fn list(
+    mut items: Vec<DueItem>,
+    limit: usize,
+    names: &HashMap<i64, &str>,
+    overdue: bool,
+) -> DueList {
     items.sort_by(|a, b| {
         a.date
             .cmp(&b.date)
@@ -22,18 +55,67 @@ fn list(mut items: Vec<DueItem>, limit: usize) -> DueList {
             .then(a.id.cmp(&b.id))
     });
     let mut by_kind = KindCounts::default();
+    let mut certs: HashMap<String, (String, u64)> = HashMap::new();
+    let mut owners: HashMap<String, (String, u64)> = HashMap::new();
+    let bands = if overdue {
+        &OVERDUE_AGES
+    } else {
+        &UPCOMING_AGES
+    };
+    let mut ages = vec![0u64; bands.len()];
     for item in &items {
         match item.kind {
             ItemKind::Certification => by_kind.certification += 1,
             ItemKind::Requirement => by_kind.requirement += 1,
             ItemKind::Evidence => by_kind.evidence += 1,
         }
+        let name = names
+            .get(&item.certification_id)
+            .map_or_else(|| item.certification_id.to_string(), |n| (*n).to_owned());
+        certs
+            .entry(item.certification_id.to_string())
+            .or_insert((name, 0))
+            .1 += 1;
+        let owner = item.owner.clone().unwrap_or_default();
+        let label = if owner.is_empty() {
+            "unassigned".to_owned()
+        } else {
+            owner.clone()
+        };
+        owners.entry(owner).or_insert((label, 0)).1 += 1;
+        let distance = item.days.unsigned_abs().min(i64::MAX as u64) as i64;
+        if let Some(band) = bands.iter().position(|(_, _, last)| distance <= *last) {
+            ages[band] += 1;
+        }
     }
+    let mut by_owner = groups(owners);
+    if by_owner.len() > MAX_OWNER_GROUPS {
+        let rest: u64 = by_owner[MAX_OWNER_GROUPS..].iter().map(|g| g.count).sum();
+        let others = by_owner.len() - MAX_OWNER_GROUPS;
+        by_owner.truncate(MAX_OWNER_GROUPS);
+        by_owner.push(DueGroup {
+            key: "others".to_owned(),
+            label: format!("{others} other owners"),
+            count: rest,
+        });
+    }
+    let by_age = bands
+        .iter()
+        .zip(ages)
+        .map(|((key, label, _), count)| DueGroup {
+            key: (*key).to_owned(),
+            label: (*label).to_owned(),
+            count,
+        })
+        .collect();
     let total = items.len() as u64;
     items.truncate(limit);
     DueList {
         total,
         by_kind,
+        by_certification: groups(certs),
+        by_owner,
+        by_age,
         truncated: total > items.len() as u64,
         items,
     }
@@ -165,10 +247,15 @@ pub fn overdue(
             });
         }
     }
+    let names: HashMap<i64, &str> = data
+        .certifications
+        .iter()
+        .map(|c| (c.id, c.name.as_str()))
+        .collect();
     Ok(Overdue {
         horizon_days: params.horizon_days,
-        overdue: list(late, params.limit),
-        upcoming: list(soon, params.limit),
+        overdue: list(late, params.limit, &names, true),
+        upcoming: list(soon, params.limit, &names, false),
     })
 }
 
@@ -292,5 +379,44 @@ mod tests {
         assert_eq!((o.overdue.total, o.overdue.truncated), (5, true));
         assert_eq!(o.overdue.by_kind.requirement, 3, "counts cover every item");
         assert_eq!((o.upcoming.total, o.upcoming.truncated), (3, true));
+    }
+
+    #[test]
+    fn the_summaries_count_every_item_by_certification_owner_and_age_despite_the_limit() {
+        let o = overdue_with(|raw| raw.limit = Some(2));
+        let g = |groups: &[DueGroup]| -> Vec<(String, String, u64)> {
+            groups
+                .iter()
+                .map(|g| (g.key.clone(), g.label.clone(), g.count))
+                .collect()
+        };
+        assert_eq!(
+            g(&o.overdue.by_certification),
+            [("1".into(), "Certification 1".into(), 5)]
+        );
+        assert_eq!(
+            g(&o.overdue.by_owner),
+            [("Ada Owner".into(), "Ada Owner".into(), 5)]
+        );
+        let ages: Vec<(&str, u64)> = o
+            .overdue
+            .by_age
+            .iter()
+            .map(|a| (a.key.as_str(), a.count))
+            .collect();
+        assert_eq!(
+            ages,
+            [("1_30", 5), ("31_90", 0), ("91_180", 0), ("over_180", 0)]
+        );
+        let ages: Vec<u64> = o.upcoming.by_age.iter().map(|a| a.count).collect();
+        // 7 days; 10 and 20 days
+        assert_eq!(ages, [1, 2, 0, 0]);
+        assert_eq!(
+            g(&o.upcoming.by_certification),
+            [
+                ("1".into(), "Certification 1".into(), 2),
+                ("2".into(), "Certification 2".into(), 1)
+            ]
+        );
     }
 }

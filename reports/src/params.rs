@@ -35,6 +35,9 @@ pub struct ReportParams {
     pub limit: usize,
     /// Targets and warning bands that replace a KPI's defaults, by KPI key.
     pub targets: BTreeMap<&'static str, Band>,
+    /// The day the comparison values describe (the previous pack): one
+    /// interval before `as_of` unless asked for.
+    pub previous_as_of: NaiveDate,
 }
 
 /// A KPI's target and the value at which its warning turns into a breach.
@@ -53,6 +56,8 @@ pub struct RawParams {
     pub from: Option<NaiveDate>,
     pub to: Option<NaiveDate>,
     pub interval: Option<String>,
+    /// The day to compare with (the previous pack's `as_of`).
+    pub previous_as_of: Option<NaiveDate>,
     pub appetite: Option<u32>,
     pub horizon_days: Option<u32>,
     pub limit: Option<usize>,
@@ -103,6 +108,11 @@ pub enum ParamError {
     },
     #[error("at most 50 certifications may be named")]
     TooManyCertifications,
+    #[error("previous_as_of {previous} must be before as_of {as_of}")]
+    PreviousNotBefore {
+        previous: NaiveDate,
+        as_of: NaiveDate,
+    },
 }
 
 impl ReportParams {
@@ -186,6 +196,13 @@ impl ReportParams {
         let horizon_days = bounded("horizon_days", raw.horizon_days.map(u64::from), 1, 365, 30)?;
         let limit = bounded("limit", raw.limit.map(|v| v as u64), 1, 1000, 100)?;
         let targets = targets(raw.targets)?;
+        let previous_as_of = match raw.previous_as_of {
+            Some(p) if p >= as_of => {
+                return Err(ParamError::PreviousNotBefore { previous: p, as_of });
+            }
+            Some(p) => range(p)?,
+            None => step_back(as_of, interval),
+        };
         Ok(Self {
             framework: raw.framework,
             certifications,
@@ -196,12 +213,14 @@ impl ReportParams {
             horizon_days: horizon_days as u32,
             limit: limit as usize,
             targets,
+            previous_as_of,
         })
     }
 
-    /// The day the previous-period values describe: one interval earlier.
+    /// The day the comparison values describe: `previous_as_of` as asked, or
+    /// one interval before `as_of`.
     pub fn previous_as_of(&self) -> NaiveDate {
-        step_back(self.as_of, self.interval)
+        self.previous_as_of
     }
 
     /// The trend's points: period end, stepping back one interval at a time
@@ -233,7 +252,7 @@ fn targets(
             return Err(ParamError::UnknownKpi(key, known.join(", ")));
         };
         let band: &mut Band = out.entry(def.key).or_insert(def.band);
-        let limit = if def.unit == "%" { 100 } else { 1_000_000 };
+        let limit = def.measure.max_band();
         for (name, value) in [("target", target), ("warning", warning)] {
             if let Some(v) = value
                 && v > limit
@@ -300,6 +319,32 @@ mod tests {
         assert_eq!(p.from, d("2025-11-27"));
         assert_eq!(p.points().len(), 13);
         assert_eq!(p.previous_as_of(), d("2026-10-27"));
+    }
+
+    #[test]
+    fn the_previous_pack_date_may_be_given_and_must_come_first() {
+        let at = |previous: &str| {
+            ReportParams::new(
+                RawParams {
+                    as_of: Some(d("2026-11-27")),
+                    previous_as_of: Some(d(previous)),
+                    ..RawParams::default()
+                },
+                d("2026-11-27"),
+            )
+        };
+        assert_eq!(at("2026-09-30").unwrap().previous_as_of(), d("2026-09-30"));
+        assert_eq!(
+            at("2026-11-27"),
+            Err(ParamError::PreviousNotBefore {
+                previous: d("2026-11-27"),
+                as_of: d("2026-11-27")
+            })
+        );
+        assert!(matches!(
+            at("1800-01-01"),
+            Err(ParamError::DateOutOfRange(_))
+        ));
     }
 
     #[test]

@@ -28,12 +28,34 @@ pub fn requirements_on(
     })
 }
 
+/// Sets each row's `previous_readiness_pct` from the same group in `before`
+/// (the posture at the previous pack's date), where anything was applicable.
+pub fn compare(now: &mut Posture, before: &Posture) {
+    fn fill(rows: &mut [PostureRow], before: &[PostureRow]) {
+        let then: HashMap<&str, &PostureRow> = before.iter().map(|r| (r.key.as_str(), r)).collect();
+        for row in rows {
+            row.previous_readiness_pct = then
+                .get(row.key.as_str())
+                .filter(|r| r.counts.applicable() > 0)
+                .map(|r| r.readiness_pct);
+        }
+    }
+    fill(
+        std::slice::from_mut(&mut now.overall),
+        std::slice::from_ref(&before.overall),
+    );
+    fill(&mut now.frameworks, &before.frameworks);
+    fill(&mut now.families, &before.families);
+    fill(&mut now.certifications, &before.certifications);
+}
+
 fn row(key: String, label: String, counts: StatusCounts, evidenced: u64, fresh: u64) -> PostureRow {
     let applicable = counts.applicable();
     PostureRow {
         key,
         label,
         readiness_pct: counts.completion().pct(),
+        previous_readiness_pct: None,
         counts,
         evidenced,
         evidence_coverage_pct: pct(evidenced, applicable),
@@ -81,9 +103,10 @@ pub fn posture(data: &Dataset, frame: LazyFrame, at: chrono::NaiveDate) -> Polar
     let mut frameworks = Vec::with_capacity(by_framework.height());
     for i in 0..by_framework.height() {
         let slug = str_at(&by_framework, "framework", i)?.to_owned();
+        let name = data.framework_name(&slug).to_owned();
         frameworks.push(row(
-            slug.clone(),
             slug,
+            name,
             counts_at(&by_framework, i)?,
             u64_at(&by_framework, "evidenced", i)?,
             u64_at(&by_framework, "fresh", i)?,
@@ -311,7 +334,12 @@ mod tests {
         assert_eq!(
             p.frameworks.iter().map(summary).collect::<Vec<_>>(),
             [
-                row_of("nist-high", "nist-high", counts(2, 0, 1, 1), nist),
+                row_of(
+                    "nist-high",
+                    "NIST SP 800-53 Rev. 5 High",
+                    counts(2, 0, 1, 1),
+                    nist
+                ),
                 row_of("privacy", "privacy", counts(0, 1, 0, 0), privacy),
             ]
         );

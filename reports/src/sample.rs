@@ -143,6 +143,8 @@ pub struct Risk {
     pub inherent: (i16, i16),
     pub residual: (i16, i16),
     pub history: Path,
+    /// Treatment due, days from the report date.
+    pub due: Option<i64>,
 }
 
 impl Risk {
@@ -152,7 +154,13 @@ impl Risk {
             inherent,
             residual,
             history,
+            due: None,
         }
+    }
+
+    pub fn due(mut self, offset: i64) -> Self {
+        self.due = Some(offset);
+        self
     }
 }
 
@@ -279,11 +287,15 @@ pub fn dataset(
                 residual_likelihood: r.residual.0,
                 residual_impact: r.residual.1,
                 treatment: "mitigate".into(),
-                due_date: None,
+                due_date: r.due.map(on),
             })
             .collect(),
         risk_history,
         lapsing_evidence,
+        framework_names: std::collections::HashMap::from([(
+            "nist-high".to_owned(),
+            "NIST SP 800-53 Rev. 5 High".to_owned(),
+        )]),
     }
 }
 

@@ -6,6 +6,7 @@ use crate::model::Report;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Section {
+    Summary,
     Posture,
     Heatmap,
     Matrix,
@@ -16,7 +17,8 @@ pub enum Section {
 }
 
 impl Section {
-    pub const ALL: [Section; 7] = [
+    pub const ALL: [Section; 8] = [
+        Self::Summary,
         Self::Posture,
         Self::Heatmap,
         Self::Matrix,
@@ -28,6 +30,7 @@ impl Section {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Self::Summary => "summary",
             Self::Posture => "posture",
             Self::Heatmap => "heatmap",
             Self::Matrix => "matrix",
@@ -45,6 +48,7 @@ impl Section {
     /// `{"meta": …, "<section>": …}`: every answer says what it describes.
     pub fn json(self, report: &Report) -> Result<Value, serde_json::Error> {
         let body = match self {
+            Self::Summary => serde_json::to_value(&report.summary)?,
             Self::Posture => serde_json::to_value(&report.posture)?,
             Self::Heatmap => serde_json::to_value(&report.heatmap)?,
             Self::Matrix => serde_json::to_value(&report.matrix)?,

@@ -213,6 +213,7 @@ pub fn forecast(data: &Dataset, params: &ReportParams) -> PolarsResult<Forecast>
             velocity_per_week: round1(per_day * 7.0),
             projected_completion: projected,
             outlook,
+            days_to_target: (cert.target_date - as_of).num_days(),
             days_late: projected
                 .map(|p| (p - cert.target_date).num_days())
                 .filter(|&d| d > 0),

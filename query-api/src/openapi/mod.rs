@@ -124,7 +124,8 @@ pub fn spec() -> &'static Value {
 /// An answer of each report section from the demo data (`certscope demo`,
 /// Northwind Health, lists cut to their first rows), shown by the docs page
 /// and checked against the section's schema by the tests.
-const SECTION_EXAMPLES: [(Section, &str); 7] = [
+const SECTION_EXAMPLES: [(Section, &str); 8] = [
+    (Section::Summary, include_str!("examples/summary.json")),
     (Section::Posture, include_str!("examples/posture.json")),
     (Section::Heatmap, include_str!("examples/heatmap.json")),
     (Section::Matrix, include_str!("examples/matrix.json")),

@@ -278,6 +278,11 @@ pub fn report(pdf: bool) -> Vec<Parameter> {
             one_of(["week", "month"]).default(Some("month".into())),
         ),
         query(
+            "previous_as_of",
+            "The day to compare with (the previous pack): KPI previous values, readiness changes and risks whose status changed; default one interval before `as_of`; must be before it.",
+            date(),
+        ),
+        query(
             "appetite",
             "Residual score above which a risk is outside appetite.",
             int(
@@ -294,7 +299,7 @@ pub fn report(pdf: bool) -> Vec<Parameter> {
         position(),
     ];
     for kpi in KPI_DEFINITIONS {
-        let max = if kpi.unit == "%" { 100 } else { 1_000_000 };
+        let max = i64::from(kpi.measure.max_band());
         p.push(query(
             &format!("target.{}", kpi.key),
             format!(

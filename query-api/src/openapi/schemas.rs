@@ -12,7 +12,7 @@ use certscope_domain::{
     RiskStatus,
 };
 use certscope_reports::model::{
-    CertificationMatrix, Forecast, Heatmap, Kpi, Meta, Overdue, Posture, Trends,
+    CertificationMatrix, Forecast, Heatmap, Kpi, Meta, Overdue, Posture, Summary, Trends,
 };
 use chrono::NaiveDate;
 use serde::Serialize;
@@ -483,6 +483,7 @@ macro_rules! section {
         }
     };
 }
+section!(SummarySection, summary, Summary);
 section!(PostureSection, posture, Posture);
 section!(HeatmapSection, heatmap, Heatmap);
 section!(MatrixSection, matrix, Vec<CertificationMatrix>);

@@ -120,12 +120,24 @@ fn grid_block(canvas: &mut Canvas<'_>, x: f32, top: f32, cell: f32, title: &str,
 /// Row height of a readiness bar in millimetres.
 const BAR_ROW: f32 = 6.4;
 
-/// One horizontal bar per row with the readiness percent as text.
+/// The readiness KPI's target and warning threshold, which colour the bars.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Goal {
+    pub(super) target: f64,
+    pub(super) warning: f64,
+}
+
+/// Horizontal readiness bars, one per row, coloured by the readiness KPI's
+/// state rule against `goal` (green at or above target, amber down to the
+/// warning threshold, red below) with the target marked; a row with nothing
+/// applicable reads "no data" instead of 0%. Labels wrap to two lines.
 pub(super) fn readiness_bars(
     canvas: &mut Canvas<'_>,
     title: &str,
     rows: &[PostureRow],
     empty: &str,
+    goal: Option<Goal>,
+    legend: bool,
 ) {
     canvas.heading(title, H2, BAR_ROW);
     if rows.is_empty() {
@@ -137,30 +149,74 @@ pub(super) fn readiness_bars(
     let pct_style = BODY.size(8.5).bold();
     let left = canvas.geom.left();
     let label_w = (canvas.geom.content_width() * 0.34).min(62.0);
-    let pct_w = canvas.width("100.0%", pct_style) + 2.0;
+    let pct_w = canvas.width("100.0% (+100.0)", pct_style) + 2.0;
     let bar_x = left + label_w + 2.0;
     let bar_w = (canvas.geom.right() - pct_w - 2.0 - bar_x).max(10.0);
     for row in rows {
-        if canvas.ensure(BAR_ROW) {
+        let label = canvas.wrap_lines(&row.label, label_style, label_w, 2);
+        let extra = (label.len().max(1) - 1) as f32 * label_style.leading();
+        let height = BAR_ROW + extra;
+        if canvas.ensure(height) {
             let caption = format!("{title} (continued)");
             canvas.paragraph(&caption, SMALL, 0.0);
         }
         let top = canvas.y();
         let baseline = top + (BAR_ROW + label_style.cap_height()) / 2.0;
-        let label = canvas.fit(&row.label, label_style, label_w);
-        canvas.text(left, baseline, &label, label_style);
+        for (i, line) in label.iter().enumerate() {
+            canvas.text(
+                left,
+                baseline + i as f32 * label_style.leading(),
+                line,
+                label_style,
+            );
+        }
         let bar_top = top + (BAR_ROW - 3.6) / 2.0;
         canvas.fill_rect(bar_x, bar_top, bar_w, 3.6, palette::TRACK);
-        let share = (row.readiness_pct / 100.0).clamp(0.0, 1.0);
-        let share = if share.is_finite() { share as f32 } else { 0.0 };
-        canvas.fill_rect(bar_x, bar_top, bar_w * share, 3.6, palette::ACCENT);
-        canvas.text_right(
-            canvas.geom.right(),
-            baseline,
-            &pct(row.readiness_pct),
-            pct_style,
+        if row.counts.applicable() == 0 {
+            canvas.text_right(
+                canvas.geom.right(),
+                baseline,
+                "no data",
+                pct_style.colour(palette::MUTED),
+            );
+        } else {
+            let share = (row.readiness_pct / 100.0).clamp(0.0, 1.0);
+            let share = if share.is_finite() { share as f32 } else { 0.0 };
+            let colour = match goal {
+                Some(g) if row.readiness_pct >= g.target => palette::GOOD,
+                Some(g) if row.readiness_pct >= g.warning => palette::WARN,
+                Some(_) => palette::BAD,
+                None => palette::ACCENT,
+            };
+            canvas.fill_rect(bar_x, bar_top, bar_w * share, 3.6, colour);
+            // the change since the previous pack, in points
+            let text = match row.previous_readiness_pct {
+                Some(before) => {
+                    format!(
+                        "{} ({:+.1})",
+                        pct(row.readiness_pct),
+                        row.readiness_pct - before
+                    )
+                }
+                None => pct(row.readiness_pct),
+            };
+            canvas.text_right(canvas.geom.right(), baseline, &text, pct_style);
+        }
+        if let Some(g) = goal {
+            let x = bar_x + bar_w * (g.target / 100.0).clamp(0.0, 1.0) as f32;
+            canvas.line(&[(x, bar_top - 1.0), (x, bar_top + 4.6)], palette::INK, 0.6);
+        }
+        canvas.advance(height);
+    }
+    if let Some(g) = goal.filter(|_| legend) {
+        let note = format!(
+            "Green at or above the {} readiness target (the vertical mark), amber down to the {} \
+             warning threshold, red below; \"no data\" where nothing is applicable. In brackets: \
+             the change in points since the previous pack.",
+            pct(g.target),
+            pct(g.warning)
         );
-        canvas.advance(BAR_ROW);
+        canvas.paragraph(&note, SMALL, 0.0);
     }
     canvas.advance(2.0);
 }
@@ -169,7 +225,9 @@ pub(super) fn readiness_bars(
 const TREND_H: f32 = 62.0;
 
 /// A line chart of readiness over the trend points.
-pub(super) fn readiness_trend(canvas: &mut Canvas<'_>, points: &[TrendPoint]) {
+/// The target line and scope changes are marked (see the note printed
+/// under the chart).
+pub(super) fn readiness_trend(canvas: &mut Canvas<'_>, points: &[TrendPoint], goal: Option<Goal>) {
     canvas.heading("Readiness over time", H2, TREND_H);
     if points.is_empty() {
         canvas.paragraph(
@@ -226,11 +284,45 @@ pub(super) fn readiness_trend(canvas: &mut Canvas<'_>, points: &[TrendPoint]) {
         plot_b - plot_h * v / 100.0
     };
 
-    // Plot in date order; a point without a finite value is left out.
+    if let Some(g) = goal {
+        let y = y_of(g.target);
+        canvas.line(&[(plot_l, y), (plot_r, y)], palette::GOOD, 0.7);
+        let label = format!("target {}", pct(g.target));
+        let style = SMALL.colour(palette::GOOD);
+        canvas.text_right(plot_r, y - 1.2, &label, style);
+    }
+
+    // Scope changes: requirements entering or leaving scope move readiness
+    // without any work done or undone; mark them so nobody reads a new
+    // certification as a collapse.
+    let mut by_date: Vec<(usize, &TrendPoint)> = points.iter().enumerate().collect();
+    by_date.sort_by_key(|(_, p)| p.date);
+    let mut marked = 0;
+    for pair in by_date.windows(2) {
+        let ((_, before), (i, now)) = (pair[0], pair[1]);
+        let (a, b) = (before.applicable, now.applicable);
+        if a == b || a == 0 || a.abs_diff(b) * 10 < a {
+            continue;
+        }
+        let x = x_of(i, now.date);
+        canvas.line(&[(x, plot_t), (x, plot_b)], palette::MUTED, 0.5);
+        let label = if b > a {
+            format!("+{} in scope", b - a)
+        } else {
+            format!("−{} out of scope", a - b)
+        };
+        let w = canvas.width(&label, SMALL);
+        let lx = (x + 1.0).min(plot_r - w);
+        canvas.text(lx, plot_t + 3.0 + (marked % 3) as f32 * 3.2, &label, SMALL);
+        marked += 1;
+    }
+
+    // Plot in date order; a point without a finite value, or with nothing
+    // applicable (no data rather than 0%), is left out.
     let mut plotted: Vec<(f32, f32, f64)> = points
         .iter()
         .enumerate()
-        .filter(|(_, p)| p.readiness_pct.is_finite())
+        .filter(|(_, p)| p.readiness_pct.is_finite() && p.applicable > 0)
         .map(|(i, p)| (x_of(i, p.date), y_of(p.readiness_pct), p.readiness_pct))
         .collect();
     plotted.sort_by(|a, b| a.0.total_cmp(&b.0));
@@ -264,4 +356,13 @@ pub(super) fn readiness_trend(canvas: &mut Canvas<'_>, points: &[TrendPoint]) {
         canvas.text(x, axis_base, &label, SMALL);
     }
     canvas.advance(TREND_H);
+    if marked > 0 {
+        canvas.paragraph(
+            "Vertical marks: requirements entering or leaving scope (a certification added or \
+             removed), which move readiness without any work done or undone.",
+            SMALL,
+            0.0,
+        );
+        canvas.advance(1.5);
+    }
 }

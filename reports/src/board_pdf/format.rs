@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::model::{Kpi, RiskLevel};
+use crate::model::RiskLevel;
+pub(super) use crate::words::{count, join_and};
 
 /// A model `f64` with one decimal.
 pub(super) fn f1(v: f64) -> String {
@@ -16,20 +17,6 @@ pub(super) fn f1(v: f64) -> String {
 /// A model percentage: `63.2%`.
 pub(super) fn pct(v: f64) -> String {
     format!("{v:.1}%")
-}
-
-/// A KPI figure with its unit: `63.2%`, `12.0 days`, or bare `3.0`.
-pub(super) fn with_unit(v: f64, unit: &str) -> String {
-    match unit {
-        "" => format!("{v:.1}"),
-        "%" => format!("{v:.1}%"),
-        unit => format!("{v:.1} {unit}"),
-    }
-}
-
-/// The KPI's current value with its unit.
-pub(super) fn kpi_value(kpi: &Kpi) -> String {
-    with_unit(kpi.value, kpi.unit)
 }
 
 /// ISO date.
@@ -50,20 +37,6 @@ pub(super) fn timestamp(t: DateTime<Utc>) -> String {
 /// Placeholder for a missing value.
 pub(super) const DASH: &str = "—";
 
-/// `1 risk`, `2 risks`.
-pub(super) fn count(n: u64, singular: &str, plural: &str) -> String {
-    if n == 1 {
-        format!("{n} {singular}")
-    } else {
-        format!("{n} {plural}")
-    }
-}
-
-/// `is` or `are` agreeing with `n`.
-pub(super) fn is_are(n: u64) -> &'static str {
-    if n == 1 { "is" } else { "are" }
-}
-
 /// A residual/inherent rating as `20 critical`.
 pub(super) fn rating(score: u8, level: RiskLevel) -> String {
     format!("{score} {}", level.as_str())
@@ -73,15 +46,6 @@ pub(super) fn rating(score: u8, level: RiskLevel) -> String {
 pub(super) fn level_range(level: RiskLevel) -> String {
     let scores = level.scores();
     format!("{}–{}", scores.start(), scores.end())
-}
-
-/// Joins words as `a, b and c`.
-pub(super) fn join_and(items: &[String]) -> String {
-    match items {
-        [] => String::new(),
-        [one] => one.clone(),
-        [init @ .., last] => format!("{} and {last}", init.join(", ")),
-    }
 }
 
 /// Lowercase words for an outlook: `on track`.
@@ -100,11 +64,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn units_follow_the_contract() {
-        assert_eq!(with_unit(63.2, "%"), "63.2%");
-        assert_eq!(with_unit(12.0, "days"), "12.0 days");
-        assert_eq!(with_unit(3.0, ""), "3.0");
-        assert_eq!(with_unit(-0.5, "%"), "-0.5%");
+    fn figures_print_as_the_json_holds_them() {
+        use crate::model::Figure;
+        assert_eq!(Figure::Percent(63.2).to_string(), "63.2%");
+        assert_eq!(Figure::Percent(-0.5).to_string(), "-0.5%");
+        assert_eq!(Figure::Count(3).to_string(), "3");
     }
 
     #[test]

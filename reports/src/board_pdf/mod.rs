@@ -1,16 +1,19 @@
 //! The board PDF: a printable rendering of one [`Report`].
 //!
-//! Layout: a cover (organization, period, as-of date, generation time, data
-//! position, scope); the executive summary and KPI table; from a new page the
+//! Layout: the decision page (organization and date, the overall status and
+//! why, the key messages and the decisions requested: the `summary` section
+//! as it is); what the report covers (period, generation time, data position,
+//! scope) and the KPI table; then, flowing, the
 //! risk heat-maps, readiness bars per framework and per certification and the
 //! top risks, followed by the readiness trend with open risks and overdue
 //! counts per period, the certification forecast with its backtest, and the
-//! overdue and upcoming items; finally the methodology on a page of its own.
+//! overdue and upcoming items summarised by certification, owner and age; the
+//! methodology on a page of its own; finally the appendices listing the
+//! overdue and the upcoming items (the first 100 of each, "showing N of M").
 //! Sections flow onto further pages as needed: a heading stays with what
 //! follows it, short tables move whole to the next page, long tables repeat
-//! their header row and never split a row. Every page after the cover has a
-//! footer with the organization, the report date, the data position and
-//! "Page n of N".
+//! their header row and never split a row. Every page has a footer with the
+//! organization, the report date, the data position and "Page n of N".
 //!
 //! Text uses the embedded DejaVu Sans faces (regular and bold) and, for
 //! characters DejaVu lacks, Droid Sans Fallback (Chinese, Japanese, Korean;
@@ -105,51 +108,86 @@ pub fn render_board(report: &Report, size: PageSize) -> Result<Vec<u8>, PdfError
     let geom = Geometry::for_size(size);
     let mut canvas = Canvas::new(fonts, geom);
 
-    sections::cover(&mut canvas, report);
+    summary::decision_page(&mut canvas, report);
 
     canvas.new_page();
-    summary::executive_summary(&mut canvas, report);
+    sections::about(&mut canvas, report);
     sections::kpis(&mut canvas, &report.kpis);
 
-    canvas.new_page();
+    // the body flows: a heading moves to the next page only when what must
+    // follow it does not fit, so Letter and A4 pages both fill
     canvas.heading("Risk heat-maps", H1, 100.0);
     charts::heatmaps(&mut canvas, &report.heatmap);
+    let goal = report
+        .kpis
+        .iter()
+        .find(|k| k.key == "readiness")
+        .map(|k| charts::Goal {
+            target: k.target.as_f64(),
+            warning: k.warning.as_f64(),
+        });
     charts::readiness_bars(
         &mut canvas,
         "Readiness by framework",
         &report.posture.frameworks,
         "No frameworks in scope.",
+        goal,
+        false,
     );
     charts::readiness_bars(
         &mut canvas,
         "Readiness by certification",
         &report.posture.certifications,
         "No certifications in scope.",
+        goal,
+        true,
     );
     sections::top_risks(&mut canvas, &report.heatmap.top_risks);
+    sections::risk_table(
+        &mut canvas,
+        "Risks above appetite",
+        &report.heatmap.above_appetite,
+        "No risk is above appetite.",
+    );
+    sections::risk_changes(&mut canvas, &report.heatmap);
 
     canvas.heading("Trends", H1, 70.0);
-    charts::readiness_trend(&mut canvas, &report.trends.points);
+    charts::readiness_trend(&mut canvas, &report.trends.points, goal);
     sections::trend_table(&mut canvas, &report.trends.points);
     sections::forecast(&mut canvas, report);
 
     let upcoming_title = format!("Upcoming items (next {} days)", report.overdue.horizon_days);
-    sections::due_items(
+    sections::due_summary(
         &mut canvas,
         "Overdue items",
         &report.overdue.overdue,
         "Nothing is overdue.",
+        "Appendix A",
     );
-    sections::due_items(
+    sections::due_summary(
         &mut canvas,
         &upcoming_title,
         &report.overdue.upcoming,
         "Nothing falls due within the horizon.",
+        "Appendix B",
     );
 
     canvas.new_page();
     summary::methodology(&mut canvas, report);
 
+    canvas.new_page();
+    sections::due_items(
+        &mut canvas,
+        "Appendix A — overdue items",
+        &report.overdue.overdue,
+        "Nothing is overdue.",
+    );
+    sections::due_items(
+        &mut canvas,
+        &format!("Appendix B — {}", upcoming_title.to_lowercase()),
+        &report.overdue.upcoming,
+        "Nothing falls due within the horizon.",
+    );
     footers(&mut canvas, report);
     let (page_ops, used) = canvas.finish();
 
@@ -200,8 +238,7 @@ pub fn render_board(report: &Report, size: PageSize) -> Result<Vec<u8>, PdfError
     Ok(bytes)
 }
 
-/// Adds the footer to every page but the cover, now that the page count is
-/// known.
+/// Adds the footer to every page, now that the page count is known.
 fn footers(canvas: &mut Canvas<'_>, report: &Report) {
     let meta = &report.meta;
     let total = canvas.page_count();
@@ -224,7 +261,7 @@ fn footers(canvas: &mut Canvas<'_>, report: &Report) {
     } else {
         format!("{name}{suffix}")
     };
-    for page in 1..total {
+    for page in 0..total {
         canvas.select_page(page);
         canvas.rule(rule_y, palette::RULE, 0.4);
         let number = format!("Page {} of {total}", page + 1);

@@ -3,12 +3,13 @@
 use super::canvas::{Arrow, BODY, Canvas, H1, H2, SMALL, palette};
 use super::charts::level_colour;
 use super::format::{
-    DASH, count, date, f1, join_and, kpi_value, opt_date, outlook_words, pct, rating, timestamp,
-    with_unit,
+    DASH, count, date, f1, join_and, opt_date, outlook_words, pct, rating, timestamp,
 };
 use super::table::{Align, Cell, Column, Mark, Table};
+use certscope_domain::RiskStatus;
+
 use crate::model::{
-    Direction, DueList, Kpi, KpiState, Outlook, Report, RiskItem, Trend, TrendPoint,
+    Direction, DueList, Heatmap, Kpi, KpiState, Outlook, Report, RiskItem, Trend, TrendPoint,
 };
 
 /// Most overdue or upcoming items listed; the rest are counted.
@@ -20,47 +21,17 @@ fn keep(rows: usize) -> f32 {
     Table::height_for(rows.max(1)).min(Table::height_for(12))
 }
 
-/// Page 1: organization, title, period and scope.
-pub(super) fn cover(canvas: &mut Canvas<'_>, report: &Report) {
+/// Page 2: what the report covers and how it was produced.
+pub(super) fn about(canvas: &mut Canvas<'_>, report: &Report) {
     let meta = &report.meta;
     let g = canvas.geom;
-    let band_h = (g.height * 0.36).min(105.0);
-    canvas.fill_rect(0.0, 0.0, g.width, band_h, palette::BRAND);
-    canvas.fill_rect(0.0, band_h, g.width, 1.6, palette::ACCENT);
-
-    let white = palette::WHITE;
-    let label = SMALL.size(9.0).bold().colour(white.tint(0.25));
-    canvas.text(g.left(), 30.0, "CERTSCOPE · CONFIDENTIAL", label);
-
-    // The organization name, large, on up to three lines.
-    let mut name_style = H1.size(28.0).colour(white);
-    let mut lines = canvas.wrap(&meta.organization.name, name_style, g.content_width());
-    if lines.len() > 2 {
-        name_style = name_style.size(20.0);
-        lines = canvas.wrap_lines(&meta.organization.name, name_style, g.content_width(), 3);
-    }
-    let mut y = 30.0 + 6.0 + name_style.cap_height();
-    for line in &lines {
-        canvas.text(g.left(), y, line, name_style);
-        y += name_style.leading();
-    }
-    let sub = BODY.size(14.0).colour(white);
-    canvas.text(g.left(), y + 2.0, "Board compliance report", sub);
+    canvas.heading("About this report", H1, 40.0);
     let period = format!(
         "{} – {} · by {}",
         date(meta.period.from),
         date(meta.period.to),
         meta.period.interval.as_str()
     );
-    canvas.text(
-        g.left(),
-        y + 9.0,
-        &period,
-        BODY.size(11.0).colour(white.tint(0.15)),
-    );
-
-    // Details below the band.
-    canvas.advance(band_h + 14.0 - canvas.y());
     let framework = meta
         .framework
         .clone()
@@ -101,14 +72,10 @@ pub(super) fn cover(canvas: &mut Canvas<'_>, report: &Report) {
 
     let note = "Confidential — prepared for the board. Every figure in this report equals the \
                 Certscope JSON endpoints for the same organization, scope, parameters and data \
-                position.";
-    let lines = canvas.wrap(note, SMALL, g.content_width());
-    let mut baseline = g.bottom() - lines.len() as f32 * SMALL.leading() + SMALL.cap_height();
-    canvas.rule(baseline - SMALL.cap_height() - 2.5, palette::RULE, 0.5);
-    for line in &lines {
-        canvas.text(g.left(), baseline, line, SMALL);
-        baseline += SMALL.leading();
-    }
+                position; every sentence on the first page is the JSON summary section.";
+    canvas.advance(1.5);
+    canvas.paragraph(note, SMALL, 0.0);
+    canvas.advance(4.0);
 }
 
 /// Certification names for the cover, shortened to about six lines.
@@ -121,7 +88,7 @@ fn certification_list(canvas: &Canvas<'_>, report: &Report) -> String {
     let style = BODY.size(10.0);
     let names: Vec<String> = certs
         .iter()
-        .map(|c| format!("{} ({})", c.name, c.framework))
+        .map(|c| format!("{} ({})", c.name, c.framework_name))
         .collect();
     // Six lines never hold more than a few dozen names.
     let mut shown = names.len().min(60);
@@ -161,20 +128,15 @@ pub(super) fn kpis(canvas: &mut Canvas<'_>, kpis: &[Kpi]) {
     let mut table = Table::new(&columns, "Key performance indicators");
     for kpi in kpis {
         let target = match kpi.direction {
-            Direction::HigherIsBetter => format!("≥ {}", with_unit(kpi.target, kpi.unit)),
-            Direction::LowerIsBetter => format!("≤ {}", with_unit(kpi.target, kpi.unit)),
+            Direction::HigherIsBetter => format!("≥ {}", kpi.target),
+            Direction::LowerIsBetter => format!("≤ {}", kpi.target),
         };
-        let (lo, hi) = if kpi.warning <= kpi.target {
+        let (lo, hi) = if kpi.warning.as_f64() <= kpi.target.as_f64() {
             (kpi.warning, kpi.target)
         } else {
             (kpi.target, kpi.warning)
         };
-        // Word units are long: print them once, after the upper bound.
-        let lo = match kpi.unit {
-            "" | "%" => with_unit(lo, kpi.unit),
-            _ => f1(lo),
-        };
-        let band = format!("{lo} – {}", with_unit(hi, kpi.unit));
+        let band = format!("{lo} – {hi}");
         let trend_colour = match kpi.improving {
             Some(true) => palette::GOOD,
             Some(false) => palette::BAD,
@@ -189,15 +151,22 @@ pub(super) fn kpis(canvas: &mut Canvas<'_>, kpis: &[Kpi]) {
             KpiState::Good => palette::GOOD,
             KpiState::Warning => palette::WARN,
             KpiState::Breach => palette::BAD,
+            KpiState::NoData => palette::NEUTRAL,
         };
         table.row(vec![
             Cell::new(kpi.label),
-            Cell::new(kpi_value(kpi)).bold(),
+            match kpi.value {
+                Some(v) => Cell::new(v.to_string()).bold(),
+                None => Cell::new("no data").colour(palette::MUTED),
+            },
             Cell::new(target),
             Cell::new(band),
-            Cell::new(with_unit(kpi.previous, kpi.unit)),
+            match kpi.previous {
+                Some(v) => Cell::new(v.to_string()),
+                None => Cell::new("no data").colour(palette::MUTED),
+            },
             Cell::new("").mark(Mark::Arrow(arrow, trend_colour)),
-            Cell::new(kpi.state.as_str())
+            Cell::new(kpi.state.as_str().replace('_', " "))
                 .colour(state_colour)
                 .mark(Mark::Dot(state_colour)),
         ]);
@@ -217,34 +186,89 @@ pub(super) fn kpis(canvas: &mut Canvas<'_>, kpis: &[Kpi]) {
 
 /// The ten worst risks.
 pub(super) fn top_risks(canvas: &mut Canvas<'_>, risks: &[RiskItem]) {
-    canvas.heading("Top risks", H1, keep(risks.len()));
+    risk_table(
+        canvas,
+        "Top risks",
+        risks,
+        "No risks are carried as of the report date.",
+    );
+}
+
+/// Risks with their status, ratings and treatment; an overdue treatment is
+/// flagged in red.
+pub(super) fn risk_table(canvas: &mut Canvas<'_>, title: &str, risks: &[RiskItem], empty: &str) {
+    canvas.heading(title, H1, keep(risks.len()));
     if risks.is_empty() {
-        canvas.paragraph("No open risks as of the report date.", BODY, 0.0);
+        canvas.paragraph(empty, BODY, 0.0);
         canvas.advance(2.0);
         return;
     }
     let columns = [
-        Column::new("ID", 0.8, Align::Right),
-        Column::new("Risk", 4.2, Align::Left),
-        Column::new("Owner", 1.8, Align::Left),
-        Column::new("Inherent → residual", 2.6, Align::Left),
-        Column::new("Treatment", 1.4, Align::Left),
-        Column::new("Due", 1.4, Align::Left),
+        Column::new("ID", 0.6, Align::Right),
+        Column::new("Risk", 3.3, Align::Left),
+        Column::new("Status", 1.3, Align::Left),
+        Column::new("Owner", 1.6, Align::Left),
+        Column::new("Inherent → residual", 2.3, Align::Left),
+        Column::new("Treatment", 1.3, Align::Left),
+        Column::new("Due", 2.0, Align::Left),
     ];
-    let mut table = Table::new(&columns, "Top risks");
+    let mut table = Table::new(&columns, title.to_owned());
     for risk in risks {
         let ratings = format!(
             "{} → {}",
             rating(risk.inherent.score, risk.inherent.level),
             rating(risk.residual.score, risk.residual.level)
         );
+        let status = RiskStatus::parse(&risk.status).map_or(risk.status.as_str(), |s| s.label());
+        let due = if risk.treatment_overdue {
+            Cell::new(format!("{} overdue", opt_date(risk.due_date)))
+                .colour(palette::BAD)
+                .bold()
+        } else {
+            Cell::new(opt_date(risk.due_date))
+        };
         table.row(vec![
             Cell::new(risk.id.to_string()),
             Cell::new(risk.title.as_str()),
+            Cell::new(status),
             Cell::new(risk.owner.as_deref().unwrap_or(DASH)),
             Cell::new(ratings).mark(Mark::Dot(level_colour(risk.residual.level))),
             Cell::new(risk.treatment.as_str()),
-            Cell::new(opt_date(risk.due_date)),
+            due,
+        ]);
+    }
+    table.draw(canvas);
+}
+
+/// Risks whose status changed since the previous pack.
+pub(super) fn risk_changes(canvas: &mut Canvas<'_>, heatmap: &Heatmap) {
+    let title = format!("Risk changes since {}", date(heatmap.previous_as_of));
+    canvas.heading(&title, H1, keep(heatmap.changes.len()));
+    if heatmap.changes.is_empty() {
+        canvas.paragraph("No risk changed status.", BODY, 0.0);
+        canvas.advance(2.0);
+        return;
+    }
+    let columns = [
+        Column::new("ID", 0.7, Align::Right),
+        Column::new("Risk", 5.0, Align::Left),
+        Column::new("Status then → now", 3.0, Align::Left),
+        Column::new("Residual", 1.6, Align::Left),
+    ];
+    let label =
+        |s: &str| RiskStatus::parse(s).map_or_else(|_| s.to_owned(), |s| s.label().to_owned());
+    let mut table = Table::new(&columns, title.clone());
+    for c in &heatmap.changes {
+        let then = c
+            .previous_status
+            .as_deref()
+            .map_or_else(|| "new".to_owned(), label);
+        table.row(vec![
+            Cell::new(c.id.to_string()),
+            Cell::new(c.title.as_str()),
+            Cell::new(format!("{then} → {}", label(&c.status))),
+            Cell::new(rating(c.residual.score, c.residual.level))
+                .mark(Mark::Dot(level_colour(c.residual.level))),
         ]);
     }
     table.draw(canvas);
@@ -276,7 +300,11 @@ pub(super) fn trend_table(canvas: &mut Canvas<'_>, points: &[TrendPoint]) {
         let r = &p.open_risks;
         table.row(vec![
             Cell::new(date(p.date)),
-            Cell::new(pct(p.readiness_pct)),
+            if p.applicable == 0 {
+                Cell::new("no data").colour(palette::MUTED)
+            } else {
+                Cell::new(pct(p.readiness_pct))
+            },
             Cell::new(format!("{}/{}", p.implemented, p.applicable)),
             Cell::new(r.low.to_string()),
             Cell::new(r.medium.to_string()),
@@ -344,7 +372,8 @@ pub(super) fn forecast(canvas: &mut Canvas<'_>, report: &Report) {
     }
     let method = format!(
         "Method: {}, over a trailing window of {} days.",
-        forecast.method, forecast.window_days
+        forecast.method.trim_end_matches('.'),
+        forecast.window_days
     );
     canvas.paragraph(&method, SMALL, 0.0);
     let b = &forecast.backtest;
@@ -367,7 +396,61 @@ pub(super) fn forecast(canvas: &mut Canvas<'_>, report: &Report) {
     canvas.advance(2.0);
 }
 
-/// One list of overdue or upcoming items.
+/// A due list summarised in the body: its counts, then the items by
+/// certification, by owner and by age (every item counted, however many the
+/// appendix lists).
+pub(super) fn due_summary(
+    canvas: &mut Canvas<'_>,
+    title: &str,
+    list: &DueList,
+    empty: &str,
+    appendix: &str,
+) {
+    canvas.heading(
+        title,
+        H1,
+        keep(list.by_certification.len()) + 2.0 * BODY.leading(),
+    );
+    let k = &list.by_kind;
+    let summary = format!(
+        "{} in total: {}, {}, {}.",
+        count(list.total, "item", "items"),
+        count(k.certification, "certification", "certifications"),
+        count(k.requirement, "requirement", "requirements"),
+        count(k.evidence, "evidence item", "evidence items"),
+    );
+    canvas.paragraph(&summary, BODY, 0.0);
+    canvas.advance(1.0);
+    if list.total == 0 {
+        canvas.paragraph(empty, BODY.colour(palette::MUTED), 0.0);
+        canvas.advance(2.0);
+        return;
+    }
+    for (heading, groups) in [
+        ("Certification", &list.by_certification),
+        ("Owner", &list.by_owner),
+        ("Age", &list.by_age),
+    ] {
+        let columns = [
+            Column::new(heading, 6.0, Align::Left),
+            Column::new("Items", 1.2, Align::Right),
+        ];
+        let mut table = Table::new(&columns, format!("{title} by {}", heading.to_lowercase()));
+        for g in groups.iter() {
+            table.row(vec![
+                Cell::new(g.label.as_str()),
+                Cell::new(g.count.to_string()),
+            ]);
+        }
+        canvas.ensure(Table::height_for(groups.len().min(6)));
+        table.draw(canvas);
+        canvas.advance(1.0);
+    }
+    canvas.paragraph(&format!("Every item is listed in {appendix}."), SMALL, 0.0);
+    canvas.advance(2.0);
+}
+
+/// The appendix list of a due list: the first [`MAX_DUE_ROWS`] items.
 pub(super) fn due_items(canvas: &mut Canvas<'_>, title: &str, list: &DueList, empty: &str) {
     canvas.heading(title, H1, keep(list.items.len()) + 2.0 * BODY.leading());
     let k = &list.by_kind;

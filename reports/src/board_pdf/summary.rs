@@ -1,237 +1,149 @@
-//! Generated prose: the executive summary and the methodology page.
+//! The decision page and the methodology page.
 //!
-//! Every number in these sentences is a model value printed with the shared
-//! formatting rules, never a figure derived here (counts of list entries
-//! excepted), so the summary can be checked against the JSON.
+//! The decision page prints the report's `summary` section as it is: every
+//! sentence comes from the model (`crate::summary`), so a dashboard showing
+//! the JSON shows the same words.
 
-use super::canvas::{BODY, Canvas, H1, palette};
-use super::format::{count, date, is_are, join_and, kpi_value, level_range, pct, with_unit};
-use crate::model::{Kpi, KpiState, Outlook, Report, RiskLevel, Trend};
+use super::canvas::{BODY, Canvas, H1, H2, SMALL, palette};
+use super::format::{date, join_and, level_range};
+use crate::model::{OverallStatus, Report, RiskLevel};
 
-/// Longest risk or certification name quoted in a sentence, in characters.
-const MAX_QUOTED: usize = 80;
+/// Most status conditions and decisions printed on the decision page; the
+/// rest are counted (the JSON `summary` section lists them all).
+pub(super) const MAX_REASONS: usize = 4;
+pub(super) const MAX_DECISIONS: usize = 8;
 
-/// The executive summary: a heading and four to seven sentences as bullets.
-pub(super) fn executive_summary(canvas: &mut Canvas<'_>, report: &Report) {
-    canvas.heading("Executive summary", H1, 3.0 * BODY.leading());
-    for sentence in sentences(report) {
-        canvas.bullet(&sentence, BODY.size(10.0));
-        canvas.advance(1.2);
+fn status_colour(status: OverallStatus) -> super::canvas::Colour {
+    match status {
+        OverallStatus::OnTrack => palette::GOOD,
+        OverallStatus::AtRisk => palette::WARN,
+        OverallStatus::OffTrack => palette::BAD,
+        OverallStatus::NoData => palette::NEUTRAL,
     }
-    canvas.advance(3.0);
 }
 
-/// The summary sentences, in reading order.
-pub(super) fn sentences(report: &Report) -> Vec<String> {
-    let mut out = vec![readiness(report), evidence(report), risks(report)];
-    out.push(forecast(report));
-    out.push(overdue(report));
-    if let Some(kpis) = indicators(&report.kpis) {
-        out.push(kpis);
-    }
-    out
-}
+/// Page 1: who and when, the overall status and why, the key messages and
+/// the decisions requested.
+pub(super) fn decision_page(canvas: &mut Canvas<'_>, report: &Report) {
+    let meta = &report.meta;
+    let summary = &report.summary;
+    let g = canvas.geom;
 
-/// The KPI with one of the `exact` keys, else the first whose key contains
-/// `fragment`.
-fn find_kpi<'k>(kpis: &'k [Kpi], exact: &[&str], fragment: &str) -> Option<&'k Kpi> {
-    kpis.iter()
-        .find(|k| exact.contains(&k.key))
-        .or_else(|| kpis.iter().find(|k| k.key.contains(fragment)))
-}
-
-fn quoted(text: &str) -> String {
-    let text = text.trim();
-    if text.chars().count() <= MAX_QUOTED {
-        return format!("“{text}”");
-    }
-    let cut: String = text.chars().take(MAX_QUOTED - 1).collect();
-    format!("“{}…”", cut.trim_end())
-}
-
-fn readiness(report: &Report) -> String {
-    let overall = &report.posture.overall;
-    let implemented = count(overall.counts.implemented, "requirement", "requirements");
-    let kpi = find_kpi(
-        &report.kpis,
-        &["readiness", "overall_readiness"],
-        "readiness",
+    // A brand band with the organization and the report date.
+    let white = palette::WHITE;
+    let name_style = H1.size(20.0).colour(white);
+    let name = canvas.wrap_lines(&meta.organization.name, name_style, g.content_width(), 2);
+    let band_h = 36.0 + name.len() as f32 * name_style.leading();
+    canvas.fill_rect(0.0, 0.0, g.width, band_h, palette::BRAND);
+    canvas.fill_rect(0.0, band_h, g.width, 1.2, palette::ACCENT);
+    let label = SMALL.size(8.5).bold().colour(white.tint(0.25));
+    canvas.text(
+        g.left(),
+        16.0,
+        "CERTSCOPE · BOARD COMPLIANCE REPORT · CONFIDENTIAL",
+        label,
     );
-    match kpi {
-        Some(k) => {
-            let previous = with_unit(k.previous, k.unit);
-            let change = match k.trend {
-                Trend::Up => "up from",
-                Trend::Down => "down from",
-                Trend::Flat => "unchanged from",
-            };
-            format!(
-                "Overall readiness is {} with {implemented} implemented (not applicable ones \
-                 excluded), {change} {previous} on {}.",
-                kpi_value(k),
-                date(k.previous_as_of)
-            )
-        }
-        None => format!(
-            "Overall readiness is {} with {implemented} implemented (not applicable ones \
-             excluded).",
-            pct(overall.readiness_pct)
-        ),
+    let mut y = 18.0 + name_style.leading();
+    for line in &name {
+        canvas.text(g.left(), y, line, name_style);
+        y += name_style.leading();
     }
-}
-
-fn evidence(report: &Report) -> String {
-    let overall = &report.posture.overall;
-    format!(
-        "Evidence coverage is {}: {} accepted, unexpired evidence, and {} of those have \
-         evidence no older than {} days.",
-        pct(overall.evidence_coverage_pct),
-        match overall.evidenced {
-            1 => "1 applicable requirement has".to_owned(),
-            n => format!("{n} applicable requirements have"),
-        },
-        pct(overall.freshness_pct),
-        report.posture.freshness_days
-    )
-}
-
-fn risks(report: &Report) -> String {
-    let heatmap = &report.heatmap;
-    let open = heatmap.risks;
-    if open == 0 {
-        return format!("There are no open risks as of {}.", date(report.meta.as_of));
-    }
-    let above = heatmap.above_appetite.len() as u64;
-    if let Some(worst) = heatmap.above_appetite.first() {
-        let owner = worst
-            .owner
-            .as_deref()
-            .map(|o| format!(", owned by {}", quoted(o)))
-            .unwrap_or_default();
-        format!(
-            "{above} of the {} {} above the risk appetite (residual score above {}); the worst \
-             is {} (#{}) with a residual score of {} ({}){owner}.",
-            count(open, "open risk", "open risks"),
-            is_are(above),
-            heatmap.appetite,
-            quoted(&worst.title),
-            worst.id,
-            worst.residual.score,
-            worst.residual.level.as_str()
-        )
-    } else {
-        let highest = heatmap
-            .top_risks
-            .first()
-            .map(|r| {
-                format!(
-                    "; the highest residual score is {} ({}), for {}",
-                    r.residual.score,
-                    r.residual.level.as_str(),
-                    quoted(&r.title)
-                )
-            })
-            .unwrap_or_default();
-        format!(
-            "None of the {} is above the risk appetite (residual score of {} or less){highest}.",
-            count(open, "open risk", "open risks"),
-            heatmap.appetite
-        )
-    }
-}
-
-fn forecast(report: &Report) -> String {
-    let certs = &report.forecast.certifications;
-    if certs.is_empty() {
-        return "No certifications are in scope for the forecast.".to_owned();
-    }
-    let tally = |o: Outlook| certs.iter().filter(|c| c.outlook == o).count() as u64;
-    let parts: Vec<String> = [
-        Outlook::Complete,
-        Outlook::OnTrack,
-        Outlook::AtRisk,
-        Outlook::Stalled,
-    ]
-    .into_iter()
-    .map(|o| (tally(o), o))
-    .filter(|(n, _)| *n > 0)
-    .map(|(n, o)| format!("{n} {} {}", is_are(n), super::format::outlook_words(o)))
-    .collect();
-    let mut text = format!(
-        "Of the {} in scope, {}.",
-        count(certs.len() as u64, "certification", "certifications"),
-        join_and(&parts)
+    let certs = meta.certifications.len() as u64;
+    let sub = format!(
+        "As of {} · period {} – {} · {} in scope",
+        date(meta.as_of),
+        date(meta.period.from),
+        date(meta.period.to),
+        super::format::count(certs, "certification", "certifications")
     );
-    let latest = certs
+    let sub_style = BODY.size(10.5).colour(white.tint(0.1));
+    let sub = canvas.fit(&sub, sub_style, g.content_width());
+    canvas.text(g.left(), y + 1.0, &sub, sub_style);
+    canvas.advance(band_h + 8.0 - canvas.y());
+
+    // The overall status, on a bar of its colour.
+    let bar = 12.0;
+    let colour = status_colour(summary.status);
+    let top = canvas.y();
+    canvas.fill_rect(g.left(), top, g.content_width(), bar, colour);
+    let status_style = H1.size(14.0).colour(white);
+    canvas.text(
+        g.left() + 4.0,
+        top + bar / 2.0 + status_style.cap_height() / 2.0,
+        &format!("Overall status: {}", summary.status.label()),
+        status_style,
+    );
+    canvas.advance(bar + 3.0);
+    let shown = summary.reasons.len().min(MAX_REASONS);
+    for m in &summary.reasons[..shown] {
+        canvas.bullet(&m.text, BODY.size(10.0));
+        canvas.advance(0.8);
+    }
+    if summary.reasons.len() > shown {
+        let more = (summary.reasons.len() - shown) as u64;
+        canvas.paragraph(
+            &format!("… and {more} more (see the indicators and the forecast)."),
+            SMALL,
+            4.5,
+        );
+    }
+    canvas.advance(2.0);
+
+    canvas.heading("Key messages", H2, 2.0 * BODY.leading());
+    // a message that is already a reason printed above is not repeated
+    let printed = &summary.reasons[..shown];
+    for m in summary
+        .messages
         .iter()
-        .filter_map(|c| c.projected_completion.map(|d| (d, c)))
-        .max_by_key(|(d, _)| *d);
-    match latest {
-        Some((projected, c)) => {
-            let verdict = match c.days_late {
-                Some(days) if days > 0 => format!(", {} late", count(days as u64, "day", "days")),
-                _ if projected <= c.target_date => ", within target".to_owned(),
-                _ => String::new(),
-            };
-            text.push_str(&format!(
-                " The latest projected completion is {} for {} against a target of {}{verdict}.",
-                date(projected),
-                quoted(&c.name),
-                date(c.target_date)
-            ));
+        .filter(|m| !printed.iter().any(|r| r.text == m.text))
+    {
+        canvas.bullet(&m.text, BODY.size(10.0));
+        canvas.advance(1.0);
+    }
+    canvas.advance(2.0);
+
+    canvas.heading("Decisions requested", H2, 2.0 * BODY.leading());
+    if summary.decisions.is_empty() {
+        canvas.paragraph(
+            "No decisions are requested: no risk is above appetite and every certification \
+             is forecast to meet its target.",
+            BODY.size(10.0),
+            0.0,
+        );
+    }
+    let shown = summary.decisions.len().min(MAX_DECISIONS);
+    for (i, d) in summary.decisions[..shown].iter().enumerate() {
+        numbered(canvas, i + 1, &d.text);
+        canvas.advance(1.0);
+    }
+    if summary.decisions.len() > shown {
+        let more = (summary.decisions.len() - shown) as u64;
+        canvas.paragraph(
+            &format!(
+                "… and {more} more, listed in the summary section of the JSON report and, for \
+                 risks, in “Risks above appetite”."
+            ),
+            SMALL,
+            6.0,
+        );
+    }
+}
+
+/// `n.` hanging to the left of a wrapped paragraph.
+fn numbered(canvas: &mut Canvas<'_>, n: usize, text: &str) {
+    let style = BODY.size(10.0);
+    let indent = 6.0;
+    let width = canvas.geom.content_width() - indent;
+    for (i, line) in canvas.wrap(text, style, width).into_iter().enumerate() {
+        canvas.ensure(style.leading());
+        let baseline = canvas.y() + style.cap_height();
+        if i == 0 {
+            let number = format!("{n}.");
+            canvas.text(canvas.geom.left(), baseline, &number, style.bold());
         }
-        None => text.push_str(" No projected completion dates are available."),
+        canvas.text(canvas.geom.left() + indent, baseline, &line, style);
+        canvas.advance(style.leading());
     }
-    text
-}
-
-fn overdue(report: &Report) -> String {
-    let o = &report.overdue;
-    let upcoming = format!(
-        "{} fall due within the next {} days",
-        count(o.upcoming.total, "item", "items"),
-        o.horizon_days
-    );
-    if o.overdue.total == 0 {
-        return format!("Nothing is overdue, and {upcoming}.");
-    }
-    let k = &o.overdue.by_kind;
-    format!(
-        "{} {} overdue ({}, {} and {}), and {upcoming}.",
-        count(o.overdue.total, "item", "items"),
-        is_are(o.overdue.total),
-        count(k.certification, "certification", "certifications"),
-        count(k.requirement, "requirement", "requirements"),
-        count(k.evidence, "evidence item", "evidence items"),
-    )
-}
-
-fn indicators(kpis: &[Kpi]) -> Option<String> {
-    if kpis.is_empty() {
-        return None;
-    }
-    let in_state = |s: KpiState| kpis.iter().filter(|k| k.state == s).collect::<Vec<_>>();
-    let breach = in_state(KpiState::Breach);
-    let warning = in_state(KpiState::Warning);
-    let total = kpis.len() as u64;
-    if breach.is_empty() && warning.is_empty() {
-        return Some(format!("All {total} indicators meet their targets."));
-    }
-    let names = |ks: &[&Kpi]| join_and(&ks.iter().map(|k| k.label.to_owned()).collect::<Vec<_>>());
-    let mut parts = Vec::new();
-    if !breach.is_empty() {
-        let n = breach.len() as u64;
-        parts.push(format!("{n} {} in breach ({})", is_are(n), names(&breach)));
-    }
-    if !warning.is_empty() {
-        let n = warning.len() as u64;
-        parts.push(format!(
-            "{n} {} in the warning band ({})",
-            is_are(n),
-            names(&warning)
-        ));
-    }
-    Some(format!("Of {total} indicators, {}.", join_and(&parts)))
 }
 
 /// The methodology and definitions page.
@@ -293,8 +205,26 @@ fn definitions(report: &Report) -> Vec<(&'static str, String)> {
             ),
         ),
         (
+            "Overall status",
+            "Off track when a certification still working towards its target is forecast to \
+             miss it, or an indicator is in breach; at risk when an indicator is in its warning \
+             band or a risk above appetite is still open or in treatment; on track otherwise; \
+             no data when nothing is in scope. Readiness and evidence coverage are not judged \
+             when no requirement is applicable."
+                .to_owned(),
+        ),
+        (
+            "Risk states",
+            "Open: identified, no treatment started. In treatment: being reduced. Accepted: a \
+             decision to carry it as it is. Closed: no longer carried. Open and in-treatment \
+             risks are the open work counted by the indicators and the trend; the heat-maps \
+             and the appetite count every risk carried (open, in treatment or accepted), and \
+             accepted risks above appetite are listed for the board to confirm."
+                .to_owned(),
+        ),
+        (
             "Heat-maps",
-            "Risks not closed as of the report date, counted by likelihood (rows, 1 at the \
+            "Risks carried as of the report date, counted by likelihood (rows, 1 at the \
              bottom) and impact (columns, 1 on the left)."
                 .to_owned(),
         ),
@@ -328,7 +258,8 @@ fn definitions(report: &Report) -> Vec<(&'static str, String)> {
                  days; the projected completion extends that velocity over the remaining \
                  requirements. Outlooks: complete; on track (projected on or before the target \
                  date); at risk (projected after it); stalled (no progress in the window).",
-                report.forecast.method, report.forecast.window_days
+                report.forecast.method.trim_end_matches('.'),
+                report.forecast.window_days
             ),
         ),
         (
@@ -346,7 +277,7 @@ fn definitions(report: &Report) -> Vec<(&'static str, String)> {
             format!(
                 "The figures were read at data position {} (a PostgreSQL snapshot); the same \
                  parameters at the same position always produce the same numbers. All figures \
-                 equal the JSON endpoints /v1/metrics/... for the same parameters.",
+                 equal the JSON sections /v1/metrics/{{section}} for the same parameters.",
                 meta.position
             ),
         ),

@@ -5,8 +5,7 @@ mod pdf_text;
 
 use chrono::{Duration, NaiveDate, TimeZone, Utc};
 
-use super::format::kpi_value;
-use super::{PageSize, render_board, summary};
+use super::{PageSize, render_board};
 use crate::model::*;
 use pdf_text::{Pdf, normalize_space};
 
@@ -33,6 +32,7 @@ fn posture_row(key: &str, label: &str, implemented: u64, total: u64, pct: f64) -
         label: label.to_owned(),
         counts: counts(implemented, total),
         readiness_pct: pct,
+        previous_readiness_pct: (total > 0).then_some(pct - 2.5),
         evidenced: implemented,
         evidence_coverage_pct: 71.5,
         fresh: implemented / 2,
@@ -96,6 +96,7 @@ fn risk(id: i64, title: &str) -> RiskItem {
         } else {
             None
         },
+        treatment_overdue: id % 4 == 0,
     }
 }
 
@@ -120,16 +121,24 @@ fn due(i: i64, days: i64) -> DueItem {
     }
 }
 
-fn kpi(key: &'static str, label: &'static str, unit: &'static str, value: f64) -> Kpi {
+fn group(key: &str, label: &str, count: u64) -> DueGroup {
+    DueGroup {
+        key: key.to_owned(),
+        label: label.to_owned(),
+        count,
+    }
+}
+
+fn kpi(key: &'static str, label: &'static str, measure: Measure, value: f64) -> Kpi {
     Kpi {
         key,
         label,
-        unit,
-        value,
-        previous: value - 3.1,
+        unit: measure.unit(),
+        value: Some(measure.figure(value)),
+        previous: Some(measure.figure(value - 3.1)),
         previous_as_of: day(2025, 5, 31),
-        target: 80.0,
-        warning: 60.0,
+        target: measure.figure(80.0),
+        warning: measure.figure(60.0),
         direction: Direction::HigherIsBetter,
         state: KpiState::Warning,
         trend: Trend::Up,
@@ -147,11 +156,13 @@ fn sample_report() -> Report {
             id: 1,
             name: "ISO/IEC 27001:2022 Πιστοποίηση".to_owned(),
             framework: "iso27001".to_owned(),
+            framework_name: "ISO/IEC 27001:2022".to_owned(),
         },
         CertificationRef {
             id: 2,
             name: "SOC 2 Type II".to_owned(),
             framework: "soc2".to_owned(),
+            framework_name: "SOC 2".to_owned(),
         },
     ];
     let points = (0..26)
@@ -187,7 +198,13 @@ fn sample_report() -> Report {
         .collect();
     let overdue_items: Vec<DueItem> = (0..300).map(|i| due(i, -(300 - i))).collect();
     let upcoming_items: Vec<DueItem> = (0..12).map(|i| due(1000 + i, i + 1)).collect();
-    Report {
+    let mut report = Report {
+        summary: Summary {
+            status: OverallStatus::NoData,
+            reasons: Vec::new(),
+            messages: Vec::new(),
+            decisions: Vec::new(),
+        },
         meta: Meta {
             organization: Organization {
                 id: 7,
@@ -233,11 +250,34 @@ fn sample_report() -> Report {
         },
         heatmap: Heatmap {
             risks: 261,
+            by_status: RiskStatusCounts {
+                open: 200,
+                treating: 50,
+                accepted: 11,
+            },
+            above_appetite_by_status: RiskStatusCounts::default(),
             inherent: grid(true),
             residual: grid(false),
             appetite: 8,
             above_appetite: top_risks.clone(),
             top_risks,
+            previous_as_of: day(2025, 5, 31),
+            changes: vec![
+                RiskChange {
+                    id: 4,
+                    title: long_title.to_owned(),
+                    previous_status: None,
+                    status: "open".to_owned(),
+                    residual: rating(4, 4),
+                },
+                RiskChange {
+                    id: 9,
+                    title: "Backups untested".to_owned(),
+                    previous_status: Some("treating".to_owned()),
+                    status: "closed".to_owned(),
+                    residual: rating(2, 2),
+                },
+            ],
         },
         matrix: Vec::new(),
         trends: Trends {
@@ -259,6 +299,7 @@ fn sample_report() -> Report {
                     velocity_per_week: 4.5,
                     projected_completion: Some(day(2025, 11, 30)),
                     outlook: Outlook::AtRisk,
+                    days_to_target: 123,
                     days_late: Some(30),
                 },
                 CertificationForecast {
@@ -272,6 +313,7 @@ fn sample_report() -> Report {
                     velocity_per_week: 0.0,
                     projected_completion: None,
                     outlook: Outlook::Stalled,
+                    days_to_target: 184,
                     days_late: None,
                 },
             ],
@@ -292,6 +334,21 @@ fn sample_report() -> Report {
                     requirement: 100,
                     evidence: 100,
                 },
+                by_certification: vec![
+                    group("1", "ISO/IEC 27001:2022 Πιστοποίηση", 200),
+                    group("2", "SOC 2 Type II", 100),
+                ],
+                by_owner: vec![
+                    group("Owner 1", "Owner 1", 150),
+                    group("", "unassigned", 100),
+                    group("others", "3 other owners", 50),
+                ],
+                by_age: vec![
+                    group("1_30", "1–30 days overdue", 30),
+                    group("31_90", "31–90 days overdue", 60),
+                    group("91_180", "91–180 days overdue", 90),
+                    group("over_180", "more than 180 days overdue", 120),
+                ],
                 truncated: false,
                 items: overdue_items,
             },
@@ -302,30 +359,55 @@ fn sample_report() -> Report {
                     requirement: 4,
                     evidence: 4,
                 },
+                by_certification: vec![group("2", "SOC 2 Type II", 12)],
+                by_owner: vec![group("Owner 2", "Owner 2", 12)],
+                by_age: vec![group("0_7", "due within 7 days", 12)],
                 truncated: false,
                 items: upcoming_items,
             },
         },
         kpis: vec![
-            kpi("readiness", "Overall readiness", "%", 63.2),
-            kpi("evidence_coverage", "Evidence coverage", "%", 71.5),
+            kpi("readiness", "Overall readiness", Measure::Percent, 63.2),
+            kpi(
+                "evidence_coverage",
+                "Evidence coverage",
+                Measure::Percent,
+                71.5,
+            ),
             Kpi {
                 direction: Direction::LowerIsBetter,
-                target: 14.0,
-                warning: 30.0,
+                target: Figure::Count(14),
+                warning: Figure::Count(30),
                 state: KpiState::Breach,
                 trend: Trend::Down,
                 improving: Some(false),
-                ..kpi("mean_days_overdue", "Mean days overdue", "days", 12.0)
+                ..kpi(
+                    "overdue_requirements",
+                    "Overdue requirements",
+                    Measure::Count,
+                    12.0,
+                )
             },
             Kpi {
                 trend: Trend::Flat,
                 improving: None,
                 state: KpiState::Good,
-                ..kpi("risk_index", "Risk index", "", 3.0)
+                ..kpi(
+                    "risks_above_appetite",
+                    "Risks above appetite",
+                    Measure::Count,
+                    3.0,
+                )
             },
         ],
+    };
+    let mut above = RiskStatusCounts::default();
+    for r in &report.heatmap.above_appetite {
+        above.add(certscope_domain::RiskStatus::parse(&r.status).expect("status"));
     }
+    report.heatmap.above_appetite_by_status = above;
+    report.summary = crate::summary::summary(&report);
+    report
 }
 
 /// A report with nothing in it.
@@ -339,6 +421,8 @@ fn empty_report() -> Report {
     r.posture.overall = posture_row("overall", "Overall", 0, 0, 0.0);
     r.heatmap = Heatmap {
         risks: 0,
+        by_status: RiskStatusCounts::default(),
+        above_appetite_by_status: RiskStatusCounts::default(),
         inherent: Grid {
             total: 0,
             cells: Vec::new(),
@@ -350,6 +434,8 @@ fn empty_report() -> Report {
         appetite: 8,
         above_appetite: Vec::new(),
         top_risks: Vec::new(),
+        previous_as_of: day(2025, 5, 31),
+        changes: Vec::new(),
     };
     r.trends.points.clear();
     r.forecast.certifications.clear();
@@ -357,12 +443,37 @@ fn empty_report() -> Report {
     r.overdue.overdue = DueList {
         total: 0,
         by_kind: KindCounts::default(),
+        by_certification: Vec::new(),
+        by_owner: Vec::new(),
+        by_age: Vec::new(),
         truncated: false,
         items: Vec::new(),
     };
     r.overdue.upcoming = r.overdue.overdue.clone();
     r.kpis.clear();
+    r.summary = crate::summary::summary(&r);
     r
+}
+
+/// What the decision page prints: the status, its reasons (up to the cap),
+/// the key messages and the decisions (up to the cap).
+fn decision_page_sentences(report: &Report) -> Vec<String> {
+    let s = &report.summary;
+    let mut out = vec![format!("Overall status: {}", s.status.label())];
+    out.extend(
+        s.reasons
+            .iter()
+            .take(super::summary::MAX_REASONS)
+            .map(|m| m.text.clone()),
+    );
+    out.extend(s.messages.iter().map(|m| m.text.clone()));
+    out.extend(
+        s.decisions
+            .iter()
+            .take(super::summary::MAX_DECISIONS)
+            .map(|d| d.text.clone()),
+    );
+    out
 }
 
 fn expected_size_pt(size: PageSize) -> (f32, f32) {
@@ -412,21 +523,22 @@ fn renders_both_sizes_with_extractable_text() {
         let all = pages.join("\n");
         assert!(pages[0].contains(ORG), "cover lacks the organization");
         for kpi in &report.kpis {
-            assert!(all.contains(&kpi_value(kpi)), "missing {}", kpi_value(kpi));
+            let value = Figure::show(kpi.value);
+            assert!(all.contains(&value), "missing {value}");
         }
-        for expected in [
-            "63.2%",
-            "71.5%",
-            "12.0 days",
-            "3.0",
-            "0/1A2B3C4D",
-            "2025-06-30",
-        ] {
+        // long titles, names and ratings wrap: no placed string is cut
+        for line in all.lines() {
+            let line = line.trim();
+            assert!(!line.ends_with('…') || line.starts_with('…'), "cut: {line}");
+        }
+        for expected in ["63.2%", "71.5%", "0/1A2B3C4D", "2025-06-30"] {
             assert!(all.contains(expected), "missing {expected}");
         }
-        // Every page but the cover has the footer.
+        // Counts print as integers, never "3.0".
+        assert!(!all.contains("3.0 "), "a count printed with a decimal");
+        // Every page has the footer, the first included.
         let n = pages.len();
-        for (i, text) in pages.iter().enumerate().skip(1) {
+        for (i, text) in pages.iter().enumerate() {
             assert!(
                 text.contains(&format!("Page {} of {n}", i + 1)),
                 "page {i}: {text}"
@@ -436,12 +548,12 @@ fn renders_both_sizes_with_extractable_text() {
                 "page {i}"
             );
         }
-        assert!(!pages[0].contains("Page 1 of"));
-        // Every summary sentence is on the summary page (modulo line breaks).
-        let summary_page = normalize_space(&pages[1]);
-        for sentence in summary::sentences(&report) {
+        // The decision page prints the summary section's sentences as they
+        // are (modulo line breaks).
+        let decision_page = normalize_space(&pages[0]);
+        for sentence in decision_page_sentences(&report) {
             let words = normalize_space(&sentence);
-            assert!(summary_page.contains(&words), "summary lacks: {words}");
+            assert!(decision_page.contains(&words), "page 1 lacks: {words}");
         }
     }
 }
@@ -454,17 +566,17 @@ fn long_tables_repeat_their_header_and_stay_inside_the_margins() {
     let pages = pdf.page_texts().expect("text");
     let overdue_pages: Vec<&String> = pages
         .iter()
-        .filter(|t| t.contains("Overdue items"))
+        .filter(|t| t.contains("Appendix A — overdue items"))
         .collect();
     assert!(overdue_pages.len() >= 3, "{} pages", overdue_pages.len());
     let continued = pages
         .iter()
-        .filter(|t| t.contains("Overdue items (continued)"))
+        .filter(|t| t.contains("Appendix A — overdue items (continued)"))
         .count();
     assert!(continued >= 2);
     for text in pages
         .iter()
-        .filter(|t| t.contains("Overdue items (continued)"))
+        .filter(|t| t.contains("Appendix A — overdue items (continued)"))
     {
         assert!(
             text.contains("Kind") && text.contains("Days"),
@@ -510,7 +622,7 @@ fn empty_and_extreme_reports_render() {
         let text = pdf.text().expect("text");
         assert!(text.contains("No trend data for this period."));
         assert!(text.contains("Nothing is overdue"));
-        assert!(text.contains("There are no open risks"));
+        assert!(text.contains("No risks are carried on"));
     }
 }
 
@@ -524,6 +636,7 @@ fn hostile_values_do_not_panic() {
             id,
             name: format!("Certification {id} 🚀"),
             framework: "x".to_owned(),
+            framework_name: "X".to_owned(),
         })
         .collect();
     r.posture.overall.readiness_pct = f64::NAN;
@@ -543,24 +656,27 @@ fn hostile_values_do_not_panic() {
             ..r.trends.points[0].clone()
         })
         .collect();
-    r.kpis[0].value = f64::NAN;
+    r.kpis[0].value = Some(Figure::Percent(f64::NAN));
     r.forecast.window_days = -5;
     r.forecast.certifications[0].days_late = Some(i64::MAX);
     r.overdue.overdue.truncated = true;
     r.overdue.overdue.total = 0;
+    // the decision page quotes the hostile title and owner in full
+    r.summary = crate::summary::summary(&r);
     for size in [PageSize::A4, PageSize::Letter] {
         let bytes = render_board(&r, size).expect("render");
         let pdf = Pdf::load(&bytes).expect("parse");
         check_document(&pdf, size);
         let pages = pdf.page_texts().expect("text");
-        assert!(pages.iter().skip(1).all(|t| t.contains("as of 2025-06-30")));
+        assert!(pages.iter().all(|t| t.contains("as of 2025-06-30")));
+        let about = pages
+            .iter()
+            .find(|t| t.contains("About this report"))
+            .expect("about page");
+        assert!(about.contains(" more"), "certification list is shortened");
         assert!(
-            pages[0].contains(" more"),
-            "certification list is shortened"
-        );
-        assert!(
-            pages[0].contains("999…"),
-            "long position is cut on the cover"
+            about.contains("999…"),
+            "long position is cut on the about page"
         );
     }
 }
@@ -585,6 +701,7 @@ fn cjk_report() -> Report {
         item.owner = Some(CJK_OWNERS[i % 2].to_owned());
     }
     r.meta.certifications[0].name = "ISMS認証 (ISO/IEC 27001:2022)".to_owned();
+    r.summary = crate::summary::summary(&r);
     r
 }
 
@@ -601,10 +718,10 @@ fn cjk_names_render_in_the_fallback_font_and_extract() {
 
         let pages = pdf.page_texts().expect("text");
         let all = pages.join("\n");
-        assert!(pages[0].contains(CJK_ORG), "cover: {}", pages[0]);
-        assert!(pages[0].contains("ISMS認証 (ISO/IEC 27001:2022)"));
+        assert!(pages[0].contains(CJK_ORG), "page 1: {}", pages[0]);
+        assert!(pages[1].contains("ISMS認証 (ISO/IEC 27001:2022)"));
         let n = pages.len();
-        for (i, text) in pages.iter().enumerate().skip(1) {
+        for (i, text) in pages.iter().enumerate() {
             // The name and the Latin rest of the footer are one line.
             assert!(
                 text.contains(&format!("{CJK_ORG} · as of 2025-06-30")),
@@ -629,14 +746,14 @@ fn cjk_names_render_in_the_fallback_font_and_extract() {
         // wrapping; lines may break between CJK characters without a space,
         // so compare without whitespace.
         let squeeze = |t: &str| t.split_whitespace().collect::<String>();
-        let summary_page = squeeze(&pages[1]);
-        for sentence in summary::sentences(&report) {
+        let decision_page = squeeze(&pages[0]);
+        for sentence in decision_page_sentences(&report) {
             assert!(
-                summary_page.contains(&squeeze(&sentence)),
-                "summary lacks: {sentence}"
+                decision_page.contains(&squeeze(&sentence)),
+                "page 1 lacks: {sentence}"
             );
         }
-        assert!(pages[1].contains("結衣 鈴木"));
+        assert!(pages[0].contains("結衣 鈴木"));
     }
 }
 
@@ -674,4 +791,44 @@ fn page_size_parses_case_insensitively() {
 fn output_is_much_smaller_than_the_fonts() {
     let bytes = render_board(&sample_report(), PageSize::A4).expect("render");
     assert!(bytes.len() < 400_000, "{} bytes", bytes.len());
+}
+
+#[test]
+fn scenario_packs_state_their_summary_on_page_one_and_no_page_is_blank() {
+    for (name, report) in crate::summary::scenarios::all() {
+        for size in [PageSize::A4, PageSize::Letter] {
+            let bytes = render_board(&report, size).expect("render");
+            let pdf = Pdf::load(&bytes).expect("parse");
+            check_document(&pdf, size);
+            let pages = pdf.page_texts().expect("text");
+            let first = normalize_space(&pages[0]);
+            assert!(first.contains(&format!(
+                "Overall status: {}",
+                report.summary.status.label()
+            )));
+            for sentence in decision_page_sentences(&report) {
+                let words = normalize_space(&sentence);
+                assert!(first.contains(&words), "{name}: page 1 lacks {words}");
+            }
+            // counts print as integers: no KPI count as "N.0"
+            let all = normalize_space(&pages.join("\n"));
+            // nothing is cut, and no sentence ends twice
+            assert!(!all.contains('…'), "{name}: text cut with an ellipsis");
+            if let Some(at) = all.find("..") {
+                let from = all[..at].char_indices().rev().nth(60).map_or(0, |(i, _)| i);
+                panic!("{name}: a doubled full stop: {}", &all[from..at + 2]);
+            }
+            for kpi in report.kpis.iter().filter(|k| k.unit.is_empty()) {
+                let row = format!("{} {}", kpi.label, Figure::show(kpi.value));
+                assert!(all.contains(&row), "{name}: {row:?} not printed");
+            }
+            let review =
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/board-review");
+            let pixels = pdf_text::rasterize(&format!("{name}-{}", size.as_str()), &bytes, &review);
+            assert_eq!(pixels.len(), pages.len(), "{name}: one image per page");
+            for (i, page) in pixels.iter().enumerate() {
+                assert!(!pdf_text::is_blank(page), "{name} page {} is blank", i + 1);
+            }
+        }
+    }
 }

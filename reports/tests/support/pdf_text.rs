@@ -144,3 +144,61 @@ fn rect(obj: &Object) -> Option<[f32; 4]> {
 pub fn normalize_space(text: &str) -> String {
     text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
+
+/// Pages of `pdf` rendered by poppler's `pdftoppm` as greyscale PGM at a low
+/// resolution (for checks) and as PNG (kept for
+/// review, in `review`); returns each page's pixels. Needs `pdftoppm`
+/// (Debian's poppler-utils, which `.ci/run` installs).
+pub fn rasterize(name: &str, pdf: &[u8], review: &std::path::Path) -> Vec<Vec<u8>> {
+    let dir = std::env::temp_dir().join(format!("certscope-board-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("pack.pdf");
+    std::fs::write(&file, pdf).expect("write pdf");
+    std::fs::create_dir_all(review).expect("review dir");
+    let run = |args: &[&str]| {
+        let status = std::process::Command::new("pdftoppm")
+            .args(args)
+            .status()
+            .expect("pdftoppm runs (install poppler-utils)");
+        assert!(status.success(), "pdftoppm {args:?}");
+    };
+    let file_arg = file.to_str().expect("utf-8 path");
+    let gray = dir.join("page");
+    run(&["-gray", "-r", "30", file_arg, gray.to_str().expect("utf-8")]);
+    let png = review.join(name);
+    run(&["-png", "-r", "60", file_arg, png.to_str().expect("utf-8")]);
+    let mut pages: Vec<_> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "pgm"))
+        .collect();
+    pages.sort();
+    let pixels = pages
+        .iter()
+        .map(|p| {
+            let bytes = std::fs::read(p).expect("read pgm");
+            // P5 header: magic, width, height, maxval, each followed by whitespace
+            let mut fields = 0;
+            let mut at = 0;
+            while fields < 4 && at < bytes.len() {
+                while at < bytes.len() && bytes[at].is_ascii_whitespace() {
+                    at += 1;
+                }
+                while at < bytes.len() && !bytes[at].is_ascii_whitespace() {
+                    at += 1;
+                }
+                fields += 1;
+            }
+            bytes[(at + 1).min(bytes.len())..].to_vec()
+        })
+        .collect();
+    let _ = std::fs::remove_dir_all(&dir);
+    pixels
+}
+
+/// Whether a greyscale page is blank: fewer than one pixel in a thousand
+/// darker than light grey.
+pub fn is_blank(page: &[u8]) -> bool {
+    page.iter().filter(|&&p| p < 200).count() * 1000 <= page.len()
+}
