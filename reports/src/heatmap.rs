@@ -128,15 +128,14 @@ fn grid(counted: &DataFrame, likelihood: &str, impact: &str) -> PolarsResult<Gri
     Ok(Grid { total, cells })
 }
 
-/// Risks whose status at the end of `at` differs from the end of
-/// `previous`, worst residual first.
-pub fn changes(
+/// Risks whose status `now` (every risk's, closed ones included) differs
+/// from the end of `previous`, worst residual first.
+fn changes(
     data: &Dataset,
     previous: chrono::NaiveDate,
-    at: chrono::NaiveDate,
+    now: &HashMap<i64, String>,
 ) -> PolarsResult<Vec<RiskChange>> {
     let before = status_map(&risks_at(data, previous)?, "id")?;
-    let now = status_map(&risks_at(data, at)?, "id")?;
     let mut out: Vec<RiskChange> = data
         .risks
         .iter()
@@ -170,6 +169,8 @@ pub fn heatmap(
     appetite: u8,
 ) -> PolarsResult<Heatmap> {
     let state = risks_at(data, at)?;
+    // every risk's status on the day, closed ones included, for the changes
+    let now = status_map(&state, "id")?;
     let live = state.lazy().filter(rule::risk_carried()).collect()?;
     let status = status_map(&live, "id")?;
     let by_id: HashMap<i64, &RiskRow> = data.risks.iter().map(|r| (r.id, r)).collect();
@@ -245,7 +246,7 @@ pub fn heatmap(
         above_appetite,
         top_risks,
         previous_as_of: previous,
-        changes: changes(data, previous, at)?,
+        changes: changes(data, previous, &now)?,
     })
 }
 

@@ -28,6 +28,7 @@ use crate::model::{
     Report, RiskItem, Summary, Trend,
 };
 use crate::words::{count, is_are, join_and};
+use certscope_domain::RiskStatus;
 
 /// At most this many key messages.
 pub const MAX_MESSAGES: usize = 5;
@@ -469,7 +470,7 @@ pub fn decisions(report: &Report) -> Vec<Decision> {
     let mut out = Vec::new();
     let above = &report.heatmap.above_appetite;
     for (i, r) in above.iter().enumerate() {
-        let accepted = r.status == "accepted";
+        let accepted = RiskStatus::parse(&r.status) == Ok(RiskStatus::Accepted);
         let mut sources = risk_sources(i, r);
         let (kind, ask) = if accepted {
             (

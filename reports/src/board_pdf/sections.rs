@@ -184,6 +184,17 @@ pub(super) fn kpis(canvas: &mut Canvas<'_>, kpis: &[Kpi]) {
     canvas.advance(2.0);
 }
 
+/// A table's heading, kept with its first rows; with no rows, the `empty`
+/// note instead, and `false` (nothing to draw).
+fn table_heading(canvas: &mut Canvas<'_>, title: &str, rows: usize, empty: &str) -> bool {
+    canvas.heading(title, H1, keep(rows));
+    if rows == 0 {
+        canvas.paragraph(empty, BODY, 0.0);
+        canvas.advance(2.0);
+    }
+    rows > 0
+}
+
 /// The ten worst risks.
 pub(super) fn top_risks(canvas: &mut Canvas<'_>, risks: &[RiskItem]) {
     risk_table(
@@ -197,10 +208,7 @@ pub(super) fn top_risks(canvas: &mut Canvas<'_>, risks: &[RiskItem]) {
 /// Risks with their status, ratings and treatment; an overdue treatment is
 /// flagged in red.
 pub(super) fn risk_table(canvas: &mut Canvas<'_>, title: &str, risks: &[RiskItem], empty: &str) {
-    canvas.heading(title, H1, keep(risks.len()));
-    if risks.is_empty() {
-        canvas.paragraph(empty, BODY, 0.0);
-        canvas.advance(2.0);
+    if !table_heading(canvas, title, risks.len(), empty) {
         return;
     }
     let columns = [
@@ -243,10 +251,12 @@ pub(super) fn risk_table(canvas: &mut Canvas<'_>, title: &str, risks: &[RiskItem
 /// Risks whose status changed since the previous pack.
 pub(super) fn risk_changes(canvas: &mut Canvas<'_>, heatmap: &Heatmap) {
     let title = format!("Risk changes since {}", date(heatmap.previous_as_of));
-    canvas.heading(&title, H1, keep(heatmap.changes.len()));
-    if heatmap.changes.is_empty() {
-        canvas.paragraph("No risk changed status.", BODY, 0.0);
-        canvas.advance(2.0);
+    if !table_heading(
+        canvas,
+        &title,
+        heatmap.changes.len(),
+        "No risk changed status.",
+    ) {
         return;
     }
     let columns = [
