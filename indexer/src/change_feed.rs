@@ -68,6 +68,37 @@ struct ChangeRow {
     recorded_at: DateTime<Utc>,
 }
 
+/// Makes every transaction that a snapshot taken before this call counts as
+/// finished durable, so that the snapshot can be stored as the index position.
+///
+/// With `synchronous_commit = off` (a common setting, and the test clusters')
+/// a commit is visible before its WAL is flushed. If PostgreSQL then crashes,
+/// recovery loses those commits and hands their transaction ids out again; a
+/// change written under a reused id below the stored position's `xmax` would
+/// look finished before the position and never be read: a lost change.
+/// A transaction of our own, started after the snapshot was taken, writes a
+/// row (`indexer_durability`, migration 0008: a transaction that writes no WAL
+/// is committed asynchronously whatever the setting) and commits with
+/// `synchronous_commit = on`: that flushes the WAL up to its commit record,
+/// which follows every commit the snapshot saw, so after any crash new ids
+/// start above it. Costs one small write and one WAL flush per index commit.
+pub async fn make_durable(
+    conn: &mut sqlx::PgConnection,
+    op: Operation,
+) -> Result<(), IndexerError> {
+    use sqlx::Connection;
+    let mut tx = conn.begin().await.during(op)?;
+    sqlx::query("SET LOCAL synchronous_commit = on")
+        .execute(&mut *tx)
+        .await
+        .during(op)?;
+    sqlx::query("UPDATE indexer_durability SET flushed_at = now()")
+        .execute(&mut *tx)
+        .await
+        .during(op)?;
+    tx.commit().await.during(op)
+}
+
 /// The current snapshot of `db`; `op` says what it was taken for.
 pub async fn current_snapshot(
     db: impl PgExecutor<'_>,

@@ -192,9 +192,17 @@ impl IndexStore {
         threads: usize,
     ) -> Result<Self, StoreError> {
         schema::register_tokenizers(&index);
-        let writer = index
+        let writer: IndexWriter = index
             .writer_with_num_threads(threads, writer_memory)
             .map_err(tv(dir))?;
+        // A commit cut short by a kill can leave files no meta.json refers to,
+        // such as a `<segment>.<opstamp>.del` named after an opstamp the new
+        // writer hands out again; its first commit would then fail with
+        // FileAlreadyExists. tantivy collects files only after a commit, so
+        // collect them before the first one.
+        if let Err(e) = writer.garbage_collect_files().wait() {
+            tracing::warn!(index = %dir.display(), error = %e, "index garbage collection on open failed");
+        }
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

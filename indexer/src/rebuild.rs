@@ -92,6 +92,9 @@ pub async fn rebuild(
             with_row_type!(kind, R => stream::<R>(&mut tx, &mut store, &fields, &bar).await?);
     }
     tx.commit().await.during(op)?;
+    let mut conn = pool.acquire().await.during(op)?;
+    change_feed::make_durable(&mut conn, op).await?;
+    drop(conn);
     let position = IndexPosition {
         snapshot,
         generation: 0,

@@ -529,6 +529,7 @@ async fn cycle(
         generation: position.generation,
         built_at: live.payload.built_at.clone(),
     };
+    change_feed::make_durable(&mut conn, Operation::ReadingChanges).await?;
     let started = Instant::now();
     live.store.commit(&payload)?;
     metrics
