@@ -129,17 +129,20 @@ async fn the_coverage_index_still_serves_the_rule_it_is_built_from() {
         .execute(&mut *tx)
         .await
         .expect("set");
+    // the report's probe (reports::load): one requirement's newest evidence
+    // valid on a day, read backwards from the index alone
     let plan: Vec<String> = sqlx::query_scalar(
-        "EXPLAIN SELECT requirement_id, \
-                bool_or(certscope_evidence_in_window(collected_on, expires_on, current_date)) \
-         FROM evidence WHERE organization_id = 1 AND certscope_evidence_counts(status) GROUP BY 1",
+        "EXPLAIN SELECT collected_on FROM evidence \
+          WHERE organization_id = 1 AND requirement_id = 1 AND certscope_evidence_counts(status) \
+            AND certscope_evidence_in_window(collected_on, expires_on, current_date) \
+          ORDER BY collected_on DESC LIMIT 1",
     )
     .fetch_all(&mut *tx)
     .await
     .expect("explain");
     let plan = plan.join("\n");
     assert!(
-        plan.contains("Index Only Scan using evidence_accepted_coverage_idx"),
+        plan.contains("Index Only Scan Backward using evidence_coverage_idx"),
         "the covering partial index is not used alone:\n{plan}"
     );
 }

@@ -42,6 +42,46 @@ fn u(v: &Value) -> i64 {
     v.as_i64().unwrap_or_else(|| panic!("not an integer: {v}"))
 }
 
+/// A new organization `(slug, name)` with one officer `(email, name)` and one
+/// certification in progress `(name, started days ago, target in days)` of
+/// the first framework; returns the organization's and certification's ids.
+async fn programme(
+    pool: &PgPool,
+    (slug, name): (&str, &str),
+    (email, officer): (&str, &str),
+    (certification, started, target): (&str, i32, i32),
+) -> (i64, i64) {
+    let org: i64 =
+        sqlx::query_scalar("INSERT INTO organizations (slug, name) VALUES ($1, $2) RETURNING id")
+            .bind(slug)
+            .bind(name)
+            .fetch_one(pool)
+            .await
+            .unwrap();
+    sqlx::query(
+        "INSERT INTO users (organization_id, email, display_name, role) VALUES ($1, $2, $3, 'officer')",
+    )
+    .bind(org)
+    .bind(email)
+    .bind(officer)
+    .execute(pool)
+    .await
+    .unwrap();
+    let cert: i64 = sqlx::query_scalar(
+        "INSERT INTO certifications (organization_id, framework_id, name, status, started_on, target_date) \
+         SELECT $1, min(id), $2, 'in_progress', current_date - $3, current_date + $4 \
+           FROM frameworks RETURNING id",
+    )
+    .bind(org)
+    .bind(certification)
+    .bind(started)
+    .bind(target)
+    .fetch_one(pool)
+    .await
+    .unwrap();
+    (org, cert)
+}
+
 /// (implemented, applicable, failed) of `org`'s requirements at the end of
 /// `day`, from the status history alone.
 async fn history_counts(
@@ -531,30 +571,13 @@ async fn edge_cases_and_past_dates() {
 
     // a new organization: non-Latin name, no risks, a certification with no requirements
     let name = "Ελληνική Ασφάλεια АО «Щит» Łódź 東京";
-    let org: i64 = sqlx::query_scalar(
-        "INSERT INTO organizations (slug, name) VALUES ('unicode-org', $1) RETURNING id",
+    let (_, cert) = programme(
+        &s.pool,
+        ("unicode-org", name),
+        ("anna@unicode.example", "Άννα Παπαδοπούλου"),
+        ("Программа соответствия", 30, 60),
     )
-    .bind(name)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
-    sqlx::query(
-        "INSERT INTO users (organization_id, email, display_name, role) \
-         VALUES ($1, 'anna@unicode.example', 'Άννα Παπαδοπούλου', 'officer')",
-    )
-    .bind(org)
-    .execute(&s.pool)
-    .await
-    .unwrap();
-    let cert: i64 = sqlx::query_scalar(
-        "INSERT INTO certifications (organization_id, framework_id, name, status, started_on, target_date) \
-         SELECT $1, min(id), 'Программа соответствия', 'in_progress', current_date - 30, current_date + 60 \
-           FROM frameworks RETURNING id",
-    )
-    .bind(org)
-    .fetch_one(&s.pool)
-    .await
-    .unwrap();
+    .await;
     s.caught_up().await;
     let token = s.officer("unicode-org").await;
     let heat = s.json(&token, "/v1/metrics/heatmap").await;
@@ -1030,4 +1053,142 @@ async fn computed(s: &TestApp) -> u64 {
         .find_map(|l| l.strip_prefix("certscope_reports_computed "))
         .and_then(|v| v.trim().parse().ok())
         .expect("reports counter")
+}
+
+/// Coverage, freshness and lapses of one requirement per way its evidence can
+/// stand, in an organization of its own, against values worked out by hand:
+/// the report reads each requirement's evidence newest collection first and
+/// stops at the first valid entry, so every case where that entry is not the
+/// answer is here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn coverage_freshness_and_lapses_follow_each_requirements_evidence() {
+    let s = TestApp::start().await;
+    let (org, cert) = programme(
+        &s.pool,
+        ("coverage-org", "Coverage Ltd"),
+        ("ines@coverage.example", "Inês Duarte"),
+        ("Coverage programme", 400, 300),
+    )
+    .await;
+    let reqs: Vec<i64> = sqlx::query_scalar(
+        "INSERT INTO requirements (organization_id, certification_id, control_id, status) \
+         SELECT $1, $2, id, 'in_progress' FROM controls \
+          WHERE framework_id = (SELECT framework_id FROM certifications WHERE id = $2) \
+          ORDER BY id LIMIT 7 RETURNING id",
+    )
+    .bind(org)
+    .bind(cert)
+    .fetch_all(&s.pool)
+    .await
+    .unwrap();
+    assert_eq!(reqs.len(), 7);
+    // the programme started 60 days ago, so 30 days ago is in its history
+    sqlx::query(
+        "INSERT INTO status_history (organization_id, entity, entity_id, to_status, changed_at) \
+         SELECT $1, 'certification', $2, 'in_progress', now() - interval '60 days' \
+         UNION ALL \
+         SELECT $1, 'requirement', r, 'in_progress', now() - interval '60 days' FROM unnest($3::bigint[]) r",
+    )
+    .bind(org)
+    .bind(cert)
+    .bind(&reqs)
+    .execute(&s.pool)
+    .await
+    .unwrap();
+    // (requirement, status, collected, expires) in days from today
+    let evidence: [(usize, &str, i32, Option<i32>); 11] = [
+        // 1: an old item that never expires behind a newer expired one:
+        // covered, not fresh, never lapses
+        (0, "accepted", -400, None),
+        (0, "accepted", -10, Some(-5)),
+        // 2: fresh, lapsing in 10 days
+        (1, "accepted", -20, Some(10)),
+        // 3: lapsed 3 days ago; a rejected item does not count
+        (2, "accepted", -100, Some(-3)),
+        (2, "rejected", -2, None),
+        // 4: the newest valid item lapses soon, an older one lasts past the
+        // horizon: covered, fresh, no lapse
+        (3, "accepted", -50, Some(10)),
+        (3, "accepted", -300, Some(200)),
+        // 5: pending only
+        (4, "pending", -5, None),
+        // 6: collected in the future
+        (5, "accepted", 5, None),
+        // 7: valid 30 days ago, lapsed 20 days ago
+        (6, "accepted", -60, Some(-20)),
+        (6, "rejected", -1, Some(100)),
+    ];
+    for (i, (r, status, collected, expires)) in evidence.into_iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO evidence (organization_id, requirement_id, title, file_name, media_type, \
+                                   sha256, status, collected_on, expires_on) \
+             VALUES ($1, $2, $3, 'proof.pdf', 'application/pdf', encode(sha256(convert_to($3, 'UTF8')), 'hex'), \
+                     $4, current_date + $5, current_date + $6)",
+        )
+        .bind(org)
+        .bind(reqs[r])
+        .bind(format!("Proof {i} of requirement {}", r + 1))
+        .bind(status)
+        .bind(collected)
+        .bind(expires)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    }
+    s.caught_up().await;
+    let token = s.officer("coverage-org").await;
+    let previous = today() - Days::new(30);
+
+    let posture = s.json(&token, "/v1/metrics/posture").await;
+    let overall = &posture["posture"]["overall"];
+    assert_eq!(u(&overall["evidenced"]), 3, "1, 2 and 4: {overall}");
+    assert_eq!(u(&overall["fresh"]), 2, "2 and 4: {overall}");
+
+    let kpis = s
+        .json(
+            &token,
+            &format!("/v1/metrics/kpis?previous_as_of={previous}"),
+        )
+        .await;
+    let coverage = kpis["kpis"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["key"] == "evidence_coverage")
+        .unwrap()
+        .clone();
+    assert_eq!(f(&coverage["value"]), pct(3, 7), "{coverage}");
+    // 30 days ago: 1, 3, 4 and 7
+    assert_eq!(f(&coverage["previous"]), pct(4, 7), "{coverage}");
+
+    let overdue = s.json(&token, "/v1/metrics/overdue?limit=100").await;
+    let lapses = |list: &str| -> Vec<(String, String, i64)> {
+        let mut items: Vec<(String, String, i64)> = overdue["overdue"][list]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|i| i["kind"] == "evidence")
+            .map(|i| {
+                (
+                    i["title"].as_str().unwrap().to_owned(),
+                    i["status"].as_str().unwrap().to_owned(),
+                    u(&i["days"]),
+                )
+            })
+            .collect();
+        items.sort();
+        items
+    };
+    let item = |t: &str, st: &str, d: i64| (t.to_owned(), st.to_owned(), d);
+    assert_eq!(
+        lapses("overdue"),
+        [
+            item("Proof 3 of requirement 3", "expired", -3),
+            item("Proof 9 of requirement 7", "expired", -20),
+        ]
+    );
+    assert_eq!(
+        lapses("upcoming"),
+        [item("Proof 2 of requirement 2", "expiring", 10)]
+    );
 }

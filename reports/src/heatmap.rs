@@ -12,24 +12,17 @@ use crate::model::{
 use certscope_domain::deadline::Dates;
 use certscope_domain::{Deadline, RiskStatus, Status};
 
-fn rating(likelihood: i16, impact: i16) -> Rating {
-    Rating::new(likelihood.into(), impact.into())
-}
-
-/// The risks of the dataset with their status at the end of `at`; risks that
-/// did not exist yet are left out.
+/// The risks of the dataset with their status and scores (as assessed then)
+/// at the end of `at`; risks that did not exist yet are left out.
 pub fn risks_at(data: &Dataset, at: chrono::NaiveDate) -> PolarsResult<DataFrame> {
     let ids: Vec<i64> = data.risks.iter().map(|r| r.id).collect();
-    let residual: Vec<u32> = data
+    let ratings: Vec<(Rating, Rating)> = data
         .risks
         .iter()
-        .map(|r| u32::from(rating(r.residual_likelihood, r.residual_impact).score))
+        .map(|r| data.risk_ratings.on(r, at))
         .collect();
-    let inherent: Vec<u32> = data
-        .risks
-        .iter()
-        .map(|r| u32::from(rating(r.inherent_likelihood, r.inherent_impact).score))
-        .collect();
+    let residual: Vec<u32> = ratings.iter().map(|(_, r)| u32::from(r.score)).collect();
+    let inherent: Vec<u32> = ratings.iter().map(|(i, _)| u32::from(i.score)).collect();
     let frame = DataFrame::new_infer_height(vec![
         Column::new("id".into(), ids),
         Column::new("residual".into(), residual),
@@ -68,7 +61,8 @@ pub fn open_by_level(data: &Dataset, at: chrono::NaiveDate) -> PolarsResult<Leve
     Ok(counts)
 }
 
-fn item(risk: &RiskRow, status: &str, at: chrono::NaiveDate) -> RiskItem {
+fn item(data: &Dataset, risk: &RiskRow, status: &str, at: chrono::NaiveDate) -> RiskItem {
+    let (inherent, residual) = data.risk_ratings.on(risk, at);
     let dates = Dates {
         due_date: risk.due_date,
         ..Dates::default()
@@ -84,8 +78,8 @@ fn item(risk: &RiskRow, status: &str, at: chrono::NaiveDate) -> RiskItem {
         owner: risk.owner.clone(),
         status: status.to_owned(),
         treatment: risk.treatment.clone(),
-        inherent: rating(risk.inherent_likelihood, risk.inherent_impact),
-        residual: rating(risk.residual_likelihood, risk.residual_impact),
+        inherent,
+        residual,
         due_date: risk.due_date,
         treatment_overdue,
     }
@@ -128,10 +122,12 @@ fn grid(counted: &DataFrame, likelihood: &str, impact: &str) -> PolarsResult<Gri
     Ok(Grid { total, cells })
 }
 
-/// Risks whose status `now` (every risk's, closed ones included) differs
-/// from the end of `previous`, worst residual first.
+/// Risks that moved since the end of `previous`: their status (every risk's
+/// `now`, closed ones included) or their place on either grid changed; worst
+/// residual first.
 fn changes(
     data: &Dataset,
+    at: chrono::NaiveDate,
     previous: chrono::NaiveDate,
     now: &HashMap<i64, String>,
 ) -> PolarsResult<Vec<RiskChange>> {
@@ -142,12 +138,27 @@ fn changes(
         .filter_map(|r| {
             let status = now.get(&r.id)?;
             let previous_status = before.get(&r.id);
-            (previous_status != Some(status)).then(|| RiskChange {
+            let (inherent, residual) = data.risk_ratings.on(r, at);
+            // a risk that did not exist then had no place on the grid
+            let (previous_inherent, previous_residual) = match previous_status {
+                Some(_) => {
+                    let (i, r) = data.risk_ratings.on(r, previous);
+                    (Some(i), Some(r))
+                }
+                None => (None, None),
+            };
+            let moved = previous_status != Some(status)
+                || previous_inherent != Some(inherent)
+                || previous_residual != Some(residual);
+            moved.then(|| RiskChange {
                 id: r.id,
                 title: r.title.clone(),
                 previous_status: previous_status.cloned(),
                 status: status.clone(),
-                residual: rating(r.residual_likelihood, r.residual_impact),
+                previous_inherent,
+                inherent,
+                previous_residual,
+                residual,
             })
         })
         .collect();
@@ -176,7 +187,7 @@ pub fn heatmap(
     let by_id: HashMap<i64, &RiskRow> = data.risks.iter().map(|r| (r.id, r)).collect();
     let mut items: Vec<RiskItem> = status
         .iter()
-        .filter_map(|(id, s)| by_id.get(id).map(|r| item(r, s, at)))
+        .filter_map(|(id, s)| by_id.get(id).map(|r| item(data, r, s, at)))
         .collect();
     // worst first: residual, then inherent, then id for a stable order
     items.sort_by(|a, b| {
@@ -246,7 +257,7 @@ pub fn heatmap(
         above_appetite,
         top_risks,
         previous_as_of: previous,
-        changes: changes(data, previous, &now)?,
+        changes: changes(data, at, previous, &now)?,
     })
 }
 
@@ -428,5 +439,59 @@ mod tests {
             ]
         );
         assert_eq!(h.previous_as_of, on(-35));
+    }
+
+    #[test]
+    fn a_reassessed_risk_moves_on_the_grid_and_sits_where_it_was_at_a_past_date() {
+        let risks = vec![
+            // 2: treating since -30, its residual brought from 12 to 9 at -30
+            Risk::new(2, (4, 3), (3, 3), vec![(-50, "open"), (-30, "treating")]).moved_on(
+                -30,
+                (4, 3),
+                (4, 3),
+            ),
+            // 6: still open, its inherent rating raised at -5 (16 → 20)
+            Risk::new(6, (4, 5), (3, 4), vec![(-50, "open")]).moved_on(-5, (4, 4), (3, 4)),
+            // 8: never reassessed
+            Risk::new(8, (3, 3), (2, 2), vec![(-50, "open")]),
+        ];
+        let data = dataset(vec![], vec![], risks, vec![]);
+
+        let h = heatmap(&data, as_of(), on(-35), 9).unwrap();
+        let moves: Vec<_> = h
+            .changes
+            .iter()
+            .map(|c| {
+                (
+                    c.id,
+                    c.previous_residual.map(|r| r.score),
+                    c.residual.score,
+                    c.previous_inherent.map(|r| r.score),
+                    c.inherent.score,
+                )
+            })
+            .collect();
+        assert_eq!(
+            moves,
+            [
+                (6, Some(12), 12, Some(16), 20),
+                (2, Some(12), 9, Some(12), 12)
+            ]
+        );
+        // today's grid: 2 at residual (3, 3); 35 days ago it sat at (4, 3)
+        let cell = |h: &Heatmap, l: u8, i: u8| {
+            h.residual
+                .cells
+                .iter()
+                .find(|c| (c.likelihood, c.impact) == (l, i))
+                .map(|c| c.risk_ids.clone())
+                .unwrap_or_default()
+        };
+        assert_eq!(cell(&h, 3, 3), [2]);
+        let then = heatmap(&data, on(-35), on(-70), 9).unwrap();
+        assert_eq!(cell(&then, 4, 3), [2]);
+        assert!(cell(&then, 3, 3).is_empty());
+        let inherent_then = then.top_risks.iter().find(|r| r.id == 6).unwrap().inherent;
+        assert_eq!(inherent_then.score, 16);
     }
 }

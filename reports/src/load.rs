@@ -14,7 +14,7 @@ use sqlx::{Acquire, PgPool};
 use tracing::instrument;
 
 use crate::ReportError;
-use crate::model::Organization;
+use crate::model::{Organization, Rating};
 use crate::params::{ReportParams, ReportScope};
 
 /// Days since 1970-01-01: the date encoding of every polars frame here.
@@ -72,18 +72,81 @@ pub struct Dataset {
     pub certification_history: DataFrame,
     /// id, certification_id, framework, family_key, family_title, control,
     /// title, owner, due (day), evidenced, evidenced_prev, newest_evidence
-    /// (day), covered_until (day; i32::MAX when some evidence never expires)
+    /// (day), covered_until (day; i32::MAX when coverage lasts past the
+    /// horizon)
     pub requirements: DataFrame,
     /// Requirement status history: entity_id, day, status (ordered).
     pub requirement_history: DataFrame,
     pub risks: Vec<RiskRow>,
     /// Risk status history: entity_id, day, status.
     pub risk_history: DataFrame,
+    /// Every assessment of each risk's ratings, for the grid at any date.
+    pub risk_ratings: RiskRatings,
     /// The accepted evidence that last covered each lapsed or lapsing
     /// requirement (one per requirement).
     pub lapsing_evidence: Vec<EvidenceRow>,
     /// Framework names by slug (the public catalogue), for labels.
     pub framework_names: HashMap<String, String>,
+}
+
+/// One assessment of a risk: where it sat on the grid from `day` on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Assessment {
+    /// Days since 1970-01-01 (see [`day`]).
+    pub day: i32,
+    pub inherent: Rating,
+    pub residual: Rating,
+}
+
+/// Each risk's assessments (migration 0006, `risk_ratings`), oldest first.
+#[derive(Debug, Clone, Default)]
+pub struct RiskRatings(HashMap<i64, Vec<Assessment>>);
+
+impl RiskRatings {
+    /// Assessments as `(risk id, assessment)` pairs in any order.
+    pub fn new(rows: impl IntoIterator<Item = (i64, Assessment)>) -> Self {
+        let mut by_risk: HashMap<i64, Vec<Assessment>> = HashMap::new();
+        for (id, a) in rows {
+            by_risk.entry(id).or_default().push(a);
+        }
+        for list in by_risk.values_mut() {
+            // stable: assessments of one day keep their recorded order
+            list.sort_by_key(|a| a.day);
+        }
+        Self(by_risk)
+    }
+
+    /// `(inherent, residual)` of `risk` at the end of `at`: its last
+    /// assessment on or before that day; the first one for a day before any
+    /// (ratings are known only from their first assessment); the row's own
+    /// ratings when none is recorded.
+    pub fn on(&self, risk: &RiskRow, at: NaiveDate) -> (Rating, Rating) {
+        let at = day(at);
+        match self.0.get(&risk.id) {
+            Some(list) if !list.is_empty() => {
+                let a = list
+                    .iter()
+                    .take_while(|a| a.day <= at)
+                    .last()
+                    .unwrap_or(&list[0]);
+                (a.inherent, a.residual)
+            }
+            _ => (
+                Rating::new(risk.inherent_likelihood.into(), risk.inherent_impact.into()),
+                Rating::new(risk.residual_likelihood.into(), risk.residual_impact.into()),
+            ),
+        }
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RatingRow {
+    risk_id: i64,
+    day: i32,
+    inherent_likelihood: i16,
+    inherent_impact: i16,
+    residual_likelihood: i16,
+    residual_impact: i16,
 }
 
 #[derive(sqlx::FromRow)]
@@ -97,11 +160,14 @@ struct RequirementRow {
     title: String,
     owner: Option<String>,
     due_date: Option<NaiveDate>,
-    evidenced: Option<bool>,
-    evidenced_prev: Option<bool>,
+    /// The newest accepted evidence valid on the report date (none: not covered).
     newest: Option<NaiveDate>,
+    evidenced_prev: bool,
+    /// Some accepted evidence collected by the report date stays valid past
+    /// the horizon (or never expires).
+    covered_beyond: bool,
+    /// Otherwise, the last day any of it is valid (none: no evidence).
     covered_until: Option<NaiveDate>,
-    never_expires: Option<bool>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -152,13 +218,14 @@ pub async fn load(
     )
     .await?;
     let whole_organization = wanted.is_none() && params.framework.is_none();
-    let rows = requirements(&mut tx, scope, params, &cert_ids, whole_organization).await?;
+    let rows = requirements(&mut tx, scope, params, &cert_ids).await?;
     let req_ids: Vec<i64> = rows.iter().map(|r| r.id).collect();
     let requirement_history =
         history(&mut tx, scope.organization_id, Kind::Requirement, &req_ids).await?;
     let risks = risks(&mut tx, scope, &cert_ids, !whole_organization).await?;
     let risk_ids: Vec<i64> = risks.iter().map(|r| r.id).collect();
     let risk_history = history(&mut tx, scope.organization_id, Kind::Risk, &risk_ids).await?;
+    let risk_ratings = ratings(&mut tx, scope.organization_id, &risk_ids).await?;
     let lapsing_evidence = lapsing_evidence(&mut tx, scope, params, &rows).await?;
     // the catalogue is public and small: names for every slug
     let framework_names: HashMap<String, String> =
@@ -179,6 +246,7 @@ pub async fn load(
         requirement_history,
         risks,
         risk_history,
+        risk_ratings,
         lapsing_evidence,
         framework_names,
     })
@@ -282,18 +350,22 @@ async fn certifications(
     .await?)
 }
 
-/// The requirements of the certifications in scope, each with the one
-/// aggregate left to PostgreSQL: its accepted evidence (coverage on the report
-/// date and one interval earlier, the newest valid collection, the last day
-/// covered). Coverage is the domain's rule in its SQL form
+/// The requirements of the certifications in scope, each with what reports
+/// need of its accepted evidence: the newest valid on the report date (so
+/// whether it is covered, and how fresh), whether any was valid one interval
+/// earlier, whether coverage lasts past the horizon, and otherwise the last
+/// day covered. Validity is the domain's rule in its SQL form
 /// (`certscope_evidence_counts` and `certscope_evidence_in_window`, migration
-/// 0005), which reads the covering partial index alone.
+/// 0005). Each answer is a short backward scan of `evidence_coverage_idx`
+/// (migration 0007) from the day asked, newest collection first: the first
+/// valid entry ends it, so the cost follows the number of requirements, not
+/// of evidence rows. The last day covered is read only for requirements whose
+/// coverage ends by the horizon.
 async fn requirements(
     tx: &mut Tx<'_>,
     scope: &ReportScope,
     params: &ReportParams,
     cert_ids: &[i64],
-    whole_organization: bool,
 ) -> Result<Vec<RequirementRow>, ReportError> {
     Ok(sqlx::query_as(
         "WITH req AS ( \
@@ -303,28 +375,43 @@ async fn requirements(
                JOIN controls ct ON ct.id = r.control_id \
                JOIN frameworks f ON f.id = ct.framework_id \
                LEFT JOIN users u ON u.organization_id = r.organization_id AND u.id = r.owner_id \
-              WHERE r.organization_id = $1 AND r.certification_id = ANY($2)), \
-         ev AS ( \
-             SELECT e.requirement_id, \
-                    bool_or(certscope_evidence_in_window(e.collected_on, e.expires_on, $3)) AS evidenced, \
-                    bool_or(certscope_evidence_in_window(e.collected_on, e.expires_on, $4)) AS evidenced_prev, \
-                    max(e.collected_on) FILTER ( \
-                        WHERE certscope_evidence_in_window(e.collected_on, e.expires_on, $3)) AS newest, \
-                    max(e.expires_on) FILTER (WHERE e.collected_on <= $3) AS covered_until, \
-                    bool_or(e.expires_on IS NULL) FILTER (WHERE e.collected_on <= $3) AS never_expires \
-               FROM evidence e \
-              WHERE e.organization_id = $1 AND certscope_evidence_counts(e.status) \
-                AND ($5 OR e.requirement_id IN (SELECT id FROM req)) \
-              GROUP BY e.requirement_id) \
-         SELECT req.*, ev.evidenced, ev.evidenced_prev, ev.newest, ev.covered_until, ev.never_expires \
-           FROM req LEFT JOIN ev ON ev.requirement_id = req.id \
+              WHERE r.organization_id = $1 AND r.certification_id = ANY($2)) \
+         SELECT req.*, now_.collected_on AS newest, prev.hit IS NOT NULL AS evidenced_prev, \
+                coalesce(now_.beyond, false) OR older.hit IS NOT NULL AS covered_beyond, \
+                lapse.covered_until \
+           FROM req \
+           LEFT JOIN LATERAL ( \
+                SELECT e.collected_on, (e.expires_on IS NULL OR e.expires_on > $5) AS beyond \
+                  FROM evidence e \
+                 WHERE e.organization_id = $1 AND e.requirement_id = req.id \
+                   AND certscope_evidence_counts(e.status) \
+                   AND certscope_evidence_in_window(e.collected_on, e.expires_on, $3) \
+                 ORDER BY e.collected_on DESC LIMIT 1) now_ ON true \
+           LEFT JOIN LATERAL ( \
+                SELECT true AS hit FROM evidence e \
+                 WHERE e.organization_id = $1 AND e.requirement_id = req.id \
+                   AND certscope_evidence_counts(e.status) \
+                   AND certscope_evidence_in_window(e.collected_on, e.expires_on, $4) \
+                 ORDER BY e.collected_on DESC LIMIT 1) prev ON true \
+           LEFT JOIN LATERAL ( \
+                SELECT true AS hit FROM evidence e \
+                 WHERE now_.beyond IS NOT TRUE \
+                   AND e.organization_id = $1 AND e.requirement_id = req.id \
+                   AND certscope_evidence_counts(e.status) \
+                   AND e.collected_on <= $3 AND (e.expires_on IS NULL OR e.expires_on > $5) \
+                 ORDER BY e.collected_on DESC LIMIT 1) older ON true \
+           LEFT JOIN LATERAL ( \
+                SELECT max(e.expires_on) AS covered_until FROM evidence e \
+                 WHERE now_.beyond IS NOT TRUE AND older.hit IS NULL \
+                   AND e.organization_id = $1 AND e.requirement_id = req.id \
+                   AND certscope_evidence_counts(e.status) AND e.collected_on <= $3) lapse ON true \
           ORDER BY req.id",
     )
     .bind(scope.organization_id)
     .bind(cert_ids)
     .bind(params.as_of)
     .bind(params.previous_as_of())
-    .bind(whole_organization)
+    .bind(params.horizon())
     .fetch_all(&mut **tx)
     .await?)
 }
@@ -362,10 +449,10 @@ async fn lapsing_evidence(
     params: &ReportParams,
     rows: &[RequirementRow],
 ) -> Result<Vec<EvidenceRow>, ReportError> {
-    let horizon = params.as_of + chrono::Days::new(u64::from(params.horizon_days));
+    let horizon = params.horizon();
     let lapsing: Vec<i64> = rows
         .iter()
-        .filter(|r| r.never_expires != Some(true))
+        .filter(|r| !r.covered_beyond)
         .filter(|r| r.covered_until.is_some_and(|until| until <= horizon))
         .map(|r| r.id)
         .collect();
@@ -381,6 +468,34 @@ async fn lapsing_evidence(
     .bind(params.as_of)
     .fetch_all(&mut **tx)
     .await?)
+}
+
+async fn ratings(
+    tx: &mut Tx<'_>,
+    organization_id: i64,
+    ids: &[i64],
+) -> Result<RiskRatings, ReportError> {
+    let rows: Vec<RatingRow> = sqlx::query_as(
+        "SELECT risk_id, ((changed_at AT TIME ZONE 'UTC')::date - date '1970-01-01') AS day, \
+                inherent_likelihood, inherent_impact, residual_likelihood, residual_impact \
+           FROM risk_ratings \
+          WHERE organization_id = $1 AND risk_id = ANY($2) \
+          ORDER BY risk_id, changed_at, id",
+    )
+    .bind(organization_id)
+    .bind(ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(RiskRatings::new(rows.into_iter().map(|r| {
+        (
+            r.risk_id,
+            Assessment {
+                day: r.day,
+                inherent: Rating::new(r.inherent_likelihood.into(), r.inherent_impact.into()),
+                residual: Rating::new(r.residual_likelihood.into(), r.residual_impact.into()),
+            },
+        )
+    })))
 }
 
 async fn history(
@@ -435,10 +550,10 @@ fn requirement_frame(rows: Vec<RequirementRow>) -> Result<DataFrame, PolarsError
         title.push(r.title);
         owner.push(r.owner);
         due.push(r.due_date.map(day));
-        evidenced.push(r.evidenced.unwrap_or(false));
-        evidenced_prev.push(r.evidenced_prev.unwrap_or(false));
+        evidenced.push(r.newest.is_some());
+        evidenced_prev.push(r.evidenced_prev);
         newest.push(r.newest.map(day));
-        covered_until.push(if r.never_expires == Some(true) {
+        covered_until.push(if r.covered_beyond {
             Some(i32::MAX)
         } else {
             r.covered_until.map(day)

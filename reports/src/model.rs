@@ -300,6 +300,13 @@ pub struct RiskChange {
     /// The status at `previous_as_of`; absent for a risk identified since.
     pub previous_status: Option<String>,
     pub status: String,
+    /// The inherent rating assessed at `previous_as_of`; absent for a risk
+    /// identified since.
+    pub previous_inherent: Option<Rating>,
+    pub inherent: Rating,
+    /// The residual rating at `previous_as_of` (absent for a risk identified
+    /// since): with `residual`, the risk's move on the residual heat-map.
+    pub previous_residual: Option<Rating>,
     pub residual: Rating,
 }
 

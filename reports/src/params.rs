@@ -223,6 +223,11 @@ impl ReportParams {
         self.previous_as_of
     }
 
+    /// The last day the upcoming lists look at: `horizon_days` after `as_of`.
+    pub fn horizon(&self) -> NaiveDate {
+        self.as_of + chrono::Days::new(u64::from(self.horizon_days))
+    }
+
     /// The trend's points: period end, stepping back one interval at a time
     /// to the period start (at most 400 points), oldest first.
     pub fn points(&self) -> Vec<NaiveDate> {

@@ -6,8 +6,8 @@
 use chrono::{Days, NaiveDate};
 use polars::prelude::*;
 
-use crate::load::{CertificationRow, Dataset, EvidenceRow, RiskRow, day};
-use crate::model::Organization;
+use crate::load::{Assessment, CertificationRow, Dataset, EvidenceRow, RiskRatings, RiskRow, day};
+use crate::model::{Organization, Rating};
 use crate::params::{RawParams, ReportParams};
 
 /// The report date of every sample.
@@ -36,6 +36,9 @@ pub fn params(edit: impl FnOnce(&mut RawParams)) -> ReportParams {
 
 /// A path of statuses: `(offset, status)` steps in order.
 pub type Path = Vec<(i64, &'static str)>;
+
+/// (likelihood, impact) of a rating.
+pub type Scale = (i16, i16);
 
 /// A certification and its status history.
 pub struct Cert {
@@ -145,6 +148,9 @@ pub struct Risk {
     pub history: Path,
     /// Treatment due, days from the report date.
     pub due: Option<i64>,
+    /// Reassessed to `inherent`/`residual` on this day (days from the report
+    /// date), from these ratings held since the risk was identified.
+    pub moved: Option<(i64, Scale, Scale)>,
 }
 
 impl Risk {
@@ -155,12 +161,42 @@ impl Risk {
             residual,
             history,
             due: None,
+            moved: None,
         }
     }
 
     pub fn due(mut self, offset: i64) -> Self {
         self.due = Some(offset);
         self
+    }
+
+    /// The risk sat at `inherent`/`residual` from its first status until it
+    /// was reassessed to its current ratings on day `offset`.
+    pub fn moved_on(mut self, offset: i64, inherent: Scale, residual: Scale) -> Self {
+        self.moved = Some((offset, inherent, residual));
+        self
+    }
+
+    /// Its assessments: none unless it moved (the loader's fallback to the
+    /// row's own ratings is then what reports use).
+    fn assessments(&self) -> Vec<(i64, Assessment)> {
+        let rated = |offset: i64, (il, ii): Scale, (rl, ri): Scale| {
+            (
+                self.id,
+                Assessment {
+                    day: day(on(offset)),
+                    inherent: Rating::new(il.into(), ii.into()),
+                    residual: Rating::new(rl.into(), ri.into()),
+                },
+            )
+        };
+        match (self.moved, self.history.first()) {
+            (Some((offset, inherent, residual)), Some(&(identified, _))) => vec![
+                rated(identified, inherent, residual),
+                rated(offset, self.inherent, self.residual),
+            ],
+            _ => Vec::new(),
+        }
     }
 }
 
@@ -252,6 +288,7 @@ pub fn dataset(
     let requirement_history = history(reqs.into_iter().map(|r| (r.id, r.history)));
     let certification_history = history(certs.iter().map(|c| (c.id, c.history.clone())));
     let risk_history = history(risks.iter().map(|r| (r.id, r.history.clone())));
+    let risk_ratings = RiskRatings::new(risks.iter().flat_map(Risk::assessments));
     Dataset {
         organization: Organization {
             id: 1,
@@ -291,6 +328,7 @@ pub fn dataset(
             })
             .collect(),
         risk_history,
+        risk_ratings,
         lapsing_evidence,
         framework_names: std::collections::HashMap::from([(
             "nist-high".to_owned(),

@@ -219,3 +219,43 @@ async fn versions_history_and_change_capture_follow_every_write() {
         .unwrap_err();
     assert!(err.to_string().contains("change capture"), "{err}");
 }
+
+#[tokio::test]
+async fn every_reassessment_of_a_risk_is_recorded_and_nothing_else() {
+    let db = TestDb::with_catalogs().await;
+    let pool = db.pool().await;
+    let f = fixture(&pool).await;
+    let risk: i64 = sqlx::query_scalar(
+        "INSERT INTO risks (organization_id, title, category, inherent_likelihood, inherent_impact, \
+                            residual_likelihood, residual_impact, treatment, status) \
+         VALUES ($1, 'Stale vendor access', 'third_party', 4, 4, 4, 4, 'mitigate', 'open') RETURNING id",
+    )
+    .bind(f.org_a)
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    for update in [
+        // a status change alone moves nothing on the grid
+        "UPDATE risks SET status = 'treating' WHERE id = $1",
+        "UPDATE risks SET residual_likelihood = 2 WHERE id = $1",
+        // the same ratings written again: no new assessment
+        "UPDATE risks SET residual_likelihood = 2, title = 'Stale vendor accounts' WHERE id = $1",
+        "UPDATE risks SET inherent_impact = 5, residual_impact = 3 WHERE id = $1",
+    ] {
+        sqlx::query(update).bind(risk).execute(&pool).await.unwrap();
+    }
+    let ratings: Vec<(i16, i16, i16, i16)> = sqlx::query_as(
+        "SELECT inherent_likelihood, inherent_impact, residual_likelihood, residual_impact \
+           FROM risk_ratings WHERE risk_id = $1 ORDER BY id",
+    )
+    .bind(risk)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert_eq!(ratings, [(4, 4, 4, 4), (4, 4, 2, 4), (4, 5, 2, 3)]);
+    let err = sqlx::query("UPDATE risk_ratings SET residual_impact = 1")
+        .execute(&pool)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("append-only"), "{err}");
+}

@@ -145,6 +145,26 @@ async fn seeded_distributions_look_like_a_real_programme() {
     .await
     .unwrap();
     assert_eq!(mismatched, 0);
+    // every risk's assessments end in its current ratings; treated risks were
+    // first assessed at their inherent level, so some moved on the grid
+    let (risks, rated_now, moved): (i64, i64, i64) = sqlx::query_as(
+        "SELECT count(*), \
+                count(*) FILTER (WHERE (k.inherent_likelihood, k.inherent_impact, k.residual_likelihood, k.residual_impact) \
+                                     = (l.inherent_likelihood, l.inherent_impact, l.residual_likelihood, l.residual_impact)), \
+                count(*) FILTER (WHERE (SELECT count(*) FROM risk_ratings r WHERE r.risk_id = k.id) > 1) \
+           FROM risks k \
+           CROSS JOIN LATERAL (SELECT * FROM risk_ratings r WHERE r.risk_id = k.id \
+                                ORDER BY r.changed_at DESC, r.id DESC LIMIT 1) l",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    let all_risks: i64 = sqlx::query_scalar("SELECT count(*) FROM risks")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!((risks, rated_now), (all_risks, all_risks));
+    assert!(moved > 0, "no risk was reassessed");
     let span_days: i32 = sqlx::query_scalar(
         "SELECT (max(changed_at)::date - min(changed_at)::date) FROM status_history",
     )

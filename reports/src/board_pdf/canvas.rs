@@ -153,6 +153,16 @@ pub(super) enum Arrow {
     Right,
 }
 
+/// How full a page was left: the share of its content height (between the
+/// margins) that the cursor had reached, and whether the page ended because
+/// the next block did not fit (`flowed`) or because a new part starts on a
+/// new page.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct PageFill {
+    pub(crate) fill: f32,
+    pub(crate) flowed: bool,
+}
+
 /// Pages of operations under construction.
 pub(super) struct Canvas<'f> {
     fonts: &'f Fonts,
@@ -161,6 +171,7 @@ pub(super) struct Canvas<'f> {
     current: usize,
     y: f32,
     used: UsedGlyphs,
+    fills: Vec<PageFill>,
 }
 
 impl<'f> Canvas<'f> {
@@ -173,6 +184,7 @@ impl<'f> Canvas<'f> {
             current: 0,
             y: geom.top(),
             used: UsedGlyphs::default(),
+            fills: Vec::new(),
         }
     }
 
@@ -196,8 +208,18 @@ impl<'f> Canvas<'f> {
         self.y <= self.geom.top() + 0.01
     }
 
-    /// Starts a new page and puts the cursor at its top.
+    /// Starts a new page (a new part of the document) and puts the cursor
+    /// at its top.
     pub(super) fn new_page(&mut self) {
+        self.break_page(false);
+    }
+
+    fn break_page(&mut self, flowed: bool) {
+        let content = self.geom.bottom() - self.geom.top();
+        self.fills.push(PageFill {
+            fill: ((self.y - self.geom.top()) / content).clamp(0.0, 1.0),
+            flowed,
+        });
         self.pages.push(Vec::new());
         self.current = self.pages.len() - 1;
         self.y = self.geom.top();
@@ -209,8 +231,20 @@ impl<'f> Canvas<'f> {
         if height <= self.space_left() || self.at_page_top() {
             return false;
         }
-        self.new_page();
+        self.break_page(true);
         true
+    }
+
+    /// How full each page was left, the last one included (as not flowed).
+    #[cfg(test)]
+    pub(super) fn page_fills(&self) -> Vec<PageFill> {
+        let content = self.geom.bottom() - self.geom.top();
+        let mut fills = self.fills.clone();
+        fills.push(PageFill {
+            fill: ((self.y - self.geom.top()) / content).clamp(0.0, 1.0),
+            flowed: false,
+        });
+        fills
     }
 
     /// Number of pages so far.

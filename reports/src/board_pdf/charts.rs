@@ -284,12 +284,17 @@ pub(super) fn readiness_trend(canvas: &mut Canvas<'_>, points: &[TrendPoint], go
         plot_b - plot_h * v / 100.0
     };
 
+    // labels placed so far, as (left, top, right, bottom): later labels move
+    // down until they overlap none of them
+    let mut taken: Vec<(f32, f32, f32, f32)> = Vec::new();
     if let Some(g) = goal {
         let y = y_of(g.target);
         canvas.line(&[(plot_l, y), (plot_r, y)], palette::GOOD, 0.7);
         let label = format!("target {}", pct(g.target));
         let style = SMALL.colour(palette::GOOD);
         canvas.text_right(plot_r, y - 1.2, &label, style);
+        let w = canvas.width(&label, style);
+        taken.push((plot_r - w, y - 1.2 - style.cap_height(), plot_r, y - 1.2));
     }
 
     // Scope changes: requirements entering or leaving scope move readiness
@@ -313,7 +318,18 @@ pub(super) fn readiness_trend(canvas: &mut Canvas<'_>, points: &[TrendPoint], go
         };
         let w = canvas.width(&label, SMALL);
         let lx = (x + 1.0).min(plot_r - w);
-        canvas.text(lx, plot_t + 3.0 + (marked % 3) as f32 * 3.2, &label, SMALL);
+        let overlaps = |baseline: f32| {
+            let (l, t, r, b) = (lx, baseline - SMALL.cap_height(), lx + w, baseline);
+            taken
+                .iter()
+                .any(|&(l2, t2, r2, b2)| l < r2 && l2 < r && t < b2 + 0.8 && t2 < b + 0.8)
+        };
+        let mut baseline = plot_t + 3.0 + (marked % 3) as f32 * 3.2;
+        while overlaps(baseline) && baseline < plot_b - 3.2 {
+            baseline += 3.2;
+        }
+        canvas.text(lx, baseline, &label, SMALL);
+        taken.push((lx, baseline - SMALL.cap_height(), lx + w, baseline));
         marked += 1;
     }
 

@@ -45,6 +45,8 @@ mod tests;
 use printpdf::{Mm, PdfDocument, PdfPage, PdfParseErrorSeverity, PdfSaveOptions};
 
 use crate::model::Report;
+#[cfg(test)]
+use canvas::PageFill;
 use canvas::{Canvas, Geometry, H1, SMALL, palette};
 
 /// Paper size of the board PDF.
@@ -106,12 +108,70 @@ pub enum PdfError {
 pub fn render_board(report: &Report, size: PageSize) -> Result<Vec<u8>, PdfError> {
     let fonts = fonts::get()?;
     let geom = Geometry::for_size(size);
-    let mut canvas = Canvas::new(fonts, geom);
+    let canvas = lay_out(fonts, report, geom);
+    let (page_ops, used) = canvas.finish();
 
+    let title = format!(
+        "Board compliance report — {}",
+        report.meta.organization.name
+    );
+    let mut doc = PdfDocument::new(&title);
+    let info = &mut doc.metadata.info;
+    info.author = report.meta.organization.name.clone();
+    info.creator = "Certscope".to_owned();
+    info.producer = "Certscope (printpdf)".to_owned();
+    info.subject = format!(
+        "Compliance posture as of {}",
+        format::date(report.meta.as_of)
+    );
+    if let Ok(t) =
+        printpdf::OffsetDateTime::from_unix_timestamp(report.meta.generated_at.timestamp())
+    {
+        info.creation_date = t;
+        info.modification_date = t;
+        info.metadata_date = t;
+    }
+    fonts.register(&mut doc, &used);
+
+    let pages = page_ops
+        .into_iter()
+        .map(|ops| PdfPage::new(Mm(geom.width), Mm(geom.height), ops))
+        .collect();
+    // printpdf only honours `subset_fonts` with its `text_layout` feature;
+    // `Fonts::register` has already subset the faces either way.
+    let options = PdfSaveOptions {
+        subset_fonts: true,
+        ..PdfSaveOptions::default()
+    };
+    let mut warnings = Vec::new();
+    let bytes = doc.with_pages(pages).save(&options, &mut warnings);
+    for w in &warnings {
+        if w.severity == PdfParseErrorSeverity::Error {
+            tracing::warn!(page = w.page, message = %w.msg, "board PDF serialization");
+        } else {
+            tracing::debug!(page = w.page, message = %w.msg, "board PDF serialization");
+        }
+    }
+    if bytes.is_empty() {
+        return Err(PdfError::Serialize("printpdf returned no bytes".to_owned()));
+    }
+    Ok(bytes)
+}
+
+/// How full each page of the board PDF for `report` is left (see
+/// [`PageFill`]): what the page-fill tests read.
+#[cfg(test)]
+pub(crate) fn page_fills(report: &Report, size: PageSize) -> Result<Vec<PageFill>, PdfError> {
+    let fonts = fonts::get()?;
+    Ok(lay_out(fonts, report, Geometry::for_size(size)).page_fills())
+}
+
+/// Places every page's content, footers included.
+fn lay_out<'f>(fonts: &'f fonts::Fonts, report: &Report, geom: Geometry) -> Canvas<'f> {
+    let mut canvas = Canvas::new(fonts, geom);
     summary::decision_page(&mut canvas, report);
 
     canvas.new_page();
-    sections::about(&mut canvas, report);
     sections::kpis(&mut canvas, &report.kpis);
 
     // the body flows: a heading moves to the next page only when what must
@@ -172,7 +232,9 @@ pub fn render_board(report: &Report, size: PageSize) -> Result<Vec<u8>, PdfError
         "Appendix B",
     );
 
-    canvas.new_page();
+    // what the pack covers and how it was made: reference, after the body
+    // (flowing on, so the body's last page is not left nearly empty)
+    sections::about(&mut canvas, report);
     summary::methodology(&mut canvas, report);
 
     canvas.new_page();
@@ -189,53 +251,7 @@ pub fn render_board(report: &Report, size: PageSize) -> Result<Vec<u8>, PdfError
         "Nothing falls due within the horizon.",
     );
     footers(&mut canvas, report);
-    let (page_ops, used) = canvas.finish();
-
-    let title = format!(
-        "Board compliance report — {}",
-        report.meta.organization.name
-    );
-    let mut doc = PdfDocument::new(&title);
-    let info = &mut doc.metadata.info;
-    info.author = report.meta.organization.name.clone();
-    info.creator = "Certscope".to_owned();
-    info.producer = "Certscope (printpdf)".to_owned();
-    info.subject = format!(
-        "Compliance posture as of {}",
-        format::date(report.meta.as_of)
-    );
-    if let Ok(t) =
-        printpdf::OffsetDateTime::from_unix_timestamp(report.meta.generated_at.timestamp())
-    {
-        info.creation_date = t;
-        info.modification_date = t;
-        info.metadata_date = t;
-    }
-    fonts.register(&mut doc, &used);
-
-    let pages = page_ops
-        .into_iter()
-        .map(|ops| PdfPage::new(Mm(geom.width), Mm(geom.height), ops))
-        .collect();
-    // printpdf only honours `subset_fonts` with its `text_layout` feature;
-    // `Fonts::register` has already subset the faces either way.
-    let options = PdfSaveOptions {
-        subset_fonts: true,
-        ..PdfSaveOptions::default()
-    };
-    let mut warnings = Vec::new();
-    let bytes = doc.with_pages(pages).save(&options, &mut warnings);
-    for w in &warnings {
-        if w.severity == PdfParseErrorSeverity::Error {
-            tracing::warn!(page = w.page, message = %w.msg, "board PDF serialization");
-        } else {
-            tracing::debug!(page = w.page, message = %w.msg, "board PDF serialization");
-        }
-    }
-    if bytes.is_empty() {
-        return Err(PdfError::Serialize("printpdf returned no bytes".to_owned()));
-    }
-    Ok(bytes)
+    canvas
 }
 
 /// Adds the footer to every page, now that the page count is known.

@@ -9,19 +9,25 @@ use super::table::{Align, Cell, Column, Mark, Table};
 use certscope_domain::RiskStatus;
 
 use crate::model::{
-    Direction, DueList, Heatmap, Kpi, KpiState, Outlook, Report, RiskItem, Trend, TrendPoint,
+    Direction, DueList, Heatmap, Kpi, KpiState, Outlook, Rating, Report, RiskItem, Trend,
+    TrendPoint,
 };
 
 /// Most overdue or upcoming items listed; the rest are counted.
 pub(super) const MAX_DUE_ROWS: usize = 100;
 
+/// Rows a heading keeps with it: a table this short is never split, a longer
+/// one may break after them (a page is not left a third empty to keep a
+/// dozen rows together).
+const KEEP_ROWS: usize = 6;
+
 /// Room a heading asks for below it: the whole table when it is short (so
-/// short tables are not split), a header and a few rows otherwise.
+/// short tables are not split), a header and [`KEEP_ROWS`] rows otherwise.
 fn keep(rows: usize) -> f32 {
-    Table::height_for(rows.max(1)).min(Table::height_for(12))
+    Table::height_for(rows.max(1)).min(Table::height_for(KEEP_ROWS))
 }
 
-/// Page 2: what the report covers and how it was produced.
+/// What the report covers and how it was produced (before the methodology).
 pub(super) fn about(canvas: &mut Canvas<'_>, report: &Report) {
     let meta = &report.meta;
     let g = canvas.geom;
@@ -248,37 +254,58 @@ pub(super) fn risk_table(canvas: &mut Canvas<'_>, title: &str, risks: &[RiskItem
     table.draw(canvas);
 }
 
-/// Risks whose status changed since the previous pack.
+/// Risks that moved since the previous pack: a status changed, or a place
+/// on the residual (or inherent) heat-map.
 pub(super) fn risk_changes(canvas: &mut Canvas<'_>, heatmap: &Heatmap) {
-    let title = format!("Risk changes since {}", date(heatmap.previous_as_of));
+    let title = format!("Risks that moved since {}", date(heatmap.previous_as_of));
     if !table_heading(
         canvas,
         &title,
         heatmap.changes.len(),
-        "No risk changed status.",
+        "No risk changed status or rating.",
     ) {
         return;
     }
     let columns = [
         Column::new("ID", 0.7, Align::Right),
-        Column::new("Risk", 5.0, Align::Left),
-        Column::new("Status then → now", 3.0, Align::Left),
-        Column::new("Residual", 1.6, Align::Left),
+        Column::new("Risk", 4.4, Align::Left),
+        Column::new("Status then → now", 2.6, Align::Left),
+        Column::new("Residual then → now", 2.6, Align::Left),
     ];
     let label =
         |s: &str| RiskStatus::parse(s).map_or_else(|_| s.to_owned(), |s| s.label().to_owned());
+    let moved = |then: Option<Rating>, now: Rating| match then {
+        Some(then) if then == now => rating(now.score, now.level),
+        Some(then) => format!(
+            "{} → {}",
+            rating(then.score, then.level),
+            rating(now.score, now.level)
+        ),
+        None => format!("new → {}", rating(now.score, now.level)),
+    };
     let mut table = Table::new(&columns, title.clone());
     for c in &heatmap.changes {
         let then = c
             .previous_status
             .as_deref()
             .map_or_else(|| "new".to_owned(), label);
+        let mut residual = moved(c.previous_residual, c.residual);
+        if c.previous_inherent.is_some_and(|i| i != c.inherent) {
+            residual.push_str(&format!(
+                " (inherent {})",
+                moved(c.previous_inherent, c.inherent)
+            ));
+        }
+        let status = if c.previous_status.as_deref() == Some(c.status.as_str()) {
+            format!("{} (unchanged)", label(&c.status))
+        } else {
+            format!("{then} → {}", label(&c.status))
+        };
         table.row(vec![
             Cell::new(c.id.to_string()),
             Cell::new(c.title.as_str()),
-            Cell::new(format!("{then} → {}", label(&c.status))),
-            Cell::new(rating(c.residual.score, c.residual.level))
-                .mark(Mark::Dot(level_colour(c.residual.level))),
+            Cell::new(status),
+            Cell::new(residual).mark(Mark::Dot(level_colour(c.residual.level))),
         ]);
     }
     table.draw(canvas);

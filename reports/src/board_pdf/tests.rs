@@ -268,6 +268,9 @@ fn sample_report() -> Report {
                     title: long_title.to_owned(),
                     previous_status: None,
                     status: "open".to_owned(),
+                    previous_inherent: None,
+                    inherent: rating(5, 4),
+                    previous_residual: None,
                     residual: rating(4, 4),
                 },
                 RiskChange {
@@ -275,7 +278,20 @@ fn sample_report() -> Report {
                     title: "Backups untested".to_owned(),
                     previous_status: Some("treating".to_owned()),
                     status: "closed".to_owned(),
+                    previous_inherent: Some(rating(3, 3)),
+                    inherent: rating(3, 3),
+                    previous_residual: Some(rating(3, 2)),
                     residual: rating(2, 2),
+                },
+                RiskChange {
+                    id: 12,
+                    title: "Vendor access reviewed late".to_owned(),
+                    previous_status: Some("treating".to_owned()),
+                    status: "treating".to_owned(),
+                    previous_inherent: Some(rating(4, 4)),
+                    inherent: rating(4, 5),
+                    previous_residual: Some(rating(4, 4)),
+                    residual: rating(2, 3),
                 },
             ],
         },
@@ -719,7 +735,7 @@ fn cjk_names_render_in_the_fallback_font_and_extract() {
         let pages = pdf.page_texts().expect("text");
         let all = pages.join("\n");
         assert!(pages[0].contains(CJK_ORG), "page 1: {}", pages[0]);
-        assert!(pages[1].contains("ISMS認証 (ISO/IEC 27001:2022)"));
+        assert!(all.contains("ISMS認証 (ISO/IEC 27001:2022)"));
         let n = pages.len();
         for (i, text) in pages.iter().enumerate() {
             // The name and the Latin rest of the footer are one line.
@@ -831,4 +847,37 @@ fn scenario_packs_state_their_summary_on_page_one_and_no_page_is_blank() {
             }
         }
     }
+}
+
+/// Letter and A4 fill their pages: a page that ends because the next block
+/// did not fit is at least 70 % full (a heading keeps at most a short table
+/// or a chart with it). Pages that end a part (the decision page, the
+/// methodology, the appendices) may be shorter.
+#[test]
+fn flowing_pages_are_filled_on_letter_and_a4() {
+    let reports = crate::summary::scenarios::all()
+        .into_iter()
+        .chain([("sample", sample_report())]);
+    let mut short = Vec::new();
+    for (name, report) in reports {
+        for size in [PageSize::A4, PageSize::Letter] {
+            let fills = super::page_fills(&report, size).expect("layout");
+            let shown: Vec<String> = fills
+                .iter()
+                .map(|f| format!("{:.0}%{}", f.fill * 100.0, if f.flowed { "" } else { "|" }))
+                .collect();
+            println!("{name} {}: {}", size.as_str(), shown.join(" "));
+            for (i, f) in fills.iter().enumerate() {
+                if f.flowed && f.fill < 0.7 {
+                    short.push(format!(
+                        "{name} {}: page {} left {:.0}% full",
+                        size.as_str(),
+                        i + 1,
+                        f.fill * 100.0
+                    ));
+                }
+            }
+        }
+    }
+    assert!(short.is_empty(), "{short:#?}");
 }

@@ -45,7 +45,7 @@ impl History {
                     .opt_text(previous)
                     .text(to)
                     .opt_int(changed_by)
-                    .ts(at(day, step));
+                    .ts(step_time(day, step));
             });
             previous = Some(to);
         }
@@ -59,6 +59,6 @@ impl History {
 
 /// The time of a step on its day: steps of one path never share an instant,
 /// so their order survives a sort by time.
-fn at(day: NaiveDate, step: usize) -> NaiveDateTime {
+pub(super) fn step_time(day: NaiveDate, step: usize) -> NaiveDateTime {
     day.and_time(NaiveTime::from_hms_opt(9 + (step as u32 % 8), 30, 0).unwrap_or_default())
 }

@@ -1,12 +1,14 @@
 //! The risk register: the first 25 risks cover the whole likelihood × impact
-//! grid, the rest lean to the middle; treatments lower residual scores; each
-//! risk is linked to one to three requirements.
+//! grid, the rest lean to the middle; treatments lower residual scores (a risk
+//! is assessed at its inherent level when identified and re-assessed when its
+//! treatment starts); each risk is linked to one to three requirements.
 
-use chrono::Days;
+use chrono::{Days, NaiveDate};
 use rand::Rng;
 use rand::seq::IndexedRandom;
 
 use super::copy::CsvCopy;
+use super::history::step_time;
 use super::people::People;
 use super::requirements::Requirement;
 use super::text::RISKS;
@@ -42,21 +44,42 @@ impl OrgSeed<'_> {
                 "due_date",
             ],
         );
+        let mut ratings = CsvCopy::new(
+            "risk_ratings",
+            &[
+                "organization_id",
+                "risk_id",
+                "inherent_likelihood",
+                "inherent_impact",
+                "residual_likelihood",
+                "residual_impact",
+                "changed_by",
+                "changed_at",
+            ],
+        );
         let mut links = CsvCopy::new(
             "risk_requirements",
             &["organization_id", "risk_id", "requirement_id"],
         );
         for (n, &id) in ids.iter().enumerate() {
-            self.risk(n, id, people, &mut rows);
+            self.risk(n, id, people, &mut rows, &mut ratings);
             self.link(id, requirements, &mut links);
         }
         self.report.risks += rows.finish(self.conn).await?;
+        self.report.history += ratings.finish(self.conn).await?;
         links.finish(self.conn).await?;
         Ok(())
     }
 
-    /// The `n`th risk's row and history.
-    fn risk(&mut self, n: usize, id: i64, people: &People, rows: &mut CsvCopy) {
+    /// The `n`th risk's row, status history and assessments.
+    fn risk(
+        &mut self,
+        n: usize,
+        id: i64,
+        people: &People,
+        rows: &mut CsvCopy,
+        ratings: &mut CsvCopy,
+    ) {
         let (as_of, profile) = (self.as_of(), self.profile);
         let rng = &mut self.rng;
         let (title, category) = RISKS[n % RISKS.len()];
@@ -118,12 +141,35 @@ impl OrgSeed<'_> {
         };
         // the steps spread evenly from identification to the as-of date
         let span = (as_of - identified).num_days().max(1) as u64;
-        let steps = path.iter().enumerate().map(|(step, to)| {
-            (
-                *to,
-                identified + Days::new(span * step as u64 / path.len() as u64),
-            )
-        });
+        let steps: Vec<(&str, NaiveDate)> = path
+            .iter()
+            .enumerate()
+            .map(|(step, to)| {
+                (
+                    *to,
+                    identified + Days::new(span * step as u64 / path.len() as u64),
+                )
+            })
+            .collect();
+        // assessed at the inherent level when identified; a treatment that
+        // starts brings the residual down to where it stands today
+        let treated = steps.iter().position(|(to, _)| *to == "treating");
+        let assessments = match treated {
+            Some(step) => vec![(li, ii, 0, steps[0].1), (lr, ir, step, steps[step].1)],
+            None => vec![(lr, ir, 0, steps[0].1)],
+        };
+        for (l, i, step, day) in assessments {
+            ratings.row(|r| {
+                r.int(self.id)
+                    .int(id)
+                    .int(li.into())
+                    .int(ii.into())
+                    .int(l.into())
+                    .int(i.into())
+                    .opt_int(owner)
+                    .ts(step_time(day, step));
+            });
+        }
         self.history.path(self.id, "risk", id, owner, steps);
     }
 
