@@ -484,6 +484,10 @@ async fn cycle(
     if to == live.position.snapshot {
         return Ok(false);
     }
+    // everything `to` counts as finished becomes durable before any of it is
+    // indexed (intermediate commits included) or `to` becomes the position,
+    // stored or only held in memory: crash recovery must not reuse those ids
+    change_feed::make_durable(&mut conn, Operation::ReadingChanges).await?;
     let pruned_below = change_feed::pruned_below(&mut *conn).await?;
     if live.position.snapshot.xmin < pruned_below {
         return Err(IndexerError::NeedsRebuild {
@@ -529,7 +533,6 @@ async fn cycle(
         generation: position.generation,
         built_at: live.payload.built_at.clone(),
     };
-    change_feed::make_durable(&mut conn, Operation::ReadingChanges).await?;
     let started = Instant::now();
     live.store.commit(&payload)?;
     metrics

@@ -286,12 +286,13 @@ pub struct Heatmap {
     pub top_risks: Vec<RiskItem>,
     /// The day `changes` compares with (the previous pack's as-of).
     pub previous_as_of: NaiveDate,
-    /// Risks whose status differs from `previous_as_of`, worst residual first:
-    /// new ones (no previous status), closed, accepted, treated or reopened.
+    /// Risks that moved since `previous_as_of`, worst residual first: a status
+    /// that differs (new ones have no previous status; closed, accepted,
+    /// treated, reopened) or a place on either grid that differs.
     pub changes: Vec<RiskChange>,
 }
 
-/// A risk whose status changed since the previous pack.
+/// A risk whose status or rating changed since the previous pack.
 #[derive(Debug, Clone, Serialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RiskChange {

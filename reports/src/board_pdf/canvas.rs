@@ -154,12 +154,15 @@ pub(super) enum Arrow {
 }
 
 /// How full a page was left: the share of its content height (between the
-/// margins) that the cursor had reached, and whether the page ended because
+/// margins) that the cursor had reached, the lowest text baseline of the flow
+/// (footers aside) in the same measure (above 1: text below the bottom
+/// margin), and whether the page ended because
 /// the next block did not fit (`flowed`) or because a new part starts on a
 /// new page.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct PageFill {
     pub(crate) fill: f32,
+    pub(crate) lowest_text: f32,
     pub(crate) flowed: bool,
 }
 
@@ -172,6 +175,10 @@ pub(super) struct Canvas<'f> {
     y: f32,
     used: UsedGlyphs,
     fills: Vec<PageFill>,
+    /// The lowest text baseline of the flow on the current page.
+    lowest_text: f32,
+    /// Set by the footer pass, whose text sits below the margin by design.
+    in_footers: bool,
 }
 
 impl<'f> Canvas<'f> {
@@ -185,6 +192,8 @@ impl<'f> Canvas<'f> {
             y: geom.top(),
             used: UsedGlyphs::default(),
             fills: Vec::new(),
+            lowest_text: geom.top(),
+            in_footers: false,
         }
     }
 
@@ -215,11 +224,9 @@ impl<'f> Canvas<'f> {
     }
 
     fn break_page(&mut self, flowed: bool) {
-        let content = self.geom.bottom() - self.geom.top();
-        self.fills.push(PageFill {
-            fill: ((self.y - self.geom.top()) / content).clamp(0.0, 1.0),
-            flowed,
-        });
+        let fill = self.fill(flowed);
+        self.fills.push(fill);
+        self.lowest_text = self.geom.top();
         self.pages.push(Vec::new());
         self.current = self.pages.len() - 1;
         self.y = self.geom.top();
@@ -238,13 +245,19 @@ impl<'f> Canvas<'f> {
     /// How full each page was left, the last one included (as not flowed).
     #[cfg(test)]
     pub(super) fn page_fills(&self) -> Vec<PageFill> {
-        let content = self.geom.bottom() - self.geom.top();
         let mut fills = self.fills.clone();
-        fills.push(PageFill {
-            fill: ((self.y - self.geom.top()) / content).clamp(0.0, 1.0),
-            flowed: false,
-        });
+        fills.push(self.fill(false));
         fills
+    }
+
+    fn fill(&self, flowed: bool) -> PageFill {
+        let content = self.geom.bottom() - self.geom.top();
+        let share = |y: f32| ((y - self.geom.top()) / content).max(0.0);
+        PageFill {
+            fill: share(self.y).min(1.0),
+            lowest_text: share(self.lowest_text),
+            flowed,
+        }
     }
 
     /// Number of pages so far.
@@ -254,6 +267,7 @@ impl<'f> Canvas<'f> {
 
     /// Directs drawing to page `index` (used for the footer pass).
     pub(super) fn select_page(&mut self, index: usize) {
+        self.in_footers = true;
         if index < self.pages.len() {
             self.current = index;
         }
@@ -322,6 +336,9 @@ impl<'f> Canvas<'f> {
     pub(super) fn text(&mut self, x: f32, baseline: f32, text: &str, style: Style) {
         if self.fonts.sanitize(style.face, text).trim().is_empty() {
             return;
+        }
+        if !self.in_footers {
+            self.lowest_text = self.lowest_text.max(baseline);
         }
         let fonts = self.fonts;
         let runs = fonts.runs(style.face, text, &mut self.used);

@@ -31,7 +31,6 @@ fn keep(rows: usize) -> f32 {
 pub(super) fn about(canvas: &mut Canvas<'_>, report: &Report) {
     let meta = &report.meta;
     let g = canvas.geom;
-    canvas.heading("About this report", H1, 40.0);
     let period = format!(
         "{} – {} · by {}",
         date(meta.period.from),
@@ -61,19 +60,30 @@ pub(super) fn about(canvas: &mut Canvas<'_>, report: &Report) {
     let value_style = BODY.size(10.0);
     let value_x = g.left() + 34.0;
     let value_w = g.right() - value_x;
-    for (label, value) in details {
-        let max_lines = if label == "Certifications" { 6 } else { 3 };
-        let mut value_lines = canvas.wrap_lines(&value, value_style, value_w, max_lines);
-        if value_lines.is_empty() {
-            value_lines.push(DASH.to_owned());
-        }
+    let rows: Vec<(&str, Vec<String>)> = details
+        .iter()
+        .map(|(label, value)| {
+            let max_lines = if *label == "Certifications" { 6 } else { 3 };
+            let mut lines = canvas.wrap_lines(value, value_style, value_w, max_lines);
+            if lines.is_empty() {
+                lines.push(DASH.to_owned());
+            }
+            (*label, lines)
+        })
+        .collect();
+    let row_height = |lines: &[String]| lines.len() as f32 * value_style.leading() + 2.6;
+    // the block flows after the body: it moves to a new page whole
+    let block: f32 = rows.iter().map(|(_, lines)| row_height(lines)).sum();
+    canvas.heading("About this report", H1, block);
+    for (label, value_lines) in rows {
+        canvas.ensure(row_height(&value_lines));
         let top = canvas.y();
         canvas.text(g.left(), top + value_style.cap_height(), label, label_style);
         for (i, line) in value_lines.iter().enumerate() {
             let baseline = top + value_style.cap_height() + i as f32 * value_style.leading();
             canvas.text(value_x, baseline, line, value_style);
         }
-        canvas.advance(value_lines.len() as f32 * value_style.leading() + 2.6);
+        canvas.advance(row_height(&value_lines));
     }
 
     let note = "Confidential — prepared for the board. Every figure in this report equals the \
@@ -276,6 +286,15 @@ pub(super) fn risk_changes(canvas: &mut Canvas<'_>, heatmap: &Heatmap) {
         |s: &str| RiskStatus::parse(s).map_or_else(|_| s.to_owned(), |s| s.label().to_owned());
     let moved = |then: Option<Rating>, now: Rating| match then {
         Some(then) if then == now => rating(now.score, now.level),
+        // the same score in another cell: say which cell
+        Some(then) if then.score == now.score => format!(
+            "{} ({}×{} → {}×{})",
+            rating(now.score, now.level),
+            then.likelihood,
+            then.impact,
+            now.likelihood,
+            now.impact
+        ),
         Some(then) => format!(
             "{} → {}",
             rating(then.score, then.level),

@@ -850,7 +850,8 @@ fn scenario_packs_state_their_summary_on_page_one_and_no_page_is_blank() {
 }
 
 /// Letter and A4 fill their pages: a page that ends because the next block
-/// did not fit is at least 70 % full (a heading keeps at most a short table
+/// did not fit is at least 70 % full, and no content runs past the bottom
+/// margin (a heading keeps at most a short table
 /// or a chart with it). Pages that end a part (the decision page, the
 /// methodology, the appendices) may be shorter.
 #[test]
@@ -868,6 +869,13 @@ fn flowing_pages_are_filled_on_letter_and_a4() {
                 .collect();
             println!("{name} {}: {}", size.as_str(), shown.join(" "));
             for (i, f) in fills.iter().enumerate() {
+                assert!(
+                    f.lowest_text <= 1.0 + 1e-3,
+                    "{name} {}: page {} has text {:.1} % of its height below the bottom margin",
+                    size.as_str(),
+                    i + 1,
+                    (f.lowest_text - 1.0) * 100.0
+                );
                 if f.flowed && f.fill < 0.7 {
                     short.push(format!(
                         "{name} {}: page {} left {:.0}% full",
