@@ -129,7 +129,8 @@ pub fn overdue(
 ) -> PolarsResult<Overdue> {
     let as_of = params.as_of;
     let today = day(as_of);
-    let horizon = today + params.horizon_days as i32;
+    // the same last day the loader judged coverage against
+    let horizon = day(params.horizon());
     let mut late = Vec::new();
     let mut soon = Vec::new();
     let mut push = |item: DueItem| {
