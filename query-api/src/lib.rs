@@ -100,6 +100,9 @@ pub struct Api {
     pub(crate) reports: metrics_routes::ReportService,
     /// Which organizations tokens may name.
     pub organizations: auth::Organizations,
+    /// Each organization's search vocabulary (the shipped list plus its own
+    /// lines), re-read every few seconds so additions apply without a restart.
+    pub vocabularies: moka::future::Cache<i64, (Arc<search::Vocabulary>, u64)>,
     /// Identity providers and their keys.
     pub providers: sso::Providers,
 }
@@ -118,6 +121,10 @@ impl Api {
                 .build(),
             reports: metrics_routes::ReportService::default(),
             organizations: auth::Organizations::default(),
+            vocabularies: moka::future::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(5))
+                .build(),
             providers: sso::Providers::new(config.providers.clone()),
             config,
         }

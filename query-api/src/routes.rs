@@ -1,6 +1,7 @@
 //! Search, suggestions and index-served listings.
 
 use std::collections::BTreeSet;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::{RawQuery, State};
@@ -127,6 +128,46 @@ fn to_body(value: &impl serde::Serialize) -> ApiResult<axum::body::Bytes> {
         .map_err(|e| ApiError::internal("serializing a response", e))
 }
 
+/// The organization's search vocabulary and a version of it (0: the shipped
+/// list alone), for response cache keys.
+pub async fn vocabulary(
+    state: &AppState,
+    org: i64,
+) -> ApiResult<(Arc<crate::search::Vocabulary>, u64)> {
+    let pool = state.pool.clone();
+    state
+        .api
+        .vocabularies
+        .try_get_with(org, async move {
+            let rows: Vec<(i64, String)> = sqlx::query_as(
+                "SELECT id, line FROM search_synonyms WHERE organization_id = $1 ORDER BY id",
+            )
+            .bind(org)
+            .fetch_all(&pool)
+            .await?;
+            if rows.is_empty() {
+                return Ok::<_, sqlx::Error>((crate::search::Vocabulary::builtin(), 0));
+            }
+            let mut lines = Vec::with_capacity(rows.len());
+            for (id, line) in &rows {
+                match crate::search::Vocabulary::check_line(line) {
+                    Ok(_) => lines.push(line.clone()),
+                    // by id only: the line is the organization's text
+                    Err(_) => tracing::warn!(
+                        organization = org,
+                        synonym = id,
+                        "search synonym line skipped: it does not parse (see README, Search)"
+                    ),
+                }
+            }
+            let version = crate::search::cursor::hash(&lines.join("\n")) | 1;
+            let vocabulary = crate::search::Vocabulary::with_additions(&lines).unwrap_or_default();
+            Ok((Arc::new(vocabulary), version))
+        })
+        .await
+        .map_err(|e| ApiError::internal("reading the search vocabulary", e))
+}
+
 async fn run_search(
     state: AppState,
     scope: Scope,
@@ -134,7 +175,9 @@ async fn run_search(
     headers: HeaderMap,
     route: Route,
 ) -> ApiResult<Response> {
-    let params = params::parse(&pairs(raw)?, route)?;
+    let mut params = params::parse(&pairs(raw)?, route)?;
+    resolve_owners(&state, &scope, &mut params).await?;
+    let (vocabulary, vocabulary_version) = vocabulary(&state, scope.org_id).await?;
     if let Some(allowed) = &scope.certifications {
         for c in params.selections.get(Facet::Certification) {
             let id: i64 = c.parse().unwrap_or(-1);
@@ -161,7 +204,7 @@ async fn run_search(
     };
     let today = today_start();
     let key = format!(
-        "{route:?}|{}|{}@{}|{today}|{}|{}",
+        "{route:?}|{}|{}@{}|{today}|{vocabulary_version}|{}|{}",
         scope.cache_key(),
         pinned.id,
         pinned.position,
@@ -178,8 +221,16 @@ async fn run_search(
         let scope = scope.clone();
         async move {
             let position = pinned.position.clone();
-            let mut response =
-                blocking_search(&state, pinned, fields, scope.clone(), params, today).await?;
+            let mut response = blocking_search(
+                &state,
+                pinned,
+                fields,
+                scope.clone(),
+                params,
+                today,
+                vocabulary,
+            )
+            .await?;
             attach_labels(&state, &scope, &mut response).await?;
             Ok(Cached {
                 body: to_body(&response)?,
@@ -190,6 +241,50 @@ async fn run_search(
     cached(&state, key, compute).await
 }
 
+/// `owner=` values as people type them (any case, a name or an email) become
+/// the names the index holds; a value that is nobody in the organization is a
+/// 400 that says so, not a silent empty answer.
+async fn resolve_owners(state: &AppState, scope: &Scope, p: &mut SearchParams) -> ApiResult<()> {
+    let wanted = p.selections.get(Facet::Owner).to_vec();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let lowered: Vec<String> = wanted.iter().map(|w| w.to_lowercase()).collect();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT w, u.display_name FROM unnest($2::text[]) AS w \
+         JOIN users u ON u.organization_id = $1 \
+          AND (lower(u.display_name) = w OR lower(u.email) = w) \
+         ORDER BY w, u.display_name",
+    )
+    .bind(scope.org_id)
+    .bind(&lowered)
+    .fetch_all(&state.pool)
+    .await?;
+    let mut names = Vec::new();
+    for (typed, low) in wanted.iter().zip(&lowered) {
+        let found: Vec<&String> = rows
+            .iter()
+            .filter(|(w, _)| w == low)
+            .map(|(_, n)| n)
+            .collect();
+        if found.is_empty() {
+            return Err(ApiError::bad(
+                "bad_parameter",
+                format!(
+                    "`owner`: nobody in your organization is named `{typed}` or has that email"
+                ),
+            ));
+        }
+        for n in found {
+            if !names.contains(n) {
+                names.push(n.clone());
+            }
+        }
+    }
+    *p.selections.get_mut(Facet::Owner) = names;
+    Ok(())
+}
+
 async fn blocking_search(
     state: &AppState,
     pinned: Pinned,
@@ -197,11 +292,15 @@ async fn blocking_search(
     scope: Scope,
     params: SearchParams,
     today: i64,
+    vocabulary: Arc<crate::search::Vocabulary>,
 ) -> ApiResult<SearchResponse> {
     let api = state.api.clone();
-    tokio::task::spawn_blocking(move || api.search.search(&pinned, &fields, &scope, &params, today))
-        .await
-        .map_err(|e| ApiError::internal("running a search", e))?
+    tokio::task::spawn_blocking(move || {
+        api.search
+            .search(&pinned, &fields, &scope, &params, today, &vocabulary)
+    })
+    .await
+    .map_err(|e| ApiError::internal("running a search", e))?
 }
 
 /// How to label each labelled facet: `$1` the organization, `$2` the values.
@@ -251,6 +350,60 @@ async fn attach_labels(state: &AppState, scope: &Scope, r: &mut SearchResponse) 
         }
         for v in values.iter_mut() {
             v.label = cache.get(&key(&v.value));
+        }
+    }
+    name_related_certifications(state, scope, r).await
+}
+
+/// The certification names of the documents a collapsed hit stands for.
+async fn name_related_certifications(
+    state: &AppState,
+    scope: &Scope,
+    r: &mut SearchResponse,
+) -> ApiResult<()> {
+    let cache = &state.api.labels;
+    let key = |id: &str| (scope.org_id, "certification", id.to_owned());
+    let mut missing = BTreeSet::new();
+    for hit in &r.hits {
+        let items = hit
+            .get("collapsed")
+            .and_then(|c| c.get("related"))
+            .and_then(|r| r.as_array());
+        for item in items.into_iter().flatten() {
+            if let Some(id) = item.get("certification_id").and_then(|v| v.as_u64())
+                && !cache.contains_key(&key(&id.to_string()))
+            {
+                missing.insert(id.to_string());
+            }
+        }
+    }
+    if !missing.is_empty() {
+        let missing: Vec<String> = missing.into_iter().collect();
+        let rows: Vec<(String, String)> = sqlx::query_as(LABEL_SQL[0].2)
+            .bind(scope.org_id)
+            .bind(&missing)
+            .fetch_all(&state.pool)
+            .await?;
+        for (id, name) in rows {
+            cache.insert(key(&id), name);
+        }
+    }
+    for hit in &mut r.hits {
+        let Some(items) = hit
+            .get_mut("collapsed")
+            .and_then(|c| c.get_mut("related"))
+            .and_then(|r| r.as_array_mut())
+        else {
+            continue;
+        };
+        for item in items {
+            let name = item
+                .get("certification_id")
+                .and_then(|v| v.as_u64())
+                .and_then(|id| cache.get(&key(&id.to_string())));
+            if let (Some(name), Some(obj)) = (name, item.as_object_mut()) {
+                obj.insert("certification".into(), serde_json::Value::String(name));
+            }
         }
     }
     Ok(())

@@ -93,7 +93,7 @@ pub fn search(listing: Option<Kind>) -> Vec<Parameter> {
         query(
             "q",
             format!(
-                "Query: words (all must match), \"phrases\", -exclusion, prefix*, (a OR b), field:value with fields {}. Exact identifiers (control ids like `AC-2(1)`, sha256) match exactly.",
+                "Query: words (stop words need not match; of three or more words, most must: see `matching` in the answer), \"phrases\", -exclusion, prefix*, (a OR b), field:value with fields {} (values in any case; any other `name:` is text). Synonyms and acronyms of compliance work are searched too. Control ids in any spelling (`AC-2(1)`, `ac-2.1`, `AC 2 (1)`, `ac-02`) and sha256 (whole, or 8+ characters of it) match exactly.",
                 QUERY_FIELDS.join(", ")
             ),
             string()
@@ -130,6 +130,13 @@ pub fn search(listing: Option<Kind>) -> Vec<Parameter> {
         ),
         position(),
     ];
+    if listing.is_none() {
+        p.push(query(
+            "collapse",
+            "`control` (the default unless one `kind` is selected): a control and its requirements in every certification and catalogue are one hit, the others listed in its `collapsed`; `none`: every document is a hit.",
+            one_of(["control", "none"]),
+        ));
+    }
     for f in Facet::ALL {
         if listing.is_some() && f == Facet::Kind {
             continue;
@@ -146,7 +153,7 @@ pub fn search(listing: Option<Kind>) -> Vec<Parameter> {
         };
         p.push(list(query(
             f.name(),
-            "Filter on this facet: OR within a facet, AND across facets.",
+            "Filter on this facet: OR within a facet, AND across facets. Values in any case (`status=Failed`, `kind=Evidence`); owners by name or email.",
             array(item, MAX_VALUES_PER_FACET),
         )));
     }

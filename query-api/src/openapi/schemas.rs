@@ -119,6 +119,31 @@ pub struct ControlHit {
     pub framework_name: String,
     /// RFC 3339 time (a date when it falls on midnight UTC).
     pub updated_at: String,
+    /// With `collapse=control`: the other matching documents of this control.
+    pub collapsed: Option<CollapsedControl>,
+}
+
+/// What `collapse=control` folded into a control or requirement hit.
+#[derive(Serialize, ToSchema)]
+pub struct CollapsedControl {
+    /// The control's id, as the catalogue displays it.
+    pub control: String,
+    /// Matching documents this hit stands for, itself included.
+    pub documents: u64,
+    /// The others, best first (at most 50): the requirements of each
+    /// certification in scope of the control, the control in another catalogue.
+    pub related: Vec<RelatedDocument>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct RelatedDocument {
+    pub kind: Kind,
+    pub id: u64,
+    pub status: Option<String>,
+    pub certification_id: Option<u64>,
+    /// The certification's name.
+    pub certification: Option<String>,
+    pub framework: Option<String>,
 }
 
 #[derive(Serialize, ToSchema)]
@@ -162,6 +187,8 @@ pub struct RequirementHit {
     pub owner_id: Option<u64>,
     pub due_date: Option<NaiveDate>,
     pub updated_at: String,
+    /// With `collapse=control`: the other matching documents of this control.
+    pub collapsed: Option<CollapsedControl>,
 }
 
 #[derive(Serialize, ToSchema)]

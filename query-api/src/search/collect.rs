@@ -165,6 +165,75 @@ pub struct Plan {
     /// For auditors: the only certification ids that may be counted (a risk
     /// linked to several certifications must not reveal the others).
     pub visible_certifications: Option<Vec<u64>>,
+    /// One result per control: a catalogue control and the requirements in
+    /// scope of it (in any certification, from any catalogue) are one hit, at
+    /// the place of the best of them.
+    pub collapse: bool,
+}
+
+/// Related documents kept per collapsed result.
+pub const MAX_RELATED: usize = 50;
+
+/// A document folded into a result by `collapse=control`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Related {
+    pub kind: u8,
+    pub id: u64,
+    pub status: Option<String>,
+    pub certification_id: Option<u64>,
+    pub framework: Option<String>,
+    /// Status and framework ordinals in the segment, until harvest names them.
+    ords: (u32, u32),
+}
+
+/// The matching documents of one control, shown as one result.
+#[derive(Debug, Clone)]
+pub struct Collapsed {
+    pub key: SortKey,
+    pub addr: DocAddress,
+    /// The shown document.
+    pub shown: Related,
+    /// Matching documents in the group, the shown one included.
+    pub documents: u64,
+    /// The others, best first (at most [`MAX_RELATED`]).
+    pub related: Vec<(SortKey, Related)>,
+}
+
+impl Collapsed {
+    /// One group of two halves (from two segments).
+    fn merge(self, other: Collapsed, descending: bool) -> Collapsed {
+        let (mut best, rest) = if other.key.order(&self.key, descending) == Ordering::Less {
+            (other, self)
+        } else {
+            (self, other)
+        };
+        best.documents += rest.documents;
+        best.related.push((rest.key, rest.shown));
+        best.related.extend(rest.related);
+        best.related.sort_by(|a, b| a.0.order(&b.0, descending));
+        best.related.truncate(MAX_RELATED);
+        best
+    }
+
+    /// Adds a document of this group.
+    fn offer(&mut self, key: SortKey, addr: DocAddress, doc: Related, descending: bool) {
+        self.documents += 1;
+        let (key, doc) = if key.order(&self.key, descending) == Ordering::Less {
+            let old_key = std::mem::replace(&mut self.key, key);
+            let old_doc = std::mem::replace(&mut self.shown, doc);
+            self.addr = addr;
+            (old_key, old_doc)
+        } else {
+            (key, doc)
+        };
+        if self.related.len() < MAX_RELATED * 2 {
+            self.related.push((key, doc));
+        } else {
+            self.related.sort_by(|a, b| a.0.order(&b.0, descending));
+            self.related.truncate(MAX_RELATED);
+            self.related.push((key, doc));
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -172,6 +241,21 @@ pub struct Fruit {
     pub total: u64,
     pub facets: HashMap<Facet, HashMap<String, u64>>,
     pub hits: Vec<(SortKey, DocAddress)>,
+    /// With `collapse`: the groups by control; the page's hits that stand for
+    /// one are found in it by address.
+    pub groups: HashMap<String, Collapsed>,
+}
+
+impl Fruit {
+    /// Results after collapsing: each group counts once.
+    pub fn results(&self) -> u64 {
+        let folded: u64 = self
+            .groups
+            .values()
+            .map(|g| g.documents.saturating_sub(1))
+            .sum();
+        self.total.saturating_sub(folded)
+    }
 }
 
 pub struct SearchCollector<'a> {
@@ -363,6 +447,8 @@ pub struct SegmentState {
     total: u64,
     heap: BinaryHeap<Entry>,
     buf: String,
+    /// With `collapse`: groups by control ordinal.
+    groups: HashMap<u32, Collapsed>,
 }
 
 fn str_col(reader: &SegmentReader, name: &str) -> tantivy::Result<Option<StrColumn>> {
@@ -467,6 +553,7 @@ impl Collector for SearchCollector<'_> {
             heap: BinaryHeap::with_capacity(plan.limit + 1),
             plan,
             buf: String::new(),
+            groups: HashMap::new(),
         })
     }
 
@@ -475,6 +562,7 @@ impl Collector for SearchCollector<'_> {
     }
 
     fn merge_fruits(&self, fruits: Vec<Fruit>) -> tantivy::Result<Fruit> {
+        let descending = self.plan.sort.descending;
         let mut out = Fruit::default();
         for f in fruits {
             out.total += f.total;
@@ -485,8 +573,26 @@ impl Collector for SearchCollector<'_> {
                 }
             }
             out.hits.extend(f.hits);
+            for (control, g) in f.groups {
+                let merged = match out.groups.remove(&control) {
+                    Some(had) => had.merge(g, descending),
+                    None => g,
+                };
+                out.groups.insert(control, merged);
+            }
         }
-        let descending = self.plan.sort.descending;
+        // a group stands where its best document stands; one that a previous
+        // page showed is not shown again
+        for g in out.groups.values() {
+            let after = self
+                .plan
+                .after
+                .as_ref()
+                .is_none_or(|a| g.key.order(a, descending) == Ordering::Greater);
+            if after {
+                out.hits.push((g.key.clone(), g.addr));
+            }
+        }
         out.hits.sort_by(|a, b| a.0.order(&b.0, descending));
         out.hits.truncate(self.plan.limit);
         Ok(out)
@@ -581,6 +687,50 @@ impl SegmentState {
     }
 }
 
+impl SegmentState {
+    /// A catalogue control or requirement under `collapse=control`: kept as
+    /// its control's group (every one, whatever the page: the group's place is
+    /// its best document's, decided after all documents are seen).
+    fn group(&mut self, control: u32, doc: DocId, score: Score) {
+        let descending = self.plan.sort.descending;
+        let key = SortKey {
+            primary: self.primary(doc, score),
+            kind: self.cols.kind[doc as usize],
+            id: self.ids.get(doc).unwrap_or(0),
+        };
+        let cols = &self.cols;
+        let ord = |facet| {
+            SegmentColumns::keyword_column(facet).map_or(columns::NONE, |c| cols.ordinal(c, doc))
+        };
+        let related = Related {
+            kind: key.kind,
+            id: key.id,
+            status: None,
+            certification_id: match cols.certification[doc as usize] {
+                columns::NONE | columns::MANY => None,
+                c => Some(u64::from(c)),
+            },
+            framework: None,
+            ords: (ord(Facet::Status), ord(Facet::Framework)),
+        };
+        let addr = DocAddress::new(self.segment, doc);
+        match self.groups.entry(control) {
+            std::collections::hash_map::Entry::Occupied(mut g) => {
+                g.get_mut().offer(key, addr, related, descending);
+            }
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(Collapsed {
+                    key,
+                    addr,
+                    shown: related,
+                    documents: 1,
+                    related: Vec::new(),
+                });
+            }
+        }
+    }
+}
+
 impl SegmentCollector for SegmentState {
     type Fruit = Fruit;
 
@@ -607,8 +757,14 @@ impl SegmentCollector for SegmentState {
         for &i in &self.counted {
             self.slots[i].count(cols, doc, due);
         }
-        if self.plan.limit > 0 {
-            self.offer(doc, score);
+        if self.plan.limit == 0 {
+            return;
+        }
+        match cols.control[doc as usize] {
+            control if self.plan.collapse && control != columns::NONE => {
+                self.group(control, doc, score);
+            }
+            _ => self.offer(doc, score),
         }
     }
 
@@ -618,10 +774,33 @@ impl SegmentCollector for SegmentState {
             let facet = slot.facet;
             facets.insert(facet, slot.harvest(&self.cols));
         }
+        let cols = &self.cols;
+        let status = SegmentColumns::keyword_column(Facet::Status).and_then(|c| cols.terms(c));
+        let framework =
+            SegmentColumns::keyword_column(Facet::Framework).and_then(|c| cols.terms(c));
+        let name = |terms: Option<&[String]>, o: u32| -> Option<String> {
+            terms.and_then(|t| t.get(o as usize)).cloned()
+        };
+        let named = |mut r: Related| {
+            r.status = name(status, r.ords.0);
+            r.framework = name(framework, r.ords.1);
+            r
+        };
+        let groups = self
+            .groups
+            .into_iter()
+            .filter_map(|(control, mut g)| {
+                let control = cols.control_terms.get(control as usize)?.clone();
+                g.shown = named(g.shown);
+                g.related = g.related.into_iter().map(|(k, r)| (k, named(r))).collect();
+                Some((control, g))
+            })
+            .collect();
         Fruit {
             total: self.total,
             facets,
             hits: self.heap.into_iter().map(|e| (e.key, e.addr)).collect(),
+            groups,
         }
     }
 }

@@ -60,6 +60,10 @@ pub struct SegmentColumns {
     pub max_certification: u32,
     /// The deadline still to meet (seconds), `NO_DATE` when none (closed).
     pub open_due: Vec<i64>,
+    /// The control a catalogue control or a requirement is (its ordinal in
+    /// `control_terms`; `NONE` for other kinds): what `collapse=control` groups by.
+    pub control: Vec<u32>,
+    pub control_terms: Vec<String>,
 }
 
 impl SegmentColumns {
@@ -95,7 +99,7 @@ impl SegmentColumns {
     fn memory(&self) -> u64 {
         let n = self.kind.len() as u64;
         let wide = self.wide.iter().flatten().count() as u64;
-        n * (1 + 12 + 4 + 8 + wide * 4)
+        n * (1 + 12 + 4 + 8 + 4 + wide * 4)
     }
 
     fn load(reader: &SegmentReader) -> tantivy::Result<Self> {
@@ -180,6 +184,16 @@ impl SegmentColumns {
             }
         }
         let terms = columns.map(|c| c.map(|k| k.terms));
+        let (mut control, control_terms) = match keyword("control")? {
+            Some(k) => (k.ords, k.terms),
+            None => (vec![NONE; n as usize], vec![]),
+        };
+        let groups = [Kind::Control.index() as u8, Kind::Requirement.index() as u8];
+        for (c, k) in control.iter_mut().zip(&kind) {
+            if !groups.contains(k) {
+                *c = NONE;
+            }
+        }
         let max_certification = certification
             .iter()
             .filter(|v| **v < MANY)
@@ -195,6 +209,8 @@ impl SegmentColumns {
             multi,
             max_certification,
             open_due,
+            control,
+            control_terms,
         })
     }
 }

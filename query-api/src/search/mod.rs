@@ -13,6 +13,7 @@ pub mod params;
 pub mod parser;
 pub mod pinned;
 pub mod stats;
+pub mod vocabulary;
 
 use std::collections::{BTreeMap, HashMap};
 use std::ops::Bound;
@@ -39,6 +40,7 @@ use cursor::Cursor;
 use params::SearchParams;
 pub use pinned::{Pinned, PinnedSearchers, searcher_id};
 use stats::{SHARED_ORG, StatsCache};
+pub use vocabulary::Vocabulary;
 
 const SNIPPET_CHARS: usize = 180;
 
@@ -65,6 +67,31 @@ pub struct SearchResponse {
     pub next_cursor: Option<String>,
     /// The index position this answer reflects.
     pub position: String,
+    /// Results after `collapse=control` folded each control's documents into
+    /// one (equal to `total` without collapsing). `total` and the facets count
+    /// documents.
+    pub results: u64,
+    /// How a question's words were matched: present when some words did not
+    /// have to (stop words; or `fallback`: fewer than 10 documents held every
+    /// content word, so each hit holds at least `required` of the `words`, those
+    /// holding all first; or none held that many, and one was enough).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub matching: Option<MatchingReport>,
+}
+
+/// See [`SearchResponse::matching`].
+#[derive(Debug, Serialize, Clone, utoipa::ToSchema)]
+pub struct MatchingReport {
+    /// Content words of the question (a synonym of several words counts once).
+    pub words: usize,
+    /// How many of them every hit holds at least (`words` unless `fallback`).
+    pub required: usize,
+    /// Words that never had to match (stop words such as what, do, we, for;
+    /// `evidence`, which prefers evidence instead).
+    pub ignored: Vec<String>,
+    /// Fewer than 10 documents held every content word: documents holding
+    /// `required` of them are listed too (or, when none held half, any one).
+    pub fallback: bool,
 }
 
 /// Stored fields returned with each hit, in this order.
@@ -229,6 +256,7 @@ impl SearchService {
         scope: &Scope,
         p: &SearchParams,
         today: i64,
+        vocabulary: &Vocabulary,
     ) -> Result<SearchResponse, ApiError> {
         let _timer = Timer {
             started: Instant::now(),
@@ -242,8 +270,6 @@ impl SearchService {
         let stats = self
             .stats
             .provider(searcher, fields, stats::Visible::of(scope));
-        let text = compile_text(searcher, fields, &stats, p)?;
-        let query = filtered_query(searcher, fields, scope, p, text.as_deref(), today)?;
         let plan = Plan {
             selections: p.selections.clone(),
             facets: p.facets.clone(),
@@ -255,18 +281,52 @@ impl SearchService {
                 .certifications
                 .as_ref()
                 .map(|c| c.iter().map(|id| *id as u64).collect()),
+            collapse: p.collapse,
         };
         let collector = SearchCollector {
             plan,
             columns: &self.columns,
         };
-        let scoring = if collector.requires_scoring() {
-            EnableScoring::enabled_from_statistics_provider(&stats, searcher)
-        } else {
-            EnableScoring::disabled_from_searcher(searcher)
+        let scoring = || {
+            if collector.requires_scoring() {
+                EnableScoring::enabled_from_statistics_provider(&stats, searcher)
+            } else {
+                EnableScoring::disabled_from_searcher(searcher)
+            }
         };
-        let mut fruit =
-            searcher.search_with_executor(&query, &collector, &self.executor, scoring)?;
+        let run = |words: compile::Words| -> Result<_, ApiError> {
+            let (text, matching) = compile_text(searcher, fields, &stats, p, vocabulary, words)?;
+            let query = filtered_query(searcher, fields, scope, p, text.as_deref(), today)?;
+            let fruit =
+                searcher.search_with_executor(&query, &collector, &self.executor, scoring())?;
+            Ok((text, matching, fruit))
+        };
+        // every content word of a question first; when few documents hold
+        // them all, most of them (those with all first); when none holds
+        // most, any one. Deterministic on a cursor's pinned searcher, so
+        // later pages take the same path.
+        let (mut text, mut matching, mut fruit) = run(compile::Words::All)?;
+        let relaxable = |m: &Option<compile::Matching>, words: compile::Words| {
+            m.as_ref().is_some_and(|m| {
+                m.required > 1
+                    && (words == compile::Words::Any || compile::required_words(m.words) < m.words)
+            })
+        };
+        if fruit.total < compile::FEW_WITH_EVERY_WORD && relaxable(&matching, compile::Words::Most)
+        {
+            (text, matching, fruit) = run(compile::Words::Most)?;
+        }
+        if fruit.total == 0 && relaxable(&matching, compile::Words::Any) {
+            (text, matching, fruit) = run(compile::Words::Any)?;
+        }
+        let matching = matching
+            .filter(|m| m.required < m.words || !m.ignored.is_empty())
+            .map(|m| MatchingReport {
+                fallback: m.required < m.words,
+                words: m.words,
+                required: m.required,
+                ignored: m.ignored,
+            });
         let more = fruit.hits.len() > p.limit;
         fruit.hits.truncate(p.limit);
         let next_cursor = match fruit.hits.last() {
@@ -274,16 +334,32 @@ impl SearchService {
             _ => None,
         };
         let snippets = match &text {
-            Some(t) => Some(snippet_generator(searcher, t.as_ref(), fields, &stats)?),
+            Some(t) => Some(snippet_generator(
+                searcher,
+                t.as_ref(),
+                fields,
+                &stats,
+                vocabulary,
+            )?),
             None => None,
         };
-        let hits = render_hits(searcher, fields, scope, p, &fruit.hits, snippets.as_ref())?;
+        let mut hits = render_hits(searcher, fields, scope, p, &fruit.hits, snippets.as_ref())?;
+        if p.collapse {
+            let by_addr: HashMap<tantivy::DocAddress, (&String, &collect::Collapsed)> =
+                fruit.groups.iter().map(|(c, g)| (g.addr, (c, g))).collect();
+            for (hit, (_, addr)) in hits.iter_mut().zip(&fruit.hits) {
+                if let Some((control, g)) = by_addr.get(addr) {
+                    hit.insert("collapsed".into(), collapsed_json(control, g));
+                }
+            }
+        }
+        let results = fruit.results();
         let mut facets = BTreeMap::new();
         for facet in &p.facets {
             let counts = fruit.facets.remove(facet).unwrap_or_default();
             facets.insert(
                 facet.name(),
-                facet_values(counts, p.selections.get(*facet), p.facet_size),
+                facet_values(*facet, counts, p.selections.get(*facet), p.facet_size),
             );
         }
         Ok(SearchResponse {
@@ -292,8 +368,41 @@ impl SearchService {
             facets,
             next_cursor,
             position: pinned.position.clone(),
+            results,
+            matching,
         })
     }
+}
+
+/// What `collapse=control` folded into a hit: the control, how many matching
+/// documents it stands for, and the others (requirements per certification,
+/// the control in another catalogue), best first.
+fn collapsed_json(control: &str, g: &collect::Collapsed) -> Value {
+    let related: Vec<Value> = g
+        .related
+        .iter()
+        .map(|(_, r)| {
+            let mut m = Map::new();
+            let kind = Kind::ALL.get(r.kind as usize).copied();
+            m.insert("kind".into(), Value::from(kind.map_or("", Kind::as_str)));
+            m.insert("id".into(), Value::from(r.id));
+            if let Some(s) = &r.status {
+                m.insert("status".into(), Value::from(s.as_str()));
+            }
+            if let Some(c) = r.certification_id {
+                m.insert("certification_id".into(), Value::from(c));
+            }
+            if let Some(f) = &r.framework {
+                m.insert("framework".into(), Value::from(f.as_str()));
+            }
+            Value::Object(m)
+        })
+        .collect();
+    serde_json::json!({
+        "control": control,
+        "documents": g.documents,
+        "related": related,
+    })
 }
 
 /// The sort key a cursor resumes after; a cursor of another request is refused.
@@ -308,13 +417,19 @@ fn resume_after(p: &SearchParams, request_hash: u64) -> Result<Option<SortKey>, 
     }
 }
 
-/// The text part of the request as a tantivy query, if there is text.
+/// A request's text as a query (none without text), and how its words matched.
+type CompiledText = (Option<Box<dyn Query>>, Option<compile::Matching>);
+
+/// The text part of the request as a tantivy query, if there is text, and how
+/// its words were matched.
 fn compile_text(
     searcher: &Searcher,
     fields: &Fields,
     stats: &dyn Bm25StatisticsProvider,
     p: &SearchParams,
-) -> Result<Option<Box<dyn Query>>, ApiError> {
+    vocabulary: &Vocabulary,
+    words: compile::Words,
+) -> Result<CompiledText, ApiError> {
     let index = searcher.index();
     let tokenizer = |name: &str| {
         index.tokenizers().get(name).ok_or_else(|| {
@@ -329,8 +444,13 @@ fn compile_text(
         english: tokenizer(TOKENIZER_EN)?,
         words: tokenizer(TOKENIZER_WORDS)?,
         stats,
+        searcher,
+        vocabulary,
+        required: words,
+        matching: Default::default(),
     };
-    p.node.as_ref().map(|n| compiler.compile(n)).transpose()
+    let query = p.node.as_ref().map(|n| compiler.compile(n)).transpose()?;
+    Ok((query, compiler.matching.into_inner()))
 }
 
 /// The text query under the filters the server adds (tenancy) and the ones the
@@ -423,14 +543,38 @@ fn render_hits(
     Ok(hits)
 }
 
-fn facet_values(counts: HashMap<String, u64>, selected: &[String], size: usize) -> Vec<FacetValue> {
+/// What people read for a facet value the domain names: kinds, statuses (of
+/// whichever kind has it: `in_progress` reads "In progress" for all), risk
+/// levels and due buckets. Ids and keys are labelled from the database.
+pub fn domain_label(facet: collect::Facet, value: &str) -> Option<&'static str> {
+    use collect::Facet;
+    match facet {
+        Facet::Kind => Kind::parse(value).map(Kind::label),
+        Facet::Status => Kind::ALL.into_iter().find_map(|k| {
+            certscope_domain::Status::parse(k, value)
+                .ok()
+                .map(certscope_domain::Status::label)
+        }),
+        Facet::RiskLevel => certscope_domain::RiskLevel::parse(value).map(|l| l.label()),
+        Facet::Due => DueBucket::parse(value).map(DueBucket::label),
+        _ => None,
+    }
+}
+
+fn facet_values(
+    facet: collect::Facet,
+    counts: HashMap<String, u64>,
+    selected: &[String],
+    size: usize,
+) -> Vec<FacetValue> {
+    let label = |v: &str| domain_label(facet, v).map(str::to_owned);
     let mut values: Vec<FacetValue> = counts
         .into_iter()
         .map(|(value, count)| FacetValue {
             selected: selected.contains(&value),
+            label: label(&value),
             value,
             count,
-            label: None,
         })
         .collect();
     if counts_are_buckets(selected, &values) {
@@ -451,7 +595,7 @@ fn facet_values(counts: HashMap<String, u64>, selected: &[String], size: usize) 
             kept.push(FacetValue {
                 value: s.clone(),
                 count: 0,
-                label: None,
+                label: label(s),
                 selected: true,
             });
         }
@@ -473,12 +617,15 @@ fn snippet_generator(
     query: &dyn Query,
     fields: &Fields,
     stats: &dyn Bm25StatisticsProvider,
+    vocabulary: &Vocabulary,
 ) -> Result<SnippetGenerator, ApiError> {
     let mut terms = BTreeMap::new();
     let mut err = None;
+    // stop words are never highlighted, even inside a phrase
     query.query_terms(&mut |term, _| {
         if term.field() == fields.body
             && let Some(text) = term.value().as_str()
+            && !vocabulary.is_stop(text)
         {
             match stats.doc_freq(term) {
                 Ok(df) if df > 0 => {
@@ -586,7 +733,19 @@ pub fn html_escape(s: &str) -> String {
     out
 }
 
-/// Autocomplete: titles and control ids starting with what was typed.
+/// Kinds suggested, in the order they take turns within a match quality.
+const SUGGESTED_KINDS: [Kind; 4] = [
+    Kind::Control,
+    Kind::Certification,
+    Kind::Evidence,
+    Kind::Risk,
+];
+
+/// Autocomplete: control ids in natural order when an id is being typed, then
+/// titles of controls, certifications, evidence and risks, best match first:
+/// a title that starts with the text, then one with a word that does; within a
+/// quality the kinds take turns, so one kind never fills the list.
+/// (Requirements repeat their control's title and are not suggested.)
 pub fn suggest(
     stats_cache: &StatsCache,
     pinned: &Pinned,
@@ -609,72 +768,20 @@ pub fn suggest(
                 "tokenizer certscope_words not registered",
             )
         })?;
-    let words = compile::analyze(&analyzer, text);
-    let ends_with_space = text.ends_with(char::is_whitespace);
-    let mut alternatives: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    // a control id typed so far: AC-2, ac-2.1, AC-2(
-    let ident = certscope_indexer::schema::normalize_ident(text);
-    if !ident.is_empty() && !ident.contains(' ') {
-        alternatives.push((
-            Occur::Should,
-            Box::new(tantivy::query::BoostQuery::new(
-                Box::new(FuzzyTermQuery::new_prefix(
-                    Term::from_field_text(fields.ident, &ident),
-                    0,
-                    false,
-                )),
-                3.0,
-            )),
-        ));
-    }
-    if let Some((last, rest)) = words.split_last() {
-        let mut title: Vec<(Occur, Box<dyn Query>)> = rest
-            .iter()
-            .map(|w| -> (Occur, Box<dyn Query>) {
-                (
-                    Occur::Must,
-                    Box::new(TermQuery::new(
-                        Term::from_field_text(fields.title_words, w),
-                        IndexRecordOption::WithFreqs,
-                    )),
-                )
-            })
-            .collect();
-        let last_term = Term::from_field_text(fields.title_words, last);
-        title.push((
-            Occur::Must,
-            if ends_with_space {
-                Box::new(TermQuery::new(last_term, IndexRecordOption::WithFreqs))
-            } else {
-                Box::new(FuzzyTermQuery::new_prefix(last_term, 0, false))
-            },
-        ));
-        alternatives.push((Occur::Should, Box::new(BooleanQuery::new(title))));
-    }
-    if alternatives.is_empty() {
-        return Ok(vec![]);
-    }
-    let query = BooleanQuery::new(vec![
-        (Occur::Must, Box::new(BooleanQuery::new(alternatives))),
-        filter(tenancy(fields, scope)),
-    ]);
-    let top = searcher.search_with_statistics_provider(
-        &query,
-        &TopDocs::with_limit(limit * 3).order_by_score(),
-        &stats,
-    )?;
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for (_, addr) in top {
+    let kind_term = |k: Kind| -> Box<dyn Query> {
+        Box::new(TermQuery::new(
+            Term::from_field_text(fields.kind, k.as_str()),
+            IndexRecordOption::Basic,
+        ))
+    };
+    let render = |addr: tantivy::DocAddress| -> Result<Map<String, Value>, ApiError> {
         let doc: TantivyDocument = searcher.doc(addr)?;
         let get = |f| doc.get_first(f).and_then(|v| v.as_str().map(str::to_owned));
-        let title = get(fields.title).unwrap_or_default();
-        let kind = get(fields.kind).unwrap_or_default();
-        if !seen.insert((kind.clone(), title.clone())) {
-            continue;
-        }
         let mut m = Map::new();
-        m.insert("kind".into(), Value::String(kind));
+        m.insert(
+            "kind".into(),
+            Value::String(get(fields.kind).unwrap_or_default()),
+        );
         if let Some(id) = doc
             .get_first(fields.id)
             .map(OwnedValue::from)
@@ -683,14 +790,139 @@ pub fn suggest(
         {
             m.insert("id".into(), id);
         }
-        m.insert("title".into(), Value::String(title));
+        m.insert(
+            "title".into(),
+            Value::String(get(fields.title).unwrap_or_default()),
+        );
         if let Some(c) = get(fields.control) {
             m.insert("control".into(), Value::String(c));
         }
-        out.push(m);
+        Ok(m)
+    };
+    let mut out: Vec<Map<String, Value>> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut push = |m: Map<String, Value>, out: &mut Vec<Map<String, Value>>| {
+        let key = (
+            m.get("kind").cloned().unwrap_or(Value::Null),
+            m.get("control")
+                .or_else(|| m.get("title"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        if seen.insert(format!("{}|{}", key.0, key.1)) {
+            out.push(m);
+        }
+    };
+
+    // a control id being typed: AC-, ac-2, AC-2(, ia2(1
+    let typed = text.trim();
+    let canonical = vocabulary::control_id(typed).unwrap_or_else(|| typed.to_owned());
+    let ident = certscope_indexer::schema::normalize_ident(&canonical);
+    let looks_like_id = {
+        let b = ident.as_bytes();
+        b.len() >= 3
+            && b[0].is_ascii_alphabetic()
+            && b[1].is_ascii_alphabetic()
+            && (b[2] == b'-' || b[2].is_ascii_digit())
+    };
+    if looks_like_id {
+        // the catalogue's controls only, not file names that start alike
+        let ids = compile::ident_terms(searcher, fields.ident, &ident, limit, |t| {
+            vocabulary::control_id(t).is_some()
+        });
+        let n = ids.len() as f32;
+        let ladder: Vec<(Occur, Box<dyn Query>)> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| -> (Occur, Box<dyn Query>) {
+                (
+                    Occur::Should,
+                    Box::new(ConstScoreQuery::new(
+                        Box::new(TermQuery::new(
+                            Term::from_field_text(fields.ident, id),
+                            IndexRecordOption::Basic,
+                        )),
+                        n - i as f32,
+                    )),
+                )
+            })
+            .collect();
+        if !ladder.is_empty() {
+            let query = BooleanQuery::new(vec![
+                (Occur::Must, Box::new(BooleanQuery::new(ladder))),
+                (Occur::Must, kind_term(Kind::Control)),
+                filter(tenancy(fields, scope)),
+            ]);
+            let top = searcher.search(&query, &TopDocs::with_limit(limit * 2).order_by_score())?;
+            for (_, addr) in top {
+                push(render(addr)?, &mut out);
+            }
+        }
+    }
+    if out.len() >= limit {
+        out.truncate(limit);
+        return Ok(out);
+    }
+
+    // titles, per kind
+    let words = compile::analyze(&analyzer, text);
+    let Some((last, rest)) = words.split_last() else {
+        return Ok(out);
+    };
+    let ends_with_space = text.ends_with(char::is_whitespace);
+    let mut title: Vec<(Occur, Box<dyn Query>)> = rest
+        .iter()
+        .map(|w| -> (Occur, Box<dyn Query>) {
+            (
+                Occur::Must,
+                Box::new(TermQuery::new(
+                    Term::from_field_text(fields.title_words, w),
+                    IndexRecordOption::WithFreqs,
+                )),
+            )
+        })
+        .collect();
+    let last_term = Term::from_field_text(fields.title_words, last);
+    title.push((
+        Occur::Must,
+        if ends_with_space {
+            Box::new(TermQuery::new(last_term, IndexRecordOption::WithFreqs))
+        } else {
+            Box::new(FuzzyTermQuery::new_prefix(last_term, 0, false))
+        },
+    ));
+    let title = BooleanQuery::new(title);
+    let typed_lower = typed.to_lowercase();
+    // (quality, turn, kind order, suggestion)
+    let mut candidates: Vec<(u8, usize, usize, Map<String, Value>)> = Vec::new();
+    for (k, kind) in SUGGESTED_KINDS.iter().enumerate() {
+        let query = BooleanQuery::new(vec![
+            (Occur::Must, tantivy::query::QueryClone::box_clone(&title)),
+            (Occur::Must, kind_term(*kind)),
+            filter(tenancy(fields, scope)),
+        ]);
+        let top = searcher.search_with_statistics_provider(
+            &query,
+            &TopDocs::with_limit(limit * 2).order_by_score(),
+            &stats,
+        )?;
+        for (turn, (_, addr)) in top.into_iter().enumerate() {
+            let m = render(addr)?;
+            let t = m
+                .get("title")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_lowercase();
+            let quality = if t.starts_with(&typed_lower) { 0 } else { 1 };
+            candidates.push((quality, turn, k, m));
+        }
+    }
+    candidates.sort_by_key(|c| (c.0, c.1, c.2));
+    for (_, _, _, m) in candidates {
         if out.len() >= limit {
             break;
         }
+        push(m, &mut out);
     }
     Ok(out)
 }

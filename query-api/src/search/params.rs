@@ -5,7 +5,7 @@ use certscope_domain::Kind;
 use certscope_indexer::Snapshot;
 use chrono::NaiveDate;
 
-use certscope_domain::{DueBucket, RiskLevel};
+use certscope_domain::{DueBucket, RiskLevel, Status};
 
 use super::collect::{Facet, Selections, Sort, SortBy};
 use super::cursor::Cursor;
@@ -73,6 +73,9 @@ pub struct SearchParams {
     pub facet_size: usize,
     pub min_position: Option<Snapshot>,
     pub kind: Option<Kind>,
+    /// `collapse=control` (the default when kinds are mixed): a control and
+    /// its requirements are one result; `collapse=none`: every document.
+    pub collapse: bool,
     /// The request without cursor and position: what a cursor is bound to.
     pub canonical: String,
 }
@@ -145,6 +148,7 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
     let mut facets: Option<Vec<Facet>> = None;
     let mut facet_size = DEFAULT_FACET_SIZE;
     let mut min_position = None;
+    let mut collapse = None;
     let mut seen = Vec::new();
     let mut canonical: Vec<(&str, &str)> = Vec::new();
     for (name, value) in pairs {
@@ -160,10 +164,10 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
                 ));
             }
             for v in value.split(',').map(str::trim).filter(|v| !v.is_empty()) {
-                validate_facet_value(facet, v)?;
+                let v = facet_value(facet, v)?;
                 let list = selections.get_mut(facet);
-                if !list.iter().any(|x| x == v) {
-                    list.push(v.to_owned());
+                if !list.contains(&v) {
+                    list.push(v);
                 }
                 if list.len() > MAX_VALUES_PER_FACET {
                     return Err(ApiError::bad(
@@ -250,6 +254,19 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
                 single(&mut seen, "min_position")?;
                 min_position = Some(parse_position(value)?);
             }
+            "collapse" if route == Route::Search => {
+                single(&mut seen, "collapse")?;
+                collapse = Some(match value.trim().to_lowercase().as_str() {
+                    "control" => true,
+                    "none" => false,
+                    other => {
+                        return Err(ApiError::bad(
+                            "bad_parameter",
+                            format!("`collapse`: unknown value `{other}`; allowed: control, none"),
+                        ));
+                    }
+                });
+            }
             other => {
                 return Err(ApiError::bad(
                     "unknown_parameter",
@@ -278,6 +295,10 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
         Route::Search => Facet::ALL.to_vec(),
         Route::Listing(_) => vec![],
     });
+    // by default only when kinds are mixed: a search of requirements lists
+    // each certification's
+    let collapse =
+        collapse.unwrap_or(route == Route::Search && selections.get(Facet::Kind).len() != 1);
     canonical.sort();
     let canonical = serde_urlencoded::to_string(&canonical).unwrap_or_default();
     Ok(SearchParams {
@@ -295,46 +316,83 @@ pub fn parse(pairs: &[(String, String)], route: Route) -> Result<SearchParams, A
             Route::Search => None,
             Route::Listing(k) => Some(k),
         },
+        collapse,
         canonical,
     })
 }
 
-fn validate_facet_value(facet: Facet, v: &str) -> Result<(), ApiError> {
-    let bad = |allowed: &str| {
-        Err(ApiError::bad(
-            "bad_parameter",
-            format!(
-                "`{}`: unknown value `{v}`; allowed: {allowed}",
-                facet.name()
-            ),
-        ))
-    };
-    let names = |all: &mut dyn Iterator<Item = &'static str>| all.collect::<Vec<_>>().join(", ");
+/// A facet value as the index stores it, from people's spelling of it: kinds,
+/// statuses, risk levels, due buckets, categories and treatments in any case,
+/// with spaces or hyphens for underscores, or their labels ("In progress").
+fn facet_value(facet: Facet, v: &str) -> Result<String, ApiError> {
+    let bad =
+        |message: String| ApiError::bad("bad_parameter", format!("`{}`: {message}", facet.name()));
+    if v.chars().any(char::is_control) {
+        return Err(bad("values cannot contain control characters".into()));
+    }
+    if v.len() > 200 {
+        return Err(bad("value longer than 200 bytes".into()));
+    }
     match facet {
-        Facet::Kind if Kind::parse(v).is_none() => {
-            bad(&names(&mut Kind::ALL.iter().map(|k| k.as_str())))
-        }
-        Facet::RiskLevel if RiskLevel::parse(v).is_none_or(|l| l.as_str() != v) => {
-            bad(&names(&mut RiskLevel::ALL.iter().map(|l| l.as_str())))
-        }
-        Facet::Due if DueBucket::parse(v).is_none_or(|b| b.as_str() != v) => {
-            bad(&names(&mut DueBucket::ALL.iter().map(|b| b.as_str())))
-        }
-        Facet::Certification if !v.parse::<i64>().is_ok_and(|id| id > 0) => {
-            bad("certification ids (positive whole numbers)")
-        }
-        _ if v.chars().any(char::is_control) => Err(ApiError::bad(
-            "bad_parameter",
-            format!(
-                "`{}`: values cannot contain control characters",
-                facet.name()
-            ),
+        Facet::Certification if !v.trim().parse::<i64>().is_ok_and(|id| id > 0) => Err(bad(
+            format!("unknown value `{v}`; allowed: certification ids (positive whole numbers)"),
         )),
-        _ if v.len() > 200 => Err(ApiError::bad(
-            "bad_parameter",
-            format!("`{}`: value longer than 200 bytes", facet.name()),
-        )),
-        _ => Ok(()),
+        Facet::Certification => Ok(v.trim().to_owned()),
+        Facet::Due => DueBucket::parse(&loose(v))
+            .map(|b| b.as_str().to_owned())
+            .ok_or_else(|| {
+                bad(format!(
+                    "unknown value `{v}`; allowed: {}",
+                    DueBucket::ALL.map(|b| b.as_str()).join(", ")
+                ))
+            }),
+        // people's names are matched against the directory by the route
+        Facet::Owner => Ok(v.trim().to_owned()),
+        _ => keyword_value(facet.name(), v).map_err(bad),
+    }
+}
+
+/// `In progress`, `in-progress`, `IN_PROGRESS` → `in_progress`.
+fn loose(v: &str) -> String {
+    v.trim().to_lowercase().replace(['-', ' '], "_")
+}
+
+/// The stored value of a keyword field (`kind`, `status`, `risk_level`,
+/// `category`, `treatment`, `framework`, `family`, `media_type`) for people's
+/// spelling of it; an error that lists the allowed values when there is no such
+/// value. One rule for the `field:value` syntax and facet parameters.
+pub fn keyword_value(field: &str, v: &str) -> Result<String, String> {
+    let names = |all: Vec<&'static str>| all.join(", ");
+    let unknown = |allowed: String| format!("unknown value `{v}` of `{field}`; allowed: {allowed}");
+    match field {
+        "kind" => {
+            let l = loose(v);
+            Kind::ALL
+                .into_iter()
+                .find(|k| k.as_str() == l || format!("{}s", k.as_str()) == l)
+                .map(|k| k.as_str().to_owned())
+                .ok_or_else(|| unknown(names(Kind::ALL.iter().map(|k| k.as_str()).collect())))
+        }
+        "risk_level" => RiskLevel::parse(v)
+            .map(|l| l.as_str().to_owned())
+            .ok_or_else(|| unknown(names(RiskLevel::ALL.iter().map(|l| l.as_str()).collect()))),
+        "status" => {
+            let mut all: Vec<&'static str> = Vec::new();
+            for kind in Kind::ALL {
+                if let Some(s) = Status::parse_loose(kind, v) {
+                    return Ok(s.as_str().to_owned());
+                }
+                for s in Status::all_of(kind) {
+                    if !all.contains(&s.as_str()) {
+                        all.push(s.as_str());
+                    }
+                }
+            }
+            Err(unknown(names(all)))
+        }
+        "category" | "treatment" => Ok(loose(v)),
+        // slugs, family keys and media types are lowercase
+        _ => Ok(v.trim().to_lowercase()),
     }
 }
 

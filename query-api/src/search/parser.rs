@@ -10,6 +10,8 @@
 //! ```
 //! A word keeps parentheses it opens itself, so `AC-2(1)` is one word, while
 //! `(AC-2 OR AC-3)` is a group. `AND` is accepted and means nothing extra.
+//! `name:value` is a field only when `name` is one of [`QUERY_FIELDS`]: any other
+//! colon is text (a pasted title, a time, a URL).
 
 use std::fmt;
 
@@ -292,19 +294,8 @@ fn phrase(p: String, at: usize) -> Result<Node, ParseError> {
 
 fn word(w: &str, at: usize) -> Result<Node, ParseError> {
     if let Some((name, value)) = w.split_once(':')
-        && !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && let Some(field) = QUERY_FIELDS.iter().find(|f| f.eq_ignore_ascii_case(name))
     {
-        let field = QUERY_FIELDS
-            .iter()
-            .find(|f| f.eq_ignore_ascii_case(name))
-            .ok_or_else(|| ParseError {
-                message: format!(
-                    "unknown field `{name}`; fields are {}",
-                    QUERY_FIELDS.join(", ")
-                ),
-                at,
-            })?;
         if value.is_empty() {
             return Err(ParseError {
                 message: format!("`{name}:` needs a value"),
@@ -320,7 +311,12 @@ fn word(w: &str, at: usize) -> Result<Node, ParseError> {
             value: Box::new(value),
         });
     }
-    plain_word(w, at)
+    // anything else with a colon is text: a pasted title ("Q3 2026: Patient
+    // Portal"), a time (02:00), a URL
+    match w.strip_suffix(':') {
+        Some(text) if !text.is_empty() => plain_word(text, at),
+        _ => plain_word(w, at),
+    }
 }
 
 fn plain_word(w: &str, at: usize) -> Result<Node, ParseError> {
@@ -354,6 +350,8 @@ fn plain_word(w: &str, at: usize) -> Result<Node, ParseError> {
 
 /// Parses a query. An empty or blank query is `None` (match everything).
 pub fn parse(input: &str) -> Result<Option<Node>, ParseError> {
+    // `AC 2 (1)`, `ac-02`, `AC2`: one word, as the catalogue writes it
+    let input = &super::vocabulary::canonical_control_ids(input);
     let toks = lex(input)?;
     if toks.is_empty() {
         return Ok(None);
@@ -397,7 +395,7 @@ mod tests {
         assert_eq!(
             parse("(AC-2(1) OR ac-3) -audit").unwrap(),
             Some(Node::And(vec![
-                Node::Or(vec![w("AC-2(1)"), w("ac-3")]),
+                Node::Or(vec![w("AC-2(1)"), w("AC-3")]),
                 Node::Not(Box::new(w("audit")))
             ]))
         );
@@ -433,12 +431,44 @@ mod tests {
     }
 
     #[test]
+    fn colons_that_name_no_field_are_text() {
+        assert_eq!(
+            parse("Access review Q3 2026: Patient Portal").unwrap(),
+            Some(Node::And(
+                ["Access", "review", "Q3", "2026", "Patient", "Portal"]
+                    .map(w)
+                    .to_vec()
+            ))
+        );
+        assert_eq!(
+            parse("backup 02:00").unwrap(),
+            Some(Node::And(vec![w("backup"), w("02:00")]))
+        );
+        assert_eq!(
+            parse("https://example.com/x").unwrap(),
+            Some(w("https://example.com/x"))
+        );
+        assert_eq!(
+            parse("STATUS:failed").unwrap(),
+            Some(Node::Field {
+                field: "status",
+                value: Box::new(w("failed"))
+            })
+        );
+        // control ids in people's spellings become the catalogue's
+        assert_eq!(parse("AC 2 (1)").unwrap(), Some(w("AC-2(1)")));
+        assert_eq!(
+            parse("(ac2 OR ia-02)").unwrap(),
+            Some(Node::Or(vec![w("AC-2"), w("IA-2")]))
+        );
+    }
+
+    #[test]
     fn refuses_malformed_queries_with_a_position() {
         for (q, needle) in [
             ("\"open", "unterminated"),
             ("(a b", "never closed"),
             ("a b)", "without `(`"),
-            ("foo:bar", "unknown field `foo`"),
             ("status:", "needs a value"),
             ("a*b", "only allowed at the end"),
             ("a*", "at least 2"),

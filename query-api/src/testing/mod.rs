@@ -585,6 +585,15 @@ pub fn hits(v: &Value) -> &Vec<Value> {
     v["hits"].as_array().expect("hits")
 }
 
+/// The control ids of the first `n` hits (empty for a hit without one).
+pub fn controls_of(v: &Value, n: usize) -> Vec<String> {
+    hits(v)
+        .iter()
+        .take(n)
+        .map(|h| h["control"].as_str().unwrap_or("").to_owned())
+        .collect()
+}
+
 pub fn total(v: &Value) -> u64 {
     v["total"].as_u64().expect("total")
 }
