@@ -221,6 +221,10 @@ enum BenchCommand {
         /// Queries also run with ILIKE (slow: it scans every row).
         #[arg(long, default_value_t = 12)]
         ilike_queries: usize,
+        /// Officer questions added to the rotating queries ("how do we ...
+        /// <a control title's words>"): most-words matching, stop words.
+        #[arg(long, default_value_t = 0)]
+        questions: usize,
         #[command(flatten)]
         index: IndexArgs,
     },
@@ -436,6 +440,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             rate,
             seconds,
             ilike_queries,
+            questions,
             index,
         }) => {
             let b = bench::search::SearchBench {
@@ -444,6 +449,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 rate,
                 seconds,
                 ilike_queries,
+                questions,
             };
             bench::search::run(&cli.global, &index, b).await
         }

@@ -33,6 +33,42 @@ pub struct BenchQuery {
     pub sort_due_desc: bool,
 }
 
+/// Questions as officers type them: "how do we <every word of a control title>"
+/// (three to six content words and stop words: the most-words matching).
+pub async fn questions(pool: &PgPool, n: usize) -> anyhow::Result<Vec<BenchQuery>> {
+    let titles: Vec<(String,)> = sqlx::query_as(
+        "SELECT title FROM controls WHERE NOT withdrawn ORDER BY framework_id, sort_key, id",
+    )
+    .fetch_all(pool)
+    .await?;
+    let mut out = Vec::with_capacity(n);
+    for (title,) in titles.iter().cycle().step_by(5).take(titles.len() * 5) {
+        if out.len() >= n {
+            break;
+        }
+        let words: Vec<String> = title
+            .split(|c: char| !c.is_alphabetic())
+            .filter(|w| w.len() >= 3)
+            .map(str::to_lowercase)
+            .collect();
+        if words.len() < 3 {
+            continue;
+        }
+        let text = format!("how do we handle {}", words.join(" "));
+        out.push(BenchQuery {
+            label: "question",
+            http: format!("q={}", enc(&text)),
+            text,
+            words,
+            kinds: vec![],
+            statuses: vec![],
+            overdue: false,
+            sort_due_desc: false,
+        });
+    }
+    Ok(out)
+}
+
 /// Realistic queries from the NIST control catalogue: plain words, phrases,
 /// control ids, faceted, filtered and sorted.
 pub async fn queries(pool: &PgPool, n: usize) -> anyhow::Result<Vec<BenchQuery>> {
@@ -328,7 +364,12 @@ impl Figures {
     /// p50/p99 per query type.
     fn by_label(&self, queries: &[BenchQuery]) -> String {
         let mut out = Vec::new();
-        for label in ["plain", "phrase", "id", "faceted", "filtered", "sorted"] {
+        for label in [
+            "plain", "phrase", "id", "faceted", "filtered", "sorted", "question",
+        ] {
+            if !queries.iter().any(|q| q.label == label) {
+                continue;
+            }
             let ms: Vec<f64> = self
                 .query
                 .iter()
@@ -448,6 +489,8 @@ pub struct SearchBench {
     pub rate: u32,
     pub seconds: u64,
     pub ilike_queries: usize,
+    /// Officer questions appended to the rotation.
+    pub questions: usize,
 }
 
 pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyhow::Result<()> {
@@ -459,7 +502,8 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     let (org, slug, evidence) = largest_org(&db).await?;
     println!("organization {slug}: {evidence} evidence rows");
     ensure_fts(&db.pool).await?;
-    let queries = queries(&db.pool, b.queries).await?;
+    let mut queries = queries(&db.pool, b.queries).await?;
+    queries.extend(questions(&db.pool, b.questions).await?);
 
     // the server, as a child process with the cache off
     let server = BenchServer::start(global, index, &["--cache-entries", "0"]).await?;
