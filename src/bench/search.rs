@@ -33,6 +33,22 @@ pub struct BenchQuery {
     pub sort_due_desc: bool,
 }
 
+impl BenchQuery {
+    /// A query of text alone (no filter, default sort).
+    fn text(label: &'static str, text: String, words: Vec<String>) -> Self {
+        BenchQuery {
+            label,
+            http: format!("q={}", enc(&text)),
+            text,
+            words,
+            kinds: vec![],
+            statuses: vec![],
+            overdue: false,
+            sort_due_desc: false,
+        }
+    }
+}
+
 /// Questions as officers type them: "how do we <every word of a control title>"
 /// (three to six content words and stop words: the most-words matching).
 pub async fn questions(pool: &PgPool, n: usize) -> anyhow::Result<Vec<BenchQuery>> {
@@ -55,16 +71,7 @@ pub async fn questions(pool: &PgPool, n: usize) -> anyhow::Result<Vec<BenchQuery
             continue;
         }
         let text = format!("how do we handle {}", words.join(" "));
-        out.push(BenchQuery {
-            label: "question",
-            http: format!("q={}", enc(&text)),
-            text,
-            words,
-            kinds: vec![],
-            statuses: vec![],
-            overdue: false,
-            sort_due_desc: false,
-        });
+        out.push(BenchQuery::text("question", text, words));
     }
     Ok(out)
 }
@@ -95,16 +102,7 @@ pub async fn queries(pool: &PgPool, n: usize) -> anyhow::Result<Vec<BenchQuery>>
         }
         let two: Vec<String> = words.iter().take(2).cloned().collect();
         let one = vec![words[0].clone()];
-        let q = |label, text: String, words: Vec<String>| BenchQuery {
-            label,
-            http: format!("q={}", enc(&text)),
-            text,
-            words,
-            kinds: vec![],
-            statuses: vec![],
-            overdue: false,
-            sort_due_desc: false,
-        };
+        let q = BenchQuery::text;
         let item = match out.len() % 6 {
             0 => q("plain", two.join(" "), two),
             1 => q("phrase", format!("\"{}\"", two.join(" ")), two),
