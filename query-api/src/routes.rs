@@ -161,7 +161,9 @@ pub async fn vocabulary(
                 }
             }
             let version = crate::search::cursor::hash(&lines.join("\n")) | 1;
-            let vocabulary = crate::search::Vocabulary::with_additions(&lines).unwrap_or_default();
+            let mut vocabulary =
+                crate::search::Vocabulary::with_additions(&lines).unwrap_or_default();
+            vocabulary.version = version;
             Ok((Arc::new(vocabulary), version))
         })
         .await
@@ -241,9 +243,11 @@ async fn run_search(
     cached(&state, key, compute).await
 }
 
-/// `owner=` values as people type them (any case, a name or an email) become
-/// the names the index holds; a value that is nobody in the organization is a
-/// 400 that says so, not a silent empty answer.
+/// `owner=` values as people type them (any case; a name, or for everyone but
+/// auditors an email) become the names the index holds. A value that is nobody in
+/// the organization stays as typed: it is listed as a selected facet value with
+/// its count (0 unless the index still holds that name, e.g. a renamed person's
+/// old documents).
 async fn resolve_owners(state: &AppState, scope: &Scope, p: &mut SearchParams) -> ApiResult<()> {
     let wanted = p.selections.get(Facet::Owner).to_vec();
     if wanted.is_empty() {
@@ -253,11 +257,12 @@ async fn resolve_owners(state: &AppState, scope: &Scope, p: &mut SearchParams) -
     let rows: Vec<(String, String)> = sqlx::query_as(
         "SELECT w, u.display_name FROM unnest($2::text[]) AS w \
          JOIN users u ON u.organization_id = $1 \
-          AND (lower(u.display_name) = w OR lower(u.email) = w) \
+          AND (lower(u.display_name) = w OR (NOT $3 AND lower(u.email) = w)) \
          ORDER BY w, u.display_name",
     )
     .bind(scope.org_id)
     .bind(&lowered)
+    .bind(scope.certifications.is_some())
     .fetch_all(&state.pool)
     .await?;
     let mut names = Vec::new();
@@ -267,13 +272,8 @@ async fn resolve_owners(state: &AppState, scope: &Scope, p: &mut SearchParams) -
             .filter(|(w, _)| w == low)
             .map(|(_, n)| n)
             .collect();
-        if found.is_empty() {
-            return Err(ApiError::bad(
-                "bad_parameter",
-                format!(
-                    "`owner`: nobody in your organization is named `{typed}` or has that email"
-                ),
-            ));
+        if found.is_empty() && !names.contains(typed) {
+            names.push(typed.clone());
         }
         for n in found {
             if !names.contains(n) {

@@ -226,6 +226,19 @@ async fn questions_in_plain_words_find_their_documents() {
     assert!(total(&r) > 0);
     assert_eq!(r["matching"]["fallback"], true, "{}", r["matching"]);
     assert_eq!(r["matching"]["required"], 1, "{}", r["matching"]);
+    // an exclusion is never relaxed: -(record review) drops documents with both
+    // words, so it keeps at least what -record keeps
+    let both = s
+        .json(&t, &q("zebra giraffe quokka audit -(record review)"))
+        .await;
+    let one = s.json(&t, &q("zebra giraffe quokka audit -record")).await;
+    assert_eq!(both["matching"]["fallback"], true);
+    assert!(
+        total(&both) > total(&one),
+        "{} vs {}",
+        total(&both),
+        total(&one)
+    );
 
     // stop words alone are searched as typed
     let r = s.json(&t, &q("the")).await;
@@ -391,13 +404,18 @@ async fn pasted_titles_ids_and_filters_are_forgiven() {
         )
         .await;
     assert_eq!(total(&r), total(&by_name));
-    let r = s.get(&t, "/v1/search?owner=nobody%20at%20all").await;
-    assert_eq!(r.status(), 400);
+    // nobody by that name: listed as selected with 0, not silently dropped
+    let r = s
+        .json(&t, "/v1/search?facets=owner&owner=nobody%20at%20all")
+        .await;
+    assert_eq!(total(&r), 0);
     assert!(
-        r.text()
-            .await
+        r["facets"]["owner"]
+            .as_array()
             .unwrap()
-            .contains("nobody in your organization")
+            .iter()
+            .any(|v| v["value"] == "nobody at all" && v["count"] == 0 && v["selected"] == true),
+        "{r}"
     );
 }
 

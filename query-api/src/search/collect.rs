@@ -792,6 +792,9 @@ impl SegmentCollector for SegmentState {
             .filter_map(|(control, mut g)| {
                 let control = cols.control_terms.get(control as usize)?.clone();
                 g.shown = named(g.shown);
+                g.related
+                    .sort_by(|a, b| a.0.order(&b.0, self.plan.sort.descending));
+                g.related.truncate(MAX_RELATED);
                 g.related = g.related.into_iter().map(|(k, r)| (k, named(r))).collect();
                 Some((control, g))
             })

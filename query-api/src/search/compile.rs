@@ -2,7 +2,7 @@
 //! boosts, identifiers matched exactly, typo tolerance for ordinary words that the
 //! caller's organization does not know, phrases on positional fields.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeSet;
 
 use certscope_domain::Kind;
@@ -47,6 +47,8 @@ pub struct Compiler<'a> {
     pub required: Words,
     /// How the question's words were matched (the first bag of words).
     pub matching: RefCell<Option<Matching>>,
+    /// Inside a `-`/`NOT`: words there are excluded as typed, never relaxed.
+    pub negated: Cell<bool>,
 }
 
 /// How many of a question's content words a document must hold: search asks
@@ -210,7 +212,7 @@ impl Compiler<'_> {
             let Ok(mut stream) = inverted.terms().search(&automaton).into_stream() else {
                 continue;
             };
-            while stream.advance() && found.len() < 64 {
+            while stream.advance() && found.len() < 512 {
                 if let Ok(t) = std::str::from_utf8(stream.key())
                     && t != word
                 {
@@ -317,7 +319,14 @@ impl Compiler<'_> {
     /// Identifier terms starting with `prefix`, in natural order (`ac-2`,
     /// `ac-2(1)`, `ac-2(2)`, `ac-2(10)`), at most `limit`.
     fn ident_terms(&self, prefix: &str, limit: usize) -> Vec<String> {
-        ident_terms(self.searcher, self.fields.ident, prefix, limit, |_| true)
+        ident_terms(
+            self.searcher,
+            self.stats,
+            self.fields.ident,
+            prefix,
+            limit,
+            |_| true,
+        )
     }
 
     /// Identifiers in natural order, each a constant score just below the one
@@ -353,7 +362,14 @@ impl Compiler<'_> {
             )));
             // a control's enhancements follow it, in natural order
             if control_id(text).is_some_and(|c| !c.contains('(')) {
-                let enhancements = self.ident_terms(&format!("{id}("), MAX_ID_EXPANSIONS);
+                let enhancements = ident_terms(
+                    self.searcher,
+                    self.stats,
+                    f.ident,
+                    &format!("{id}("),
+                    MAX_ID_EXPANSIONS,
+                    |t| control_id(t).is_some(),
+                );
                 clauses.extend(self.ident_ladder(&enhancements, BOOST_IDENT / 2.0));
             }
         }
@@ -518,12 +534,13 @@ impl Compiler<'_> {
         }
         let n = content.len();
         let required = match self.required {
+            _ if self.negated.get() => n,
             Words::All => n,
             Words::Most => required_words(n),
             Words::Any => n.min(1),
         };
         let mut matching = self.matching.borrow_mut();
-        if matching.is_none() {
+        if matching.is_none() && !self.negated.get() {
             *matching = Some(Matching {
                 words: n,
                 required,
@@ -694,7 +711,8 @@ impl Compiler<'_> {
         Ok(boxed(ConstScoreQuery::new(q, 1.0)))
     }
 
-    /// Every term of a keyword field (small fields only: owners).
+    /// The terms of a keyword field (small fields only: owners) that documents
+    /// the caller can see hold.
     fn all_terms(&self, field: Field) -> Vec<String> {
         let mut found = BTreeSet::new();
         for segment in self.searcher.segment_readers() {
@@ -704,13 +722,18 @@ impl Compiler<'_> {
             let Ok(mut stream) = inverted.terms().range().into_stream() else {
                 continue;
             };
-            while stream.advance() && found.len() < 10_000 {
+            let mut examined = 0;
+            while stream.advance() && examined < 16 * MAX_TERMS_EXAMINED {
+                examined += 1;
                 if let Ok(t) = std::str::from_utf8(stream.key()) {
                     found.insert(t.to_owned());
                 }
             }
         }
-        found.into_iter().collect()
+        found
+            .into_iter()
+            .filter(|t| self.doc_freq(field, t) > 0)
+            .collect()
     }
 
     /// The owner names the index holds that equal `name` ignoring case.
@@ -720,6 +743,14 @@ impl Compiler<'_> {
             .into_iter()
             .filter(|n| n.to_lowercase() == wanted)
             .collect()
+    }
+
+    /// What a `-`/`NOT` excludes: its words as typed, all of them.
+    fn excluded(&self, node: &Node) -> Result<Box<dyn Query>, ApiError> {
+        let outer = self.negated.replace(true);
+        let q = self.compile(node);
+        self.negated.set(outer);
+        q
     }
 
     /// Compiles a parsed query.
@@ -744,7 +775,7 @@ impl Compiler<'_> {
                     Occur::Must,
                     boxed(ConstScoreQuery::new(boxed(AllQuery), 0.0)),
                 ),
-                (Occur::MustNot, self.compile(inner)?),
+                (Occur::MustNot, self.excluded(inner)?),
             ])),
             Node::And(parts) => {
                 let mut clauses = Vec::new();
@@ -765,7 +796,7 @@ impl Compiler<'_> {
                 for p in parts {
                     match p {
                         Node::Word { prefix: false, .. } => {}
-                        Node::Not(inner) => clauses.push((Occur::MustNot, self.compile(inner)?)),
+                        Node::Not(inner) => clauses.push((Occur::MustNot, self.excluded(inner)?)),
                         other => clauses.push((Occur::Must, self.compile(other)?)),
                     }
                 }
@@ -781,11 +812,18 @@ impl Compiler<'_> {
     }
 }
 
-/// Identifier terms of `field` starting with `prefix` that `keep` accepts, in
+/// Terms examined at most when listing identifiers or names: a bound on the
+/// work one query can cause, whatever other organizations hold.
+const MAX_TERMS_EXAMINED: usize = 4096;
+
+/// Identifier terms of `field` starting with `prefix` that `keep` accepts and
+/// that documents the caller can see hold (`stats` is scoped to the caller: other
+/// organizations' file names never decide what is listed, nor its order), in
 /// natural order (`ac-2`, `ac-2(1)`, `ac-2(2)`, `ac-2(10)`), at most `limit`.
 /// A control is listed once, by its displayed id (not also as `ac-2.1`).
 pub fn ident_terms(
     searcher: &Searcher,
+    stats: &dyn Bm25StatisticsProvider,
     field: Field,
     prefix: &str,
     limit: usize,
@@ -799,11 +837,13 @@ pub fn ident_terms(
         let Ok(mut stream) = inverted.terms().range().ge(prefix.as_bytes()).into_stream() else {
             continue;
         };
-        while stream.advance() {
+        let mut examined = 0;
+        while stream.advance() && examined < MAX_TERMS_EXAMINED && found.len() < 4 * limit {
+            examined += 1;
             let Ok(t) = std::str::from_utf8(stream.key()) else {
                 continue;
             };
-            if !t.starts_with(prefix) || found.len() >= 4 * limit {
+            if !t.starts_with(prefix) {
                 break;
             }
             if control_id(t).is_some_and(|c| normalize_ident(&c) != t) || !keep(t) {
@@ -812,7 +852,14 @@ pub fn ident_terms(
             found.insert(t.to_owned());
         }
     }
-    let mut ids: Vec<String> = found.into_iter().collect();
+    let mut ids: Vec<String> = found
+        .into_iter()
+        .filter(|t| {
+            stats
+                .doc_freq(&Term::from_field_text(field, t))
+                .is_ok_and(|n| n > 0)
+        })
+        .collect();
     ids.sort_by_key(|i| natural_key(i));
     ids.truncate(limit);
     ids
@@ -825,4 +872,5 @@ pub fn is_sha_prefix(word: &str) -> bool {
     (MIN_SHA_PREFIX..64).contains(&w.len())
         && w.chars().all(|c| c.is_ascii_hexdigit())
         && w.chars().any(|c| c.is_ascii_digit())
+        && w.chars().any(|c| c.is_ascii_alphabetic())
 }

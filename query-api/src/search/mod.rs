@@ -265,7 +265,12 @@ impl SearchService {
         self.executed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let searcher = &pinned.searcher;
-        let request_hash = cursor::hash(&format!("{}|{}", scope.cache_key(), p.canonical));
+        let request_hash = cursor::hash(&format!(
+            "{}|{}|{}",
+            scope.cache_key(),
+            p.canonical,
+            vocabulary.version
+        ));
         let after = resume_after(p, request_hash)?;
         let stats = self
             .stats
@@ -448,6 +453,7 @@ fn compile_text(
         vocabulary,
         required: words,
         matching: Default::default(),
+        negated: Default::default(),
     };
     let query = p.node.as_ref().map(|n| compiler.compile(n)).transpose()?;
     Ok((query, compiler.matching.into_inner()))
@@ -827,7 +833,7 @@ pub fn suggest(
     };
     if looks_like_id {
         // the catalogue's controls only, not file names that start alike
-        let ids = compile::ident_terms(searcher, fields.ident, &ident, limit, |t| {
+        let ids = compile::ident_terms(searcher, &stats, fields.ident, &ident, limit, |t| {
             vocabulary::control_id(t).is_some()
         });
         let n = ids.len() as f32;

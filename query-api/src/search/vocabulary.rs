@@ -76,6 +76,9 @@ impl std::fmt::Display for VocabularyError {
 /// Synonym groups and stop words.
 #[derive(Debug, Default)]
 pub struct Vocabulary {
+    /// 0 for the shipped list; else a hash of the organization's lines (part
+    /// of response cache keys and cursors: a page never mixes two vocabularies).
+    pub version: u64,
     groups: Vec<Group>,
     /// A triggering alternative → the groups it expands through.
     triggers: HashMap<String, Vec<usize>>,
@@ -118,6 +121,7 @@ impl Vocabulary {
     pub fn with_additions(lines: &[String]) -> Result<Vocabulary, VocabularyError> {
         let base = Self::builtin();
         let mut v = Vocabulary {
+            version: 0,
             groups: base.groups.clone(),
             triggers: base.triggers.clone(),
             stop: base.stop.clone(),
