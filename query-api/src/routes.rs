@@ -332,27 +332,42 @@ async fn attach_labels(state: &AppState, scope: &Scope, r: &mut SearchResponse) 
             continue;
         };
         let org = if per_org { scope.org_id } else { 0 };
-        let key = |v: &str| (org, facet, v.to_owned());
-        let missing: Vec<String> = values
-            .iter()
-            .filter(|v| !cache.contains_key(&key(&v.value)))
-            .map(|v| v.value.clone())
-            .collect();
-        if !missing.is_empty() {
-            let rows: Vec<(String, String)> = sqlx::query_as(sql)
-                .bind(scope.org_id)
-                .bind(&missing)
-                .fetch_all(&state.pool)
-                .await?;
-            for (value, label) in rows {
-                cache.insert(key(&value), label);
-            }
-        }
+        let wanted: Vec<String> = values.iter().map(|v| v.value.clone()).collect();
+        cache_labels(state, scope, (org, facet, sql), wanted).await?;
         for v in values.iter_mut() {
-            v.label = cache.get(&key(&v.value));
+            v.label = cache.get(&(org, facet, v.value.clone()));
         }
     }
     name_related_certifications(state, scope, r).await
+}
+
+/// Puts the labels of `values` the cache lacks into it: one query of `sql`
+/// (`$1` the organization, `$2` the values) for all of them.
+async fn cache_labels(
+    state: &AppState,
+    scope: &Scope,
+    (org, facet, sql): (i64, &'static str, &'static str),
+    values: impl IntoIterator<Item = String>,
+) -> ApiResult<()> {
+    let cache = &state.api.labels;
+    let mut missing: Vec<String> = values
+        .into_iter()
+        .filter(|v| !cache.contains_key(&(org, facet, v.clone())))
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let rows: Vec<(String, String)> = sqlx::query_as(sql)
+        .bind(scope.org_id)
+        .bind(&missing)
+        .fetch_all(&state.pool)
+        .await?;
+    for (value, label) in rows {
+        cache.insert((org, facet, value), label);
+    }
+    Ok(())
 }
 
 /// The certification names of the documents a collapsed hit stands for.
@@ -361,33 +376,20 @@ async fn name_related_certifications(
     scope: &Scope,
     r: &mut SearchResponse,
 ) -> ApiResult<()> {
-    let cache = &state.api.labels;
-    let key = |id: &str| (scope.org_id, "certification", id.to_owned());
-    let mut missing = BTreeSet::new();
-    for hit in &r.hits {
-        let items = hit
-            .get("collapsed")
+    let (facet, _, sql) = LABEL_SQL[0];
+    let related = |hit: &serde_json::Map<String, serde_json::Value>| -> Vec<String> {
+        hit.get("collapsed")
             .and_then(|c| c.get("related"))
-            .and_then(|r| r.as_array());
-        for item in items.into_iter().flatten() {
-            if let Some(id) = item.get("certification_id").and_then(|v| v.as_u64())
-                && !cache.contains_key(&key(&id.to_string()))
-            {
-                missing.insert(id.to_string());
-            }
-        }
-    }
-    if !missing.is_empty() {
-        let missing: Vec<String> = missing.into_iter().collect();
-        let rows: Vec<(String, String)> = sqlx::query_as(LABEL_SQL[0].2)
-            .bind(scope.org_id)
-            .bind(&missing)
-            .fetch_all(&state.pool)
-            .await?;
-        for (id, name) in rows {
-            cache.insert(key(&id), name);
-        }
-    }
+            .and_then(|r| r.as_array())
+            .into_iter()
+            .flatten()
+            .filter_map(|item| item.get("certification_id").and_then(|v| v.as_u64()))
+            .map(|id| id.to_string())
+            .collect()
+    };
+    let ids: Vec<String> = r.hits.iter().flat_map(related).collect();
+    cache_labels(state, scope, (scope.org_id, facet, sql), ids).await?;
+    let cache = &state.api.labels;
     for hit in &mut r.hits {
         let Some(items) = hit
             .get_mut("collapsed")
@@ -400,7 +402,7 @@ async fn name_related_certifications(
             let name = item
                 .get("certification_id")
                 .and_then(|v| v.as_u64())
-                .and_then(|id| cache.get(&key(&id.to_string())));
+                .and_then(|id| cache.get(&(scope.org_id, facet, id.to_string())));
             if let (Some(name), Some(obj)) = (name, item.as_object_mut()) {
                 obj.insert("certification".into(), serde_json::Value::String(name));
             }

@@ -639,7 +639,16 @@ impl Compiler<'_> {
             "control" => {
                 let id = normalize_ident(&control_id(text).unwrap_or_else(|| text.to_owned()));
                 if prefix {
-                    any_of(self.ident_ladder(&self.ident_terms(&id, MAX_ID_EXPANSIONS), 1.0))
+                    // a filter (constant score): the ids, in no order of their own
+                    let ids = ident_terms(
+                        self.searcher,
+                        self.stats,
+                        f.ident,
+                        &id,
+                        MAX_TERMS_EXAMINED,
+                        |t| control_id(t).is_some(),
+                    );
+                    any_of(ids.iter().map(|i| term_query(f.ident, i)).collect())
                 } else {
                     term_query(f.ident, &id)
                 }
