@@ -26,5 +26,5 @@ pub use risk::{RiskLevel, RiskRating};
 pub use role::Role;
 pub use status::{
     CertificationStatus, ControlStatus, EvidenceStatus, RequirementStatus, RiskStatus, Status,
-    UnknownStatus,
+    Tone, UnknownStatus,
 };

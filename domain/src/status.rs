@@ -190,6 +190,31 @@ impl RiskStatus {
     }
 }
 
+/// How a status reads at a glance: the tone of its badge in the web
+/// interface (always shown with its label and a sign, never colour alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tone {
+    /// Done or in good standing.
+    Good,
+    /// Moving, or waiting on someone.
+    Attention,
+    /// Failed, rejected or lapsed.
+    Bad,
+    /// Not started, out of scope, withdrawn, accepted as is.
+    Neutral,
+}
+
+impl Tone {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Tone::Good => "good",
+            Tone::Attention => "warn",
+            Tone::Bad => "bad",
+            Tone::Neutral => "none",
+        }
+    }
+}
+
 /// A status of any kind.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Status {
@@ -233,6 +258,40 @@ impl Status {
             Kind::Evidence => EvidenceStatus::ALL.iter().map(|s| (*s).into()).collect(),
             Kind::Risk => RiskStatus::ALL.iter().map(|s| (*s).into()).collect(),
             Kind::Control => ControlStatus::ALL.iter().map(|s| (*s).into()).collect(),
+        }
+    }
+
+    /// The tone of the status (see [`Tone`]).
+    pub const fn tone(self) -> Tone {
+        use Tone::*;
+        match self {
+            Status::CertificationStatus(s) => match s {
+                CertificationStatus::Certified => Good,
+                CertificationStatus::Expired => Bad,
+                CertificationStatus::Withdrawn | CertificationStatus::Planned => Neutral,
+                CertificationStatus::InProgress | CertificationStatus::UnderAudit => Attention,
+            },
+            Status::RequirementStatus(s) => match s {
+                RequirementStatus::Implemented => Good,
+                RequirementStatus::Failed => Bad,
+                RequirementStatus::InProgress => Attention,
+                RequirementStatus::NotStarted | RequirementStatus::NotApplicable => Neutral,
+            },
+            Status::EvidenceStatus(s) => match s {
+                EvidenceStatus::Accepted => Good,
+                EvidenceStatus::Rejected => Bad,
+                EvidenceStatus::Pending => Attention,
+            },
+            Status::RiskStatus(s) => match s {
+                RiskStatus::Closed => Good,
+                RiskStatus::Open => Bad,
+                RiskStatus::Treating => Attention,
+                RiskStatus::Accepted => Neutral,
+            },
+            Status::ControlStatus(s) => match s {
+                ControlStatus::Active => Good,
+                ControlStatus::Withdrawn => Neutral,
+            },
         }
     }
 

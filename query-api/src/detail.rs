@@ -219,6 +219,25 @@ const REQ_RISKS_SQL: &str = "SELECT to_jsonb(t) - 'n', n FROM (
     WHERE rr.organization_id = $1 AND rr.requirement_id = $2
     ORDER BY k.residual_likelihood * k.residual_impact DESC, k.id LIMIT $3) t";
 
+const RISK_ROWS_SQL: &str = "SELECT to_jsonb(t) FROM (
+    SELECT k.id, k.title, k.status, k.category, k.treatment, u.display_name AS owner,
+           k.inherent_likelihood, k.inherent_impact, k.residual_likelihood, k.residual_impact,
+           k.inherent_likelihood * k.inherent_impact AS inherent_score,
+           k.residual_likelihood * k.residual_impact AS residual_score
+    FROM risks k LEFT JOIN users u ON u.id = k.owner_id
+    WHERE k.organization_id = $1 AND k.id = ANY($2)
+    ORDER BY k.residual_likelihood * k.residual_impact DESC, k.id) t";
+
+/// Several risks of the caller's organization by id (ids of another are
+/// simply absent), for a page listing what a figure counts.
+pub(crate) async fn risk_rows(pool: &PgPool, scope: &Scope, ids: &[i64]) -> ApiResult<Vec<Value>> {
+    Ok(sqlx::query_scalar::<_, Value>(RISK_ROWS_SQL)
+        .bind(scope.org_id)
+        .bind(ids)
+        .fetch_all(pool)
+        .await?)
+}
+
 fn cert_of(v: &Value) -> i64 {
     v.get("certification_id")
         .and_then(Value::as_i64)

@@ -139,6 +139,20 @@ impl ApiError {
         }))
     }
 
+    /// The HTTP status of the error.
+    pub fn status(&self) -> StatusCode {
+        self.parts().0
+    }
+
+    /// What the caller is told: the message, or for our own failures a
+    /// generic line (the cause goes to the log only).
+    pub fn public_message(&self) -> String {
+        match self {
+            ApiError::Internal(_) => "internal error; the cause is in the server log".to_owned(),
+            other => other.to_string(),
+        }
+    }
+
     fn parts(&self) -> (StatusCode, &'static str) {
         match self {
             ApiError::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
@@ -182,10 +196,7 @@ struct Detail<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.parts();
-        let message = match &self {
-            ApiError::Internal(_) => "internal error; the cause is in the server log".to_owned(),
-            other => other.to_string(),
-        };
+        let message = self.public_message();
         let retry_after = match &self {
             ApiError::TooManyRequests { retry_after, .. }
             | ApiError::Unavailable { retry_after, .. } => Some(retry_after.as_secs().max(1)),

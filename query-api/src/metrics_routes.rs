@@ -334,6 +334,18 @@ async fn report(
         .map_err(|e: Arc<ApiError>| (*e).clone())
 }
 
+/// The report a page shows: `raw` holds the API's report parameters; the
+/// same parsing, cache and scope as `/v1/metrics/*`.
+pub(crate) async fn report_for(
+    state: &AppState,
+    scope: &Scope,
+    raw: Option<String>,
+) -> ApiResult<Arc<Report>> {
+    let request = parse(raw.filter(|r| !r.is_empty()), false)?;
+    let key = report_key(state, scope, &request).await?;
+    report(state, scope, &request, &key).await
+}
+
 /// The rendered-PDF cache key: the full report key (scope, parameters, data
 /// version) and the page size, never a hash of them.
 fn pdf_cache_key(key: &str, size: PageSize) -> String {

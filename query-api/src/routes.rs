@@ -170,7 +170,7 @@ pub async fn vocabulary(
         .map_err(|e| ApiError::internal("reading the search vocabulary", e))
 }
 
-async fn run_search(
+pub(crate) async fn run_search(
     state: AppState,
     scope: Scope,
     raw: Option<String>,

@@ -9,13 +9,16 @@ use std::fmt::Write;
 use crate::model::{DueList, Figure, PostureRow, Report, StatusCounts};
 use crate::section::Section;
 
-struct Csv {
+/// An RFC 4180 writer with the formula guard above: the report sections and
+/// the search export write through it.
+#[derive(Debug)]
+pub struct Csv {
     out: String,
     first: bool,
 }
 
 impl Csv {
-    fn new(header: &[&str]) -> Self {
+    pub fn new(header: &[&str]) -> Self {
         let mut csv = Self {
             out: String::new(),
             first: true,
@@ -34,7 +37,7 @@ impl Csv {
         self.first = false;
     }
 
-    fn text(&mut self, value: &str) -> &mut Self {
+    pub fn text(&mut self, value: &str) -> &mut Self {
         self.sep();
         let guarded = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
         let quote = guarded || value.contains([',', '"', '\n', '\r']);
@@ -56,7 +59,7 @@ impl Csv {
         self
     }
 
-    fn num(&mut self, value: impl std::fmt::Display) -> &mut Self {
+    pub fn num(&mut self, value: impl std::fmt::Display) -> &mut Self {
         self.sep();
         let _ = write!(self.out, "{value}");
         self
@@ -72,7 +75,7 @@ impl Csv {
         }
     }
 
-    fn opt(&mut self, value: Option<impl std::fmt::Display>) -> &mut Self {
+    pub fn opt(&mut self, value: Option<impl std::fmt::Display>) -> &mut Self {
         match value {
             Some(v) => self.num(v),
             None => {
@@ -91,9 +94,15 @@ impl Csv {
             .num(c.total)
     }
 
-    fn end(&mut self) {
+    /// Ends the row.
+    pub fn end(&mut self) {
         self.out.push_str("\r\n");
         self.first = true;
+    }
+
+    /// The rows written since the last call (for streaming).
+    pub fn take(&mut self) -> String {
+        std::mem::take(&mut self.out)
     }
 }
 

@@ -731,7 +731,7 @@ impl EventHub {
     }
 
     /// Issues a single-use ticket standing for `scope`.
-    fn issue_ticket(&self, caller: Caller) -> String {
+    pub(crate) fn issue_ticket(&self, caller: Caller) -> String {
         use rand::RngCore;
         let mut bytes = [0u8; 24];
         rand::rng().fill_bytes(&mut bytes);
