@@ -181,6 +181,43 @@ pub async fn issue_token(
     certifications: &[i64],
     ttl: Duration,
 ) -> anyhow::Result<String> {
+    let scope = resolve_scope(pool, org_slug, role, email, certifications).await?;
+    Ok(keys.issue(&auth::claims(
+        scope.user_id,
+        scope.org_id,
+        scope.role,
+        scope
+            .certifications
+            .map(|c| c.into_iter().collect::<Vec<i64>>()),
+        ttl,
+    ))?)
+}
+
+/// A single-use sign-in link for the web interface (valid ten minutes),
+/// for the same person a token would name.
+pub async fn signin_link(
+    pool: &PgPool,
+    base_url: &str,
+    org_slug: &str,
+    role: Role,
+    email: Option<&str>,
+    certifications: &[i64],
+) -> anyhow::Result<String> {
+    let scope = resolve_scope(pool, org_slug, role, email, certifications).await?;
+    let token = certscope_query_api::web::session::create_link(pool, &scope).await?;
+    Ok(format!("{}/signin/{token}", base_url.trim_end_matches('/')))
+}
+
+/// Who `--org`, `--role`, `--user` and `--certification` name: the user (the
+/// organization's first with the role when no email is given) and, for an
+/// auditor, its certifications (its assignments unless listed).
+pub async fn resolve_scope(
+    pool: &PgPool,
+    org_slug: &str,
+    role: Role,
+    email: Option<&str>,
+    certifications: &[i64],
+) -> anyhow::Result<certscope_query_api::Scope> {
     let org = database::organization_id(pool, org_slug).await?;
     let user: Option<i64> = sqlx::query_scalar(
         "SELECT id FROM users WHERE organization_id = $1 AND role = $2 \
@@ -227,7 +264,36 @@ pub async fn issue_token(
         }
         None
     };
-    Ok(keys.issue(&auth::claims(user, org, role, certs, ttl))?)
+    Ok(certscope_query_api::Scope {
+        user_id: user,
+        org_id: org,
+        role,
+        certifications: certs.map(|c| c.into_iter().collect()),
+    })
+}
+
+/// Sign-in links for an officer, an executive and an auditor of the first
+/// organization that has all three, for the demo's printout.
+pub async fn demo_signin_links(
+    pool: &PgPool,
+    base_url: &str,
+) -> anyhow::Result<Vec<(Role, String)>> {
+    let slug: Option<String> = sqlx::query_scalar(
+        "SELECT o.slug FROM organizations o WHERE          (SELECT count(DISTINCT u.role) FROM users u WHERE u.organization_id = o.id             AND u.role IN ('officer', 'executive', 'auditor')) = 3 ORDER BY o.id LIMIT 1",
+    )
+    .fetch_optional(pool)
+    .await?;
+    let Some(slug) = slug else {
+        return Ok(Vec::new());
+    };
+    let mut out = Vec::new();
+    for role in [Role::Officer, Role::Executive, Role::Auditor] {
+        out.push((
+            role,
+            signin_link(pool, base_url, &slug, role, None, &[]).await?,
+        ));
+    }
+    Ok(out)
 }
 
 /// One officer token per organization, for the demo's printout.

@@ -57,6 +57,17 @@ pub async fn run(
             "  curl -N -H 'Authorization: Bearer {token}' 'http://{addr}/v1/events/stream?rooms=org,notices'   # live events; try `certscope notify \"hello\"`"
         );
     }
+    // the web interface, last: what most people open
+    let links = crate::api::demo_signin_links(&db.pool, &format!("http://{addr}")).await?;
+    if !links.is_empty() {
+        println!();
+        println!(
+            "web interface: open a sign-in link (each works once, within 10 minutes; more with `certscope signin-link --org <slug> --role <role>`):"
+        );
+        for (role, link) in &links {
+            println!("  {:<10} {link}", role.as_str());
+        }
+    }
     println!(
         "ready in {:.1} s; Ctrl-C stops the API and the private database",
         started.elapsed().as_secs_f64()

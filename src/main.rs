@@ -144,6 +144,28 @@ enum Command {
         #[arg(long, env = "CERTSCOPE_JWT_SECRET", hide_env_values = true)]
         jwt_secret: Option<String>,
     },
+    /// Print a single-use sign-in link for the web interface (valid 10 minutes).
+    SigninLink {
+        /// Organization slug.
+        #[arg(long)]
+        org: String,
+        /// officer, executive, auditor or admin.
+        #[arg(long, default_value = "officer")]
+        role: String,
+        /// The user (email); default: the organization's first user with the role.
+        #[arg(long)]
+        user: Option<String>,
+        /// For auditors: a certification it may see (repeat); default: its assignments.
+        #[arg(long = "certification")]
+        certifications: Vec<i64>,
+        /// Where people reach Certscope.
+        #[arg(
+            long,
+            env = "CERTSCOPE_PUBLIC_URL",
+            default_value = "http://127.0.0.1:8080"
+        )]
+        base_url: String,
+    },
     /// Send an operator notice to live event subscribers (the notices room).
     Notify {
         /// The notice, as people will read it.
@@ -524,6 +546,32 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             .await;
             db.close().await?;
             println!("{}", token?);
+            Ok(())
+        }
+        Command::SigninLink {
+            org,
+            role,
+            user,
+            certifications,
+            base_url,
+        } => {
+            let role = certscope_query_api::Role::parse(&role).with_context(|| {
+                format!("unknown role {role:?}; roles are officer, executive, auditor, admin")
+            })?;
+            let db = database::open(&cli.global).await?;
+            // the links table may be newer than the database
+            certscope_store::migrate(&db.pool).await?;
+            let link = api::signin_link(
+                &db.pool,
+                &base_url,
+                &org,
+                role,
+                user.as_deref(),
+                &certifications,
+            )
+            .await;
+            db.close().await?;
+            println!("{}", link?);
             Ok(())
         }
         Command::Demo {

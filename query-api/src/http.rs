@@ -210,8 +210,15 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
 }
 
 async fn security_headers(request: Request, next: Next) -> Response {
-    let is_docs =
-        request.uri().path() == crate::paths::DOCS || request.uri().path().starts_with("/docs/");
+    let path = request.uri().path();
+    let is_docs = path == crate::paths::DOCS || path.starts_with("/docs/");
+    // the web interface's pages: its own stylesheet, script and fetches only
+    let is_page = !is_docs
+        && !path.starts_with("/v1/")
+        && !matches!(
+            path,
+            "/healthz" | "/readyz" | "/metrics" | "/openapi.json" | "/asyncapi.json"
+        );
     let mut response = next.run(request).await;
     let h = response.headers_mut();
     h.insert(
@@ -225,7 +232,9 @@ async fn security_headers(request: Request, next: Next) -> Response {
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(if is_docs {
+        HeaderValue::from_static(if is_page {
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        } else if is_docs {
             // Swagger UI: scripts from this server only; it sets inline styles
             "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'"
         } else {

@@ -17,6 +17,7 @@ pub mod search;
 pub mod sso;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod web;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -356,7 +357,13 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             http::rate_limit,
         ));
-    http::layers(api.merge(operations_routes().router), &state).with_state(state)
+    // the web interface: its pages and scripts' calls are limited per address
+    // like any request without a token
+    let web = web::routes().route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        http::rate_limit,
+    ));
+    http::layers(api.merge(operations_routes().router).merge(web), &state).with_state(state)
 }
 
 /// Serves until `shutdown` resolves, then ends live event streams and drains
