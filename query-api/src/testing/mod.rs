@@ -8,6 +8,7 @@
 //! per test binary ([`TestApp::shared`]), since each start seeds and indexes a
 //! database.
 
+pub mod browser;
 pub mod contract;
 
 use std::sync::OnceLock;
@@ -342,6 +343,30 @@ impl TestApp {
                 Duration::from_secs(3600),
             ))
             .expect("issue")
+    }
+
+    /// A single-use sign-in link (a full URL) for the organization's first
+    /// user with `role`; auditors get `certs`.
+    pub async fn signin_link(&self, slug: &str, role: Role, certs: Option<Vec<i64>>) -> String {
+        let org = self.org_id(slug).await;
+        let user: i64 = sqlx::query_scalar(
+            "SELECT id FROM users WHERE organization_id = $1 ORDER BY (role = $2) DESC, id LIMIT 1",
+        )
+        .bind(org)
+        .bind(role.as_str())
+        .fetch_one(&self.pool)
+        .await
+        .expect("user");
+        let scope = crate::Scope {
+            user_id: user,
+            org_id: org,
+            role,
+            certifications: certs.map(|c| c.into_iter().collect()),
+        };
+        let token = crate::web::session::create_link(&self.pool, &scope)
+            .await
+            .expect("sign-in link");
+        format!("{}/signin/{token}", self.base)
     }
 
     pub async fn officer(&self, slug: &str) -> String {
