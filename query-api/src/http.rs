@@ -226,9 +226,16 @@ async fn security_headers(request: Request, next: Next) -> Response {
         HeaderValue::from_static("nosniff"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // pages send their address to this server only (so a browser sends a
+    // real `Origin` with their forms, which the web layer checks); nothing
+    // else sends it anywhere
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static(if is_page {
+            "same-origin"
+        } else {
+            "no-referrer"
+        }),
     );
     h.insert(
         header::CONTENT_SECURITY_POLICY,

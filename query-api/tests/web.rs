@@ -357,9 +357,16 @@ async fn links_are_single_use_and_expire_and_sign_out_ends_the_session() {
     let (s, fx) = fixture().await;
     let http = raw_client();
     let link = s.signin_link(&fx.a, Role::Officer, None).await;
-    // the confirmation page spends nothing
+    // the confirmation page spends nothing, nor does another site's form
     let r = http.get(&link).send().await.unwrap();
     assert_eq!(r.status(), 200);
+    let r = http
+        .post(&link)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403, "another site cannot spend a link");
     let cookie = session_cookie(&link).await;
     let again = http.post(&link).send().await.unwrap();
     assert_eq!(again.status(), 401, "a link works once");
@@ -529,8 +536,8 @@ async fn a_status_change_reaches_the_feed_and_the_kpi_tile_without_reload() {
     b.find(tile).await;
     let before = text_now(&b, tile).await;
     b.execute("window.__marker = 1", vec![]).await;
-    let req: i64 = sqlx::query_scalar(
-        "SELECT id FROM requirements WHERE certification_id = $1 AND status <> 'failed' ORDER BY id LIMIT 1",
+    let (req, was): (i64, String) = sqlx::query_as(
+        "SELECT id, status FROM requirements WHERE certification_id = $1 AND status <> 'failed' ORDER BY id LIMIT 1",
     )
     .bind(fx.b_cert)
     .fetch_one(&s.pool)
@@ -558,6 +565,47 @@ async fn a_status_change_reaches_the_feed_and_the_kpi_tile_without_reload() {
     );
     let feed = text_now(&b, "#feed li").await;
     assert!(feed.contains("failed"), "{feed}");
+
+    // a network drop: the stream closes, the page says so, and the change made
+    // meanwhile arrives once it is back (resumed from the last event id)
+    b.execute("window.dispatchEvent(new Event('offline'))", vec![])
+        .await;
+    assert_eq!(
+        b.attribute(&live, "data-state").await.as_deref(),
+        Some("reconnecting"),
+        "a visible reconnecting state"
+    );
+    let (second, second_was): (i64, String) = sqlx::query_as(
+        "SELECT id, status FROM requirements WHERE certification_id = $1 AND status <> 'failed' AND id <> $2 ORDER BY id LIMIT 1",
+    )
+    .bind(fx.b_cert)
+    .bind(req)
+    .fetch_one(&s.pool)
+    .await
+    .unwrap();
+    s.set_requirement_status(second, "failed").await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let items = b
+            .execute(
+                "return document.querySelectorAll('#feed li').length",
+                vec![],
+            )
+            .await;
+        if items.as_u64() >= Some(2) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the change made while offline never reached the feed ({items} items)"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        b.attribute(&live, "data-state").await.as_deref(),
+        Some("live")
+    );
+    s.set_requirement_status(second, &second_was).await;
     // the tile links to the very requirements it counts
     let href = b
         .attribute(&b.find("[data-kpi=failed_requirements] a").await, "href")
@@ -568,7 +616,7 @@ async fn a_status_change_reaches_the_feed_and_the_kpi_tile_without_reload() {
         "{href}"
     );
     // restore B for reruns of this binary's other readers
-    s.set_requirement_status(req, "in_progress").await;
+    s.set_requirement_status(req, &was).await;
 }
 
 /// A minimal RFC 4180 reader: rows of fields (quotes, doubled quotes,

@@ -310,13 +310,9 @@ async fn signin_confirm(
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
     let info = session::peek_link(&state.pool, &token).await?;
-    let mut r = pages::html(StatusCode::OK, pages::signin_confirm(&info));
-    // a link's token must not leak through Referer to anything the page loads
-    r.headers_mut().insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    Ok(r)
+    // pages load nothing from elsewhere and their Referrer-Policy is
+    // same-origin: the link's token never leaves this server
+    Ok(pages::html(StatusCode::OK, pages::signin_confirm(&info)))
 }
 
 async fn signin_spend(
@@ -324,6 +320,7 @@ async fn signin_spend(
     headers: HeaderMap,
     Path(token): Path<String>,
 ) -> Result<Response, PageError> {
+    session::check_origin(&headers)?;
     let scope = session::redeem_link(&state.pool, &token).await?;
     state.api.organizations.admit(&state.pool, &scope).await?;
     let opened = session::open(&state.pool, &scope, "link").await?;
@@ -350,6 +347,7 @@ async fn signout(
     headers: HeaderMap,
     axum::Form(form): axum::Form<CsrfForm>,
 ) -> Result<Response, PageError> {
+    session::check_origin(&headers)?;
     session.check_csrf(form.csrf.as_deref())?;
     session::end(&state.pool, &session).await?;
     let mut r = pages::html(
@@ -387,6 +385,7 @@ async fn api_session(state: &AppState, headers: &HeaderMap) -> ApiResult<Session
 /// (auditors: their certifications; everyone else: the organization).
 async fn ticket(State(state): State<AppState>, headers: HeaderMap) -> ApiResult<Response> {
     let session = api_session(&state, &headers).await?;
+    session::check_origin(&headers)?;
     session.check_csrf(
         headers
             .get(session::CSRF_HEADER)

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use axum::extract::FromRequestParts;
 use axum::http::HeaderMap;
-use axum::http::header::COOKIE;
+use axum::http::header::{COOKIE, HOST, ORIGIN};
 use axum::http::request::Parts;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
@@ -246,6 +246,29 @@ impl Session {
                     .into(),
             ))
         }
+    }
+}
+
+/// Refuses a state-changing request made by another site's page: when the
+/// browser says where a request comes from (`Origin`, sent with every POST),
+/// it must be this server (the `Host`, or the `X-Forwarded-Host` of a proxy).
+/// With the CSRF token this also stops "login CSRF": another site posting its
+/// own sign-in link to sign a visitor in as someone else.
+pub fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
+    let Some(origin) = headers.get(ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return Ok(());
+    };
+    let authority = origin.split_once("://").map_or(origin, |(_, a)| a);
+    let ours = [HOST.as_str(), "x-forwarded-host"]
+        .into_iter()
+        .filter_map(|h| headers.get(h).and_then(|v| v.to_str().ok()))
+        .any(|host| host.eq_ignore_ascii_case(authority));
+    if ours {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "this request came from another site's page; open Certscope directly".into(),
+        ))
     }
 }
 
