@@ -87,6 +87,34 @@ pub struct GlobalArgs {
     pub database_read_url: Option<String>,
 }
 
+/// Who a token or a sign-in link stands for.
+#[derive(Debug, clap::Args)]
+struct Person {
+    /// Organization slug.
+    #[arg(long)]
+    org: String,
+    /// officer, executive, auditor or admin.
+    #[arg(long, default_value = "officer")]
+    role: String,
+    /// The user (email); default: the organization's first user with the role.
+    #[arg(long)]
+    user: Option<String>,
+    /// For auditors: a certification it may see (repeat); default: its assignments.
+    #[arg(long = "certification")]
+    certifications: Vec<i64>,
+}
+
+impl Person {
+    fn role(&self) -> anyhow::Result<certscope_query_api::Role> {
+        certscope_query_api::Role::parse(&self.role).with_context(|| {
+            format!(
+                "unknown role {:?}; roles are officer, executive, auditor, admin",
+                self.role
+            )
+        })
+    }
+}
+
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Apply the schema migrations.
@@ -125,18 +153,8 @@ enum Command {
     },
     /// Print a bearer token for the API.
     Token {
-        /// Organization slug.
-        #[arg(long)]
-        org: String,
-        /// officer, executive, auditor or admin.
-        #[arg(long, default_value = "officer")]
-        role: String,
-        /// The user (email); default: the organization's first user with the role.
-        #[arg(long)]
-        user: Option<String>,
-        /// For auditors: a certification it may see (repeat); default: its assignments.
-        #[arg(long = "certification")]
-        certifications: Vec<i64>,
+        #[command(flatten)]
+        person: Person,
         /// Hours the token is valid.
         #[arg(long, default_value_t = 12)]
         ttl_hours: u64,
@@ -146,18 +164,8 @@ enum Command {
     },
     /// Print a single-use sign-in link for the web interface (valid 10 minutes).
     SigninLink {
-        /// Organization slug.
-        #[arg(long)]
-        org: String,
-        /// officer, executive, auditor or admin.
-        #[arg(long, default_value = "officer")]
-        role: String,
-        /// The user (email); default: the organization's first user with the role.
-        #[arg(long)]
-        user: Option<String>,
-        /// For auditors: a certification it may see (repeat); default: its assignments.
-        #[arg(long = "certification")]
-        certifications: Vec<i64>,
+        #[command(flatten)]
+        person: Person,
         /// Where people reach Certscope.
         #[arg(
             long,
@@ -518,16 +526,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             serve::serve(&cli.global, &index, &api, &listen).await
         }
         Command::Token {
-            org,
-            role,
-            user,
-            certifications,
+            person,
             ttl_hours,
             jwt_secret,
         } => {
-            let role = certscope_query_api::Role::parse(&role).with_context(|| {
-                format!("unknown role {role:?}; roles are officer, executive, auditor, admin")
-            })?;
+            let role = person.role()?;
             let keys = certscope_query_api::Keys::new(&api::secret(
                 &cli.global,
                 jwt_secret.as_deref(),
@@ -537,10 +540,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let token = api::issue_token(
                 &db.pool,
                 &keys,
-                &org,
+                &person.org,
                 role,
-                user.as_deref(),
-                &certifications,
+                person.user.as_deref(),
+                &person.certifications,
                 std::time::Duration::from_secs(ttl_hours * 3600),
             )
             .await;
@@ -548,26 +551,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", token?);
             Ok(())
         }
-        Command::SigninLink {
-            org,
-            role,
-            user,
-            certifications,
-            base_url,
-        } => {
-            let role = certscope_query_api::Role::parse(&role).with_context(|| {
-                format!("unknown role {role:?}; roles are officer, executive, auditor, admin")
-            })?;
+        Command::SigninLink { person, base_url } => {
+            let role = person.role()?;
             let db = database::open(&cli.global).await?;
             // the links table may be newer than the database
             certscope_store::migrate(&db.pool).await?;
             let link = api::signin_link(
                 &db.pool,
                 &base_url,
-                &org,
+                &person.org,
                 role,
-                user.as_deref(),
-                &certifications,
+                person.user.as_deref(),
+                &person.certifications,
             )
             .await;
             db.close().await?;

@@ -323,8 +323,8 @@ impl TestApp {
         (slugs[0].clone(), slugs[1].clone())
     }
 
-    /// A token for the organization's first user with `role` (or its first user).
-    pub async fn token(&self, slug: &str, role: Role, certs: Option<Vec<i64>>) -> String {
+    /// The organization's id and its first user with `role` (or its first user).
+    async fn first_user(&self, slug: &str, role: Role) -> (i64, i64) {
         let org = self.org_id(slug).await;
         let user: i64 = sqlx::query_scalar(
             "SELECT id FROM users WHERE organization_id = $1 ORDER BY (role = $2) DESC, id LIMIT 1",
@@ -334,6 +334,12 @@ impl TestApp {
         .fetch_one(&self.pool)
         .await
         .expect("user");
+        (org, user)
+    }
+
+    /// A token for the organization's first user with `role` (or its first user).
+    pub async fn token(&self, slug: &str, role: Role, certs: Option<Vec<i64>>) -> String {
+        let (org, user) = self.first_user(slug, role).await;
         self.keys
             .issue(&auth::claims(
                 user,
@@ -348,15 +354,7 @@ impl TestApp {
     /// A single-use sign-in link (a full URL) for the organization's first
     /// user with `role`; auditors get `certs`.
     pub async fn signin_link(&self, slug: &str, role: Role, certs: Option<Vec<i64>>) -> String {
-        let org = self.org_id(slug).await;
-        let user: i64 = sqlx::query_scalar(
-            "SELECT id FROM users WHERE organization_id = $1 ORDER BY (role = $2) DESC, id LIMIT 1",
-        )
-        .bind(org)
-        .bind(role.as_str())
-        .fetch_one(&self.pool)
-        .await
-        .expect("user");
+        let (org, user) = self.first_user(slug, role).await;
         let scope = crate::Scope {
             user_id: user,
             org_id: org,

@@ -213,14 +213,27 @@ fn report_pairs(raw: Option<String>) -> ApiResult<Vec<(String, String)>> {
     Ok(pairs)
 }
 
+/// The dashboard's parameters from its URL, and the report they ask for.
+async fn dashboard_report(
+    state: &AppState,
+    session: &Session,
+    raw: Option<String>,
+) -> ApiResult<(
+    Vec<(String, String)>,
+    std::sync::Arc<certscope_reports::model::Report>,
+)> {
+    let pairs = report_pairs(raw)?;
+    let report =
+        crate::metrics_routes::report_for(state, &session.scope, Some(encode(&pairs))).await?;
+    Ok((pairs, report))
+}
+
 async fn dashboard_page(
     State(state): State<AppState>,
     session: Session,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let pairs = report_pairs(raw)?;
-    let report =
-        crate::metrics_routes::report_for(&state, &session.scope, Some(encode(&pairs))).await?;
+    let (pairs, report) = dashboard_report(&state, &session, raw).await?;
     let choices = pages::DashboardChoices::load(&state, &session).await?;
     Ok(pages::html(
         StatusCode::OK,
@@ -234,9 +247,7 @@ async fn dashboard_kpis(
     session: Session,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let pairs = report_pairs(raw)?;
-    let report =
-        crate::metrics_routes::report_for(&state, &session.scope, Some(encode(&pairs))).await?;
+    let (pairs, report) = dashboard_report(&state, &session, raw).await?;
     Ok(pages::html(
         StatusCode::OK,
         pages::kpi_tiles(&report, &pairs),
