@@ -277,6 +277,16 @@ enum BenchCommand {
         #[command(flatten)]
         index: IndexArgs,
     },
+    /// The web interface in a real headless Chromium (Performance API): search
+    /// pages from navigation to results painted, the dashboard's first and
+    /// repeat loads, bytes per page.
+    Web {
+        /// Different search pages opened.
+        #[arg(long, default_value_t = 50)]
+        queries: usize,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
     /// Commit-to-searchable latency at a fixed rate of row changes (open loop).
     IndexLatency {
         /// Row changes per second.
@@ -512,6 +522,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Bench(BenchCommand::Reports { cold, warm, index }) => {
             bench::reports::run(&cli.global, &index, cold, warm).await
+        }
+        Command::Bench(BenchCommand::Web { queries, index }) => {
+            bench::web::run(&cli.global, &index, queries).await
         }
         Command::Report(ReportCommand::Board {
             org,

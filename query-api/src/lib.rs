@@ -18,6 +18,8 @@ pub mod sso;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod web;
+/// A headless Chromium over WebDriver: the web tests and `certscope bench web`.
+pub mod webdriver;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

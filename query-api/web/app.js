@@ -39,6 +39,11 @@
     });
   });
 
+  // on a narrow screen the filters start folded (their summary says how
+  // many apply), so the results come first
+  var filters = document.getElementById("filters");
+  if (filters && window.matchMedia && window.matchMedia("(max-width: 48rem)").matches) filters.removeAttribute("open");
+
   // arrows move through the results
   var results = Array.prototype.slice.call(document.querySelectorAll("ol.results h2 a"));
   results.forEach(function (a, i) {
@@ -128,11 +133,16 @@
       var change = p.previous !== undefined && p.status !== undefined ? ": " + (p.previous || "new") + " → " + (p.status || "removed") : "";
       return kind.replace(".", " ").replace("_", " ") + " — " + what + change;
     };
-    var refresh = function () {
+    var refresh = function (attempt) {
       var target = document.getElementById("kpis");
       if (!target) return;
+      attempt = attempt || 0;
       fetch("/dashboard/kpis" + window.location.search, { credentials: "same-origin" })
-        .then(function (r) { return r.ok ? r.text() : null; })
+        .then(function (r) {
+          // 503: the index has not caught up yet; ask again shortly
+          if (r.status === 503 && attempt < 10) { refreshTimer = setTimeout(function () { refresh(attempt + 1); }, 300); return null; }
+          return r.ok ? r.text() : null;
+        })
         .then(function (html) {
           if (html === null) return;
           var doc = new DOMParser().parseFromString(html, "text/html");
@@ -144,9 +154,10 @@
         }).catch(function () {});
     };
     var changed = function () {
-      // the figures follow the index, which may commit just after the event
+      // the server answers once its index holds the change; a burst of
+      // events makes one refresh
       clearTimeout(refreshTimer);
-      refreshTimer = setTimeout(function () { refresh(); refreshTimer = setTimeout(refresh, 1200); }, 250);
+      refreshTimer = setTimeout(refresh, 150);
     };
     var onEvent = function (e) {
       if (e.lastEventId) lastId = e.lastEventId;

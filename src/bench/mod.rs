@@ -7,3 +7,4 @@ pub mod index_latency;
 pub mod reports;
 pub mod search;
 mod server;
+pub mod web;

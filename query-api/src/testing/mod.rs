@@ -8,7 +8,6 @@
 //! per test binary ([`TestApp::shared`]), since each start seeds and indexes a
 //! database.
 
-pub mod browser;
 pub mod contract;
 
 use std::sync::OnceLock;

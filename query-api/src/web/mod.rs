@@ -241,13 +241,24 @@ async fn dashboard_page(
     ))
 }
 
-/// The KPI tiles alone, for the live dashboard's refresh.
+/// The KPI tiles alone, for the live dashboard's refresh after an event. The
+/// change the event told of is committed; the report is versioned by the
+/// index position, so the answer waits (bounded) until the index holds
+/// everything committed now, and never shows the figures from before it.
 async fn dashboard_kpis(
     State(state): State<AppState>,
     session: Session,
     RawQuery(raw): RawQuery,
 ) -> Result<Response, PageError> {
-    let (pairs, report) = dashboard_report(&state, &session, raw).await?;
+    let pairs = report_pairs(raw)?;
+    let now: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+        .fetch_one(&state.pool)
+        .await
+        .map_err(ApiError::from)?;
+    let mut fresh = pairs.clone();
+    fresh.push(("min_position".into(), now));
+    let report =
+        crate::metrics_routes::report_for(&state, &session.scope, Some(encode(&fresh))).await?;
     Ok(pages::html(
         StatusCode::OK,
         pages::kpi_tiles(&report, &pairs),

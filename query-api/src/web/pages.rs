@@ -313,6 +313,11 @@ pub fn search(
             .iter()
             .any(|(k, v)| k == name && v.split(',').any(|x| x.trim() == value))
     };
+    // filters in force: facet values, date bounds, a sort
+    let filters = pairs
+        .iter()
+        .filter(|(k, _)| k != "q" && k != "cursor" && k != "collapse")
+        .count();
     let title = if q.is_empty() {
         "Search".to_owned()
     } else {
@@ -331,6 +336,8 @@ pub fn search(
             }
             div.layout {
                 aside.facets aria-label="Filters" {
+                  details #filters open {
+                    summary { "Filters" @if filters > 0 { " (" (filters) " applied)" } }
                     @if let Ok(answer) = answer {
                         @for (name, values) in answer.get("facets").and_then(Value::as_object).into_iter().flatten() {
                             @let values = values.as_array().cloned().unwrap_or_default();
@@ -373,6 +380,7 @@ pub fn search(
                         }
                     }
                     p { button type="submit" { "Apply filters" } " " a href=(url(paths::SEARCH, &only_q(pairs))) { "Clear filters" } }
+                  }
                 }
                 section aria-label="Results" {
                     @match answer {
@@ -602,7 +610,7 @@ pub fn detail(session: &Session, kind: Kind, record: &serde_json::Map<String, Va
                         @else if field == "requirement_id" {
                             a href=(paths::detail(Kind::Requirement, value.as_i64().unwrap_or(0))) { "Requirement " (plain(value)) }
                         }
-                        @else if field == "requirements" && value.is_number() { (plain(value)) }
+                        @else if field.ends_with("_at") { (short_time(&plain(value))) }
                         @else { (plain(value)) }
                     }
                 }

@@ -1,6 +1,7 @@
 //! A real headless Chromium driven over WebDriver (Debian's `chromium` and
-//! `chromium-driver`), with the few commands the web tests use. The protocol
-//! is plain HTTP and JSON, spoken here with reqwest.
+//! `chromium-driver`), with the few commands the web tests and the web
+//! benchmark use. The protocol is plain HTTP and JSON, spoken here with
+//! reqwest. Failures panic with what went wrong: it is test tooling.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -178,7 +179,7 @@ impl Browser {
     pub async fn find(&self, css: &str) -> Element {
         self.wait_for(css, Duration::from_secs(5))
             .await
-            .unwrap_or_else(|| panic!("no element matches `{css}` on {}", ""))
+            .unwrap_or_else(|| panic!("no element matches `{css}` within 5 s"))
     }
 
     pub async fn wait_for(&self, css: &str, timeout: Duration) -> Option<Element> {

@@ -1,0 +1,201 @@
+//! `certscope bench web`: the web interface as a person sees it, measured in a
+//! real headless Chromium with the browser's own Performance API against the
+//! largest organization: the search page from navigation to its results
+//! painted over different queries, the dashboard's first and repeat loads, and
+//! the bytes each page costs over the wire (compressed, headers included).
+
+use anyhow::Context;
+use certscope_query_api::Role;
+use certscope_query_api::webdriver::Browser;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+
+use super::server::{BenchServer, largest_org};
+use crate::database;
+use crate::{GlobalArgs, IndexArgs};
+
+fn pct(ms: &[f64], p: f64) -> f64 {
+    let mut v = ms.to_vec();
+    v.sort_by(f64::total_cmp);
+    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
+        .copied()
+        .unwrap_or(f64::NAN)
+}
+
+/// The page's timings after its `load`: navigation start to the last
+/// contentful paint (the results: the search renders them in the page), to
+/// `load`, and the bytes transferred for it and everything it loaded.
+const TIMINGS: &str = "
+const done = arguments[arguments.length - 1];
+const nav = performance.getEntriesByType('navigation')[0];
+const bytes = nav.transferSize + performance.getEntriesByType('resource')
+    .reduce((n, r) => n + r.transferSize, 0);
+let lcp = 0;
+new PerformanceObserver(list => {
+    for (const e of list.getEntries()) lcp = Math.max(lcp, e.renderTime || e.startTime);
+}).observe({ type: 'largest-contentful-paint', buffered: true });
+const fcp = (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0;
+setTimeout(() => done({ painted: Math.max(lcp, fcp), load: nav.loadEventEnd,
+    bytes, html: nav.transferSize, decoded: nav.decodedBodySize }), 50);
+";
+
+struct Sample {
+    painted: f64,
+    load: f64,
+    bytes: f64,
+    html: f64,
+    decoded: f64,
+}
+
+async fn measure(b: &Browser, url: &str) -> anyhow::Result<Sample> {
+    b.goto(url).await;
+    timings(&b.execute_async(TIMINGS, vec![]).await, url)
+}
+
+fn timings(v: &Value, what: &str) -> anyhow::Result<Sample> {
+    let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
+    anyhow::ensure!(f("load") > 0.0, "{what}: no navigation timing ({v})");
+    Ok(Sample {
+        painted: f("painted"),
+        load: f("load"),
+        bytes: f("bytes"),
+        html: f("html"),
+        decoded: f("decoded"),
+    })
+}
+
+/// Different queries an officer might type: words of control titles, control
+/// ids, and a few with facets, taken from the catalogue in a fixed order.
+async fn queries(db: &database::Database, n: usize) -> anyhow::Result<Vec<String>> {
+    let titles: Vec<(String, String)> = sqlx::query_as(
+        "SELECT display_id, title FROM controls WHERE NOT withdrawn ORDER BY id LIMIT 400",
+    )
+    .fetch_all(&db.pool)
+    .await?;
+    anyhow::ensure!(
+        !titles.is_empty(),
+        "no catalogue controls: run `certscope seed` first"
+    );
+    let enc = certscope_query_api::encode_query_value;
+    let mut out = Vec::with_capacity(n);
+    let mut i = 0usize;
+    while out.len() < n {
+        let (id, title) = &titles[(i * 37) % titles.len()];
+        let words: Vec<&str> = title.split_whitespace().take(2).collect();
+        out.push(match i % 5 {
+            0 => format!("q={}", enc(id)),
+            1 => format!("q={}&status=failed", enc(&words.join(" "))),
+            2 => format!("q={}&kind=evidence", enc(&words.join(" "))),
+            _ => format!("q={}", enc(&words.join(" "))),
+        });
+        i += 1;
+    }
+    Ok(out)
+}
+
+pub async fn run(global: &GlobalArgs, index: &IndexArgs, count: usize) -> anyhow::Result<()> {
+    anyhow::ensure!(count >= 2, "--queries must be at least 2");
+    let db = database::open(global).await?;
+    certscope_store::migrate(&db.pool).await?;
+    let (_, slug, evidence) = largest_org(&db).await?;
+    println!("organization {slug}: {evidence} evidence rows");
+    let server = BenchServer::start(global, index, &[]).await?;
+    let link = |role| crate::api::signin_link(&db.pool, &server.base, &slug, role, None, &[]);
+    let officer = link(Role::Officer).await?;
+    let executive = link(Role::Executive).await?;
+    let queries = queries(&db, count).await?;
+
+    let b = Browser::start(1280, 900).await;
+    b.goto(&officer).await;
+    let button = b.find("main form button[type=submit]").await;
+    b.click(&button).await;
+    b.find("header.top .who").await;
+    // assets cached, as for anyone who has opened one page
+    let bar = ProgressBar::new(queries.len() as u64)
+        .with_style(ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")?)
+        .with_message("search pages");
+    let mut search = Vec::new();
+    for q in &queries {
+        search.push(measure(&b, &format!("{}/?{q}", server.base)).await?);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    let first_result = b
+        .execute(
+            "const a = document.querySelector(\"ol.results h2 a:not([href^='/?'])\"); return a ? a.href : null;",
+            vec![],
+        )
+        .await;
+    let detail = match first_result.as_str() {
+        Some(href) => Some(measure(&b, href).await?),
+        None => None,
+    };
+
+    // the executive: a new browser, nothing cached; signing in lands on the
+    // dashboard (that navigation is the first load), then the page again
+    let e = Browser::start(1280, 900).await;
+    e.goto(&executive).await;
+    let button = e.find("main form button[type=submit]").await;
+    e.click(&button).await;
+    e.find("#kpis").await;
+    let first = timings(
+        &e.execute_async(TIMINGS, vec![]).await,
+        "the first dashboard",
+    )?;
+    let mut repeat = Vec::new();
+    for _ in 0..10 {
+        repeat.push(measure(&e, &format!("{}/dashboard", server.base)).await?);
+    }
+
+    println!(
+        "\nsearch page, {} different queries (ms from navigation start):",
+        search.len()
+    );
+    let painted: Vec<f64> = search.iter().map(|s| s.painted).collect();
+    let load: Vec<f64> = search.iter().map(|s| s.load).collect();
+    println!(
+        "  results painted  p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}",
+        pct(&painted, 0.5),
+        pct(&painted, 0.99),
+        pct(&painted, 1.0)
+    );
+    println!(
+        "  load event       p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}",
+        pct(&load, 0.5),
+        pct(&load, 0.99),
+        pct(&load, 1.0)
+    );
+    println!("dashboard:");
+    println!(
+        "  first load       {:>7.1}  (a new browser: sign-in POST, redirect, page, assets)",
+        first.load
+    );
+    let rl: Vec<f64> = repeat.iter().map(|s| s.load).collect();
+    println!(
+        "  repeat load      p50 {:>7.1}  max {:>7.1}",
+        pct(&rl, 0.5),
+        pct(&rl, 1.0)
+    );
+    println!(
+        "bytes per page (transferred, compressed; page + what it loaded / page HTML alone / HTML decoded):"
+    );
+    let row = |name: &str, s: &Sample| {
+        println!(
+            "  {name:<28} {:>8.0} {:>8.0} {:>8.0}",
+            s.bytes, s.html, s.decoded
+        )
+    };
+    row("search (first, assets cached)", &search[0]);
+    let heaviest = search
+        .iter()
+        .max_by(|a, b| a.html.total_cmp(&b.html))
+        .context("no search page")?;
+    row("search (heaviest HTML)", heaviest);
+    if let Some(d) = &detail {
+        row("detail", d);
+    }
+    row("dashboard (first, nothing cached)", &first);
+    row("dashboard (repeat)", &repeat[0]);
+    server.stop().await;
+    db.close().await
+}
