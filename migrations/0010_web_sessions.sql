@@ -37,3 +37,20 @@ CREATE TABLE web_sessions (
     FOREIGN KEY (organization_id, user_id) REFERENCES users (organization_id, id) ON DELETE CASCADE
 );
 CREATE INDEX web_sessions_expiry ON web_sessions (expires_at);
+
+-- A browser sign-in at an identity provider, between the redirect there and
+-- the callback: what the callback must check (the `state` it carries, bound
+-- to the browser by a cookie, and the ID token's `nonce`) and the PKCE
+-- verifier it proves the code with. Spent once, within ten minutes.
+CREATE TABLE web_oidc_logins (
+    state_hash     bytea PRIMARY KEY CHECK (length(state_hash) = 32),
+    provider       text NOT NULL,
+    nonce          text NOT NULL,
+    code_verifier  text NOT NULL,
+    -- the local page to land on afterwards
+    return_to      text NOT NULL CHECK (return_to LIKE '/%'),
+    created_at     timestamptz NOT NULL DEFAULT now(),
+    expires_at     timestamptz NOT NULL,
+    used_at        timestamptz
+);
+CREATE INDEX web_oidc_logins_expiry ON web_oidc_logins (expires_at);

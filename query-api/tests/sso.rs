@@ -12,6 +12,7 @@ use base64::Engine as _;
 use certscope_query_api::Role;
 use certscope_query_api::sso::ProviderConfig;
 use certscope_query_api::testing::{Params, TestApp, total};
+use certscope_query_api::webdriver::Browser;
 use serde_json::{Value, json};
 
 const SECRET: &str = "client-secret-0123456789";
@@ -172,6 +173,18 @@ impl Idp {
             .text()
             .await
             .unwrap()
+    }
+
+    /// Adds accounts (login → claims) people sign in with in the browser.
+    async fn set_accounts(&self, accounts: Value) {
+        let r = self
+            .http
+            .post(format!("{}/accounts", self.signer))
+            .body(accounts.to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 204);
     }
 
     /// Replaces the claims the provider puts in its clients' tokens.
@@ -570,4 +583,154 @@ async fn a_provider_that_is_down_degrades_readiness_and_cached_keys_keep_working
     );
     // the token whose key is cached still works
     assert_eq!(status(&s, &token).await.0, 200);
+}
+
+/// Signs in at the provider's login page (its development interactions take
+/// any password) and confirms the consent page when it asks.
+async fn provider_login(b: &Browser, base: &str, login: &str) {
+    let input = b.find("input[name=login]").await;
+    b.send_keys(&input, login).await;
+    let password = b.find("input[name=password]").await;
+    b.send_keys(&password, "any password").await;
+    b.click(&b.find("button[type=submit]").await).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if b.url().await.starts_with(base) {
+            return;
+        }
+        // the consent page: its "Continue" button
+        b.execute(
+            "const c = Array.from(document.querySelectorAll('button')).find(x => x.textContent.trim() === 'Continue'); if (c) c.click();",
+            vec![],
+        )
+        .await;
+        if Instant::now() > deadline {
+            panic!(
+                "the provider never sent the browser back: at {} showing {:?}",
+                b.url().await,
+                page_text(b).await
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn page_text(b: &Browser) -> String {
+    b.execute("return document.body.innerText", vec![])
+        .await
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn people_sign_in_at_the_provider_in_a_browser_and_bad_callbacks_are_refused() {
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let idp = Idp::start(
+        &[("rsa-1", "RS256")],
+        json!([{"client_id": "certscope-web", "client_secret": SECRET,
+                "redirect_uris": [format!("{base}/signin/sso/test-idp/callback")],
+                "post_logout_redirect_uris": [format!("{base}/signin")]}]),
+    );
+    let config = idp.provider(
+        "test-idp",
+        json!({"client_id": "certscope-web", "client_secret": SECRET}),
+    );
+    let s = TestApp::start_on(port, move |c| c.providers = vec![config]).await;
+    let (a, _) = s.orgs().await;
+    let officer = email_of(&s, &a, Role::Officer).await;
+    idp.set_accounts(json!({
+        "officer": {"email": officer, "org": a, "certscope_role": "officer"},
+        "stranger": {"email": officer, "certscope_role": "officer"},
+    }))
+    .await;
+
+    // sign in from a page that needs it, and land back on that page
+    let b = Browser::start(1280, 900).await;
+    b.goto(&format!("{base}/dashboard")).await;
+    let button = b.find("a.button[href^='/signin/sso/test-idp']").await;
+    b.click(&button).await;
+    provider_login(&b, &base, "officer").await;
+    b.find("header.top .who").await;
+    assert_eq!(
+        b.url().await,
+        format!("{base}/dashboard"),
+        "back where it started"
+    );
+    let who = b.text(&b.find("header.top .who").await).await;
+    assert!(who.contains("Compliance officer"), "{who}");
+    let method: String =
+        sqlx::query_scalar("SELECT method FROM web_sessions ORDER BY created_at DESC LIMIT 1")
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+    assert_eq!(method, "test-idp");
+
+    // sign-out ends the session here and goes to the provider's end-session page
+    let signout = b.find("form[action='/signout'] button").await;
+    b.click(&signout).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !b.url().await.starts_with(&idp.issuer) {
+        assert!(
+            Instant::now() < deadline,
+            "sign-out did not reach the provider"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let ended: bool = sqlx::query_scalar("SELECT ended_at IS NOT NULL FROM web_sessions WHERE method = 'test-idp' ORDER BY created_at DESC LIMIT 1")
+        .fetch_one(&s.pool)
+        .await
+        .unwrap();
+    assert!(ended, "the local session ended");
+    b.goto(&format!("{base}/")).await;
+    assert!(page_text(&b).await.contains("Sign in to Certscope"));
+
+    // no organization claim: refused saying which claim; the callback replayed
+    // (same code, same state) is refused too
+    let b = Browser::start(1280, 900).await;
+    b.goto(&format!("{base}/signin/sso/test-idp")).await;
+    provider_login(&b, &base, "stranger").await;
+    b.find("main h1").await;
+    let text = page_text(&b).await;
+    assert!(text.contains("claim `org` is missing"), "{text}");
+    let callback = b.url().await;
+    assert!(
+        callback.contains("/callback?") && callback.contains("code="),
+        "{callback}"
+    );
+    b.goto(&callback).await;
+    let text = page_text(&b).await;
+    assert!(text.contains("already used"), "a replayed callback: {text}");
+
+    // a state that is not this browser's
+    let r = reqwest::Client::new()
+        .get(format!(
+            "{base}/signin/sso/test-idp/callback?code=abc&state=theirs"
+        ))
+        .header("cookie", "certscope_oidc=mine")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(
+        r.text()
+            .await
+            .unwrap()
+            .contains("not started in this browser")
+    );
+
+    // a nonce that is not this sign-in's
+    let b = Browser::start(1280, 900).await;
+    b.goto(&format!("{base}/signin/sso/test-idp")).await;
+    b.find("input[name=login]").await;
+    sqlx::query("UPDATE web_oidc_logins SET nonce = 'tampered' WHERE used_at IS NULL")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    provider_login(&b, &base, "officer").await;
+    b.find("main h1").await;
+    let text = page_text(&b).await;
+    assert!(text.contains("nonce"), "{text}");
+    assert_eq!(b.dialog().await, None);
 }

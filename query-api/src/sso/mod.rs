@@ -40,6 +40,8 @@ pub struct Provider {
 #[derive(Default, Clone)]
 pub struct Providers {
     all: Arc<Vec<Provider>>,
+    /// Bounded client for discovery, keys and token exchanges.
+    http: reqwest::Client,
 }
 
 impl std::fmt::Debug for Providers {
@@ -72,7 +74,15 @@ impl Providers {
                 config,
             })
             .collect();
-        Self { all: Arc::new(all) }
+        Self {
+            all: Arc::new(all),
+            http,
+        }
+    }
+
+    /// The client for requests to providers (bounded timeouts).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
     }
 
     pub fn is_empty(&self) -> bool {
@@ -128,6 +138,49 @@ impl Provider {
         header: &jsonwebtoken::Header,
         pool: &PgPool,
     ) -> Result<(Scope, u64), ApiError> {
+        let claims = self
+            .decode(token, header, &self.config.audience, unauthorized)
+            .await?;
+        let exp = claims
+            .get("exp")
+            .and_then(Value::as_u64)
+            .ok_or_else(|| unauthorized("the token's `exp` is not a number"))?;
+        let scope = mapping::scope(&claims, &self.config.claims, pool).await?;
+        Ok((scope, exp))
+    }
+
+    /// The claims of an ID token from this provider's token endpoint (browser
+    /// sign-in): verified like an access token, for the audience of our OAuth
+    /// client, and carrying the `nonce` this sign-in sent.
+    pub async fn verify_id_token(&self, token: &str, nonce: &str) -> Result<Value, ApiError> {
+        let refuse = |why: &dyn std::fmt::Display| {
+            ApiError::Unauthorized(format!(
+                "the identity provider's ID token is not valid: {why}"
+            ))
+        };
+        let client = self
+            .config
+            .client_id
+            .as_deref()
+            .ok_or_else(|| refuse(&"no OAuth client is configured"))?;
+        let header = jsonwebtoken::decode_header(token).map_err(|_| refuse(&"it is malformed"))?;
+        let claims = self.decode(token, &header, client, |w| refuse(&w)).await?;
+        if claims.get("nonce").and_then(Value::as_str) != Some(nonce) {
+            return Err(refuse(&"its nonce is not this sign-in's"));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies `token`'s signature with this provider's key for its `kid`
+    /// (with that key's algorithm, never the header's), its issuer, `audience`,
+    /// `exp` and `nbf`; the claims.
+    async fn decode(
+        &self,
+        token: &str,
+        header: &jsonwebtoken::Header,
+        audience: &str,
+        refuse: impl Fn(String) -> ApiError,
+    ) -> Result<Value, ApiError> {
         let key = self
             .keys
             .key(header.kid.as_deref())
@@ -140,19 +193,18 @@ impl Provider {
                     ),
                     retry_after: Duration::from_secs(5),
                 },
-                other => unauthorized(other),
+                other => refuse(other.to_string()),
             })?;
-        // the key's algorithm, never the header's: a mismatch is refused
         let mut validation = Validation::new(key.alg);
         validation.leeway = LEEWAY_SECS;
         validation.validate_nbf = true;
         validation.set_issuer(&[&self.config.issuer]);
-        validation.set_audience(&[&self.config.audience]);
+        validation.set_audience(&[audience]);
         validation.set_required_spec_claims(&["exp", "iss", "aud"]);
         let data =
             jsonwebtoken::decode::<Value>(token, &key.decoding, &validation).map_err(|e| {
                 use jsonwebtoken::errors::ErrorKind;
-                unauthorized(match e.kind() {
+                refuse(match e.kind() {
                     ErrorKind::ExpiredSignature => "the token has expired".to_owned(),
                     ErrorKind::ImmatureSignature => "the token is not valid yet".to_owned(),
                     ErrorKind::InvalidAlgorithm => {
@@ -162,20 +214,16 @@ impl Provider {
                         "the token's signature does not verify".to_owned()
                     }
                     ErrorKind::InvalidAudience => {
-                        format!("the token's audience is not {:?}", self.config.audience)
+                        format!("the token's audience is not {audience:?}")
                     }
                     ErrorKind::InvalidIssuer => "the token's issuer does not match".to_owned(),
-                    ErrorKind::MissingRequiredClaim(c) => format!("the token has no `{c}` claim"),
+                    ErrorKind::MissingRequiredClaim(c) => {
+                        format!("the token has no `{c}` claim")
+                    }
                     _ => "the token is malformed".to_owned(),
                 })
             })?;
-        let exp = data
-            .claims
-            .get("exp")
-            .and_then(Value::as_u64)
-            .ok_or_else(|| unauthorized("the token's `exp` is not a number"))?;
-        let scope = mapping::scope(&data.claims, &self.config.claims, pool).await?;
-        Ok((scope, exp))
+        Ok(data.claims)
     }
 }
 

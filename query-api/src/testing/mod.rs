@@ -141,7 +141,7 @@ impl Shared {
                     .expect("runtime of the shared service");
                 runtime.block_on(async move {
                     let url = TestDb::seeded_for_process(&seed_config()).await;
-                    let app = TestApp::serve(url.clone(), None, |_| {}).await;
+                    let app = TestApp::serve(url.clone(), None, 0, |_| {}).await;
                     let shared = Shared {
                         url,
                         base: app.base.clone(),
@@ -188,14 +188,21 @@ impl TestApp {
     /// Seeds the small preset, builds the service with `configure`d API
     /// settings, serves it, and waits until the index covers the seed.
     pub async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> Self {
+        Self::start_on(0, configure).await
+    }
+
+    /// `start_with` on a chosen loopback port (0: any): for a peer that must
+    /// know the address first, such as an identity provider's redirect URIs.
+    pub async fn start_on(port: u16, configure: impl FnOnce(&mut ApiConfig)) -> Self {
         let db = TestDb::seeded(&seed_config()).await;
-        Self::serve(db.url.clone(), Some(db), configure).await
+        Self::serve(db.url.clone(), Some(db), port, configure).await
     }
 
     /// Serves the seeded database at `url` (owning `db` when it is this test's).
     async fn serve(
         url: String,
         db: Option<TestDb>,
+        port: u16,
         configure: impl FnOnce(&mut ApiConfig),
     ) -> Self {
         let _ = tracing_subscriber::fmt()
@@ -212,7 +219,7 @@ impl TestApp {
         api.cors_origins = vec!["https://app.example.com".into()];
         api.max_position_wait = Duration::from_millis(1500);
         configure(&mut api);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
         let app = Application::build(Databases::single(pool.clone()), indexer, api, listener);

@@ -10,6 +10,7 @@
 
 mod assets;
 mod export;
+mod oidc;
 mod pages;
 pub mod session;
 
@@ -74,6 +75,8 @@ pub fn routes() -> Router<AppState> {
         .route(paths::HEAT_CELL, get(heat_cell_page))
         .route(paths::SIGNIN, get(signin_help))
         .route(paths::SIGNIN_LINK, get(signin_confirm).post(signin_spend))
+        .route("/signin/sso/{provider}", get(oidc::start))
+        .route("/signin/sso/{provider}/callback", get(oidc::callback))
         .route(paths::SIGNOUT, post(signout))
         .route(paths::EXPORT, get(export::search_csv))
         .route(paths::SUGGEST, get(suggest))
@@ -323,8 +326,22 @@ async fn heat_cell_page(
     ))
 }
 
-async fn signin_help() -> Response {
-    pages::html(StatusCode::UNAUTHORIZED, pages::signed_out(None))
+/// The identity providers whose sign-in the sign-in page offers.
+fn sign_in_providers(state: &AppState) -> Vec<String> {
+    state
+        .api
+        .providers
+        .iter()
+        .filter(|p| p.config.client_id.is_some())
+        .map(|p| p.config.name.clone())
+        .collect()
+}
+
+async fn signin_help(State(state): State<AppState>) -> Response {
+    pages::html(
+        StatusCode::UNAUTHORIZED,
+        pages::signed_out(None, &sign_in_providers(&state), None),
+    )
 }
 
 async fn signin_confirm(
@@ -372,10 +389,18 @@ async fn signout(
     session::check_origin(&headers)?;
     session.check_csrf(form.csrf.as_deref())?;
     session::end(&state.pool, &session).await?;
-    let mut r = pages::html(
-        StatusCode::OK,
-        pages::signed_out(Some("You are signed out.")),
-    );
+    // signed in at a provider: sign out there too, where it can
+    let mut r = match oidc::logout_url(&state, &session.method, &headers).await {
+        Some(url) => pages::html(StatusCode::OK, pages::signing_out_at(&url)),
+        None => pages::html(
+            StatusCode::OK,
+            pages::signed_out(
+                Some("You are signed out."),
+                &sign_in_providers(&state),
+                None,
+            ),
+        ),
+    };
     if let Ok(v) = HeaderValue::from_str(&session::clear_cookie(&headers)) {
         r.headers_mut().insert(header::SET_COOKIE, v);
     }

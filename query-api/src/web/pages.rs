@@ -35,7 +35,11 @@ pub fn html(status: StatusCode, body: Markup) -> Response {
 /// Why a page cannot be shown: as a page, never as JSON.
 #[derive(Debug)]
 pub enum PageError {
-    SignedOut { back_to: String },
+    SignedOut {
+        back_to: String,
+        /// Identity providers people may sign in with.
+        providers: Vec<String>,
+    },
     Api(ApiError),
 }
 
@@ -48,7 +52,10 @@ impl From<ApiError> for PageError {
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
         match self {
-            PageError::SignedOut { .. } => html(StatusCode::UNAUTHORIZED, signed_out(None)),
+            PageError::SignedOut { back_to, providers } => html(
+                StatusCode::UNAUTHORIZED,
+                signed_out(None, &providers, Some(&back_to)),
+            ),
             PageError::Api(e) => {
                 let status = e.status();
                 let mut r = html(status, error_page(status, &e.public_message()));
@@ -70,6 +77,18 @@ enum Nav {
 }
 
 fn layout(session: Option<&Session>, title: &str, nav: Nav, main: Markup) -> Markup {
+    page(session, title, nav, main, None)
+}
+
+/// A page; `go_to` makes the browser move on to that address at once (a
+/// navigation, which the CSP's `form-action 'self'` does not govern).
+fn page(
+    session: Option<&Session>,
+    title: &str,
+    nav: Nav,
+    main: Markup,
+    go_to: Option<&str>,
+) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -77,6 +96,7 @@ fn layout(session: Option<&Session>, title: &str, nav: Nav, main: Markup) -> Mar
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 meta name="color-scheme" content="light dark";
+                @if let Some(to) = go_to { meta http-equiv="refresh" content={ "0;url=" (to) }; }
                 @if let Some(s) = session { meta name="csrf-token" content=(s.csrf); }
                 title { (title) " · Certscope" }
                 link rel="stylesheet" href=(assets::css_path());
@@ -120,7 +140,7 @@ fn error_page(status: StatusCode, message: &str) -> Markup {
 }
 
 /// The page for people without a session (or who just ended it).
-pub fn signed_out(message: Option<&str>) -> Markup {
+pub fn signed_out(message: Option<&str>, providers: &[String], back_to: Option<&str>) -> Markup {
     layout(
         None,
         "Sign in",
@@ -129,11 +149,37 @@ pub fn signed_out(message: Option<&str>) -> Markup {
             div.signin {
                 h1 { "Sign in to Certscope" }
                 @if let Some(m) = message { p.notice role="status" { (m) } }
+                @for p in providers {
+                    p {
+                        a.button href={ "/signin/sso/" (crate::encode_query_value(p))
+                            @if let Some(b) = back_to.filter(|b| b.starts_with('/')) { "?return_to=" (crate::encode_query_value(b)) } } {
+                            "Sign in with " (p)
+                        }
+                    }
+                }
                 p { "Open the sign-in link you were given. Links work once and for ten minutes." }
                 p { "An administrator makes one with:" }
                 pre { code { "certscope signin-link --org ORGANIZATION --role officer --user you@example.com" } }
             }
         },
+    )
+}
+
+/// After sign-out from a session an identity provider opened: on to the
+/// provider's end-session page.
+pub fn signing_out_at(provider_url: &str) -> Markup {
+    page(
+        None,
+        "Signing out",
+        Nav::None,
+        html! {
+            div.signin {
+                h1 { "You are signed out of Certscope" }
+                p { "Signing you out at your identity provider… "
+                    a href=(provider_url) { "Continue" } }
+            }
+        },
+        Some(provider_url),
     )
 }
 

@@ -36,7 +36,7 @@ const TOUCH_EVERY_SECS: f64 = 60.0;
 pub const CSRF_FIELD: &str = "csrf";
 pub const CSRF_HEADER: &str = "x-csrf-token";
 
-fn random_token(prefix: &str) -> String {
+pub(crate) fn random_token(prefix: &str) -> String {
     let mut bytes = [0u8; 32];
     rand::rng().fill_bytes(&mut bytes);
     use base64::Engine;
@@ -46,7 +46,7 @@ fn random_token(prefix: &str) -> String {
     )
 }
 
-fn digest(secret: &str) -> Vec<u8> {
+pub(crate) fn digest(secret: &str) -> Vec<u8> {
     Sha256::digest(secret.as_bytes()).to_vec()
 }
 
@@ -219,6 +219,8 @@ pub struct Session {
     pub csrf: String,
     pub user_name: String,
     pub organization: String,
+    /// How it was opened: `link`, or the identity provider's name.
+    pub method: String,
     /// Seconds since the epoch when the session ends at the latest.
     pub expires: u64,
     id_hash: Vec<u8>,
@@ -274,13 +276,18 @@ pub fn check_origin(headers: &HeaderMap) -> ApiResult<()> {
 
 /// The session cookie's value in `headers`, if any.
 pub fn cookie_value(headers: &HeaderMap) -> Option<&str> {
+    cookie_named(headers, COOKIE_NAME)
+}
+
+/// The value of cookie `name` in `headers`, if any.
+pub fn cookie_named<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
+        .find(|(n, _)| *n == name)
         .map(|(_, value)| value.trim())
         .filter(|v| !v.is_empty())
 }
@@ -331,12 +338,13 @@ pub async fn lookup(state: &AppState, headers: &HeaderMap) -> Result<Session, No
         String,
         String,
         String,
+        String,
         f64,
         f64,
     );
     let row: Option<Row> = sqlx::query_as(
         "SELECT s.organization_id, s.user_id, s.role, s.certifications, s.csrf_token, \
-                u.display_name, o.name, \
+                u.display_name, o.name, s.method, \
                 extract(epoch FROM s.expires_at)::float8, \
                 extract(epoch FROM now() - s.last_seen_at)::float8 \
          FROM web_sessions s JOIN organizations o ON o.id = s.organization_id \
@@ -349,7 +357,7 @@ pub async fn lookup(state: &AppState, headers: &HeaderMap) -> Result<Session, No
     .fetch_optional(&state.pool)
     .await
     .map_err(|e| NoSession::Failed(ApiError::internal("reading a session", e)))?;
-    let (org, user, role, certs, csrf, user_name, organization, expires, idle) =
+    let (org, user, role, certs, csrf, user_name, organization, method, expires, idle) =
         row.ok_or(NoSession::SignedOut)?;
     if idle > TOUCH_EVERY_SECS {
         sqlx::query("UPDATE web_sessions SET last_seen_at = now() WHERE id_hash = $1")
@@ -364,6 +372,7 @@ pub async fn lookup(state: &AppState, headers: &HeaderMap) -> Result<Session, No
         csrf,
         user_name,
         organization,
+        method,
         expires: expires.max(0.0) as u64,
         id_hash,
     })
@@ -385,6 +394,7 @@ impl FromRequestParts<AppState> for Session {
                 Ok(s)
             }
             Err(NoSession::SignedOut) => Err(super::pages::PageError::SignedOut {
+                providers: super::sign_in_providers(state),
                 back_to: parts
                     .uri
                     .path_and_query()

@@ -10,7 +10,9 @@
 // `https://certscope.test/api/<ALG>` to pick the signing algorithm; any other
 // resource gets the audience `other-api`). A client's `claims` go into its
 // client-credentials tokens (POST /claims {client_id: claims} replaces them
-// while running); an account's into its ID and access tokens.
+// while running); an account's into its ID and access tokens (POST /accounts
+// {login: claims} adds or replaces accounts while running; the login form of
+// the provider's development interactions takes any login and password).
 //
 // A side server on `sign_port` signs arbitrary claims (POST /sign {kid, alg,
 // claims, header}) with published or rogue keys, and returns a published
@@ -114,6 +116,13 @@ const signer = http.createServer(async (req, res) => {
       let body = '';
       for await (const chunk of req) body += chunk;
       Object.assign(clientClaims, JSON.parse(body));
+      res.writeHead(204).end();
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/accounts') {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      Object.assign(accounts, JSON.parse(body));
       res.writeHead(204).end();
       return;
     }
