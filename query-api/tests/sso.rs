@@ -733,4 +733,21 @@ async fn people_sign_in_at_the_provider_in_a_browser_and_bad_callbacks_are_refus
     let text = page_text(&b).await;
     assert!(text.contains("nonce"), "{text}");
     assert_eq!(b.dialog().await, None);
+
+    // an expired ID token (the provider never issues one: signed with its
+    // published key by the side signer) is refused; the same token unexpired passes
+    let provider = &s.state.api.providers;
+    let provider = provider.by_name("test-idp").unwrap();
+    let now = chrono::Utc::now().timestamp();
+    let id_token = |exp: i64| {
+        json!({"iss": idp.issuer, "aud": "certscope-web", "sub": "officer", "nonce": "n-1",
+               "iat": exp - 3600, "exp": exp, "email": officer, "org": a, "certscope_role": "officer"})
+    };
+    let fresh = idp.forge("rsa-1", id_token(now + 600), json!({})).await;
+    assert!(provider.verify_id_token(&fresh, "n-1").await.is_ok());
+    let expired = idp.forge("rsa-1", id_token(now - 600), json!({})).await;
+    let err = provider.verify_id_token(&expired, "n-1").await.unwrap_err();
+    assert!(err.to_string().contains("expired"), "{err}");
+    let err = provider.verify_id_token(&fresh, "n-2").await.unwrap_err();
+    assert!(err.to_string().contains("nonce"), "{err}");
 }
