@@ -407,6 +407,31 @@ async fn links_are_single_use_and_expire_and_sign_out_ends_the_session() {
         "{csp}"
     );
     let csrf = csrf_of(&page.text().await.unwrap());
+    // people's mistakes are 4xx pages that say what was wrong
+    for (path, status, says) in [
+        ("/certifications/abc", 400, "positive whole number"),
+        ("/dashboard?as_of=2999-01-01", 400, "future"),
+        ("/dashboard?colour=red", 400, "unknown parameter `colour`"),
+        (
+            "/dashboard/cell?grid=inherent&likelihood=9&impact=1",
+            400,
+            "1 to 5",
+        ),
+        ("/ui/metrics/nope", 404, "no report section"),
+        ("/?sort=bogus", 400, "unknown sort"),
+        ("/signin/sso/nobody", 404, "no identity provider"),
+        ("/assets/app.0000.css", 404, "no such asset"),
+    ] {
+        let r = http
+            .get(format!("{}{path}", s.base))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), status, "{path}");
+        let text = r.text().await.unwrap();
+        assert!(text.contains(says), "{path}: {text}");
+    }
     let r = http
         .post(format!("{}/signout", s.base))
         .header("cookie", &cookie)
