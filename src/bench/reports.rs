@@ -9,17 +9,10 @@ use anyhow::bail;
 use certscope_reports::section::Section;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::pct;
 use super::server::{BenchServer, largest_org};
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
-
-fn pct(ms: &[f64], p: f64) -> f64 {
-    let mut v = ms.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-        .copied()
-        .unwrap_or(f64::NAN)
-}
 
 pub async fn run(
     global: &GlobalArgs,

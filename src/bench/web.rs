@@ -10,17 +10,10 @@ use certscope_query_api::webdriver::Browser;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 
+use super::pct;
 use super::server::{BenchServer, largest_org};
 use crate::database;
 use crate::{GlobalArgs, IndexArgs};
-
-fn pct(ms: &[f64], p: f64) -> f64 {
-    let mut v = ms.to_vec();
-    v.sort_by(f64::total_cmp);
-    v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-        .copied()
-        .unwrap_or(f64::NAN)
-}
 
 /// The page's timings after its `load`: navigation start to the last
 /// contentful paint (the results: the search renders them in the page), to

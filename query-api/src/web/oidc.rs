@@ -45,22 +45,28 @@ fn browser_provider<'a>(state: &'a AppState, name: &str) -> Result<&'a Provider,
         })
 }
 
-/// Where the provider sends the browser back: this server as the browser
-/// reached it (the address must be registered with the provider, so a forged
-/// `Host` only gets a refusal there).
-fn callback_url(headers: &HeaderMap, name: &str) -> Result<String, PageError> {
+/// This server as the browser reached it: `scheme://host` from `Host` (or a
+/// proxy's `X-Forwarded-Host` and `X-Forwarded-Proto`).
+fn public_base(headers: &HeaderMap) -> Option<String> {
     let host = headers
         .get("x-forwarded-host")
         .or_else(|| headers.get(header::HOST))
-        .and_then(|h| h.to_str().ok())
-        .ok_or_else(|| PageError::Api(ApiError::bad("bad_parameter", "the request has no Host")))?;
+        .and_then(|h| h.to_str().ok())?;
     let scheme = if session::over_tls(headers) {
         "https"
     } else {
         "http"
     };
+    Some(format!("{scheme}://{host}"))
+}
+
+/// Where the provider sends the browser back (the address must be registered
+/// with the provider, so a forged `Host` only gets a refusal there).
+fn callback_url(headers: &HeaderMap, name: &str) -> Result<String, PageError> {
+    let base = public_base(headers)
+        .ok_or_else(|| PageError::Api(ApiError::bad("bad_parameter", "the request has no Host")))?;
     Ok(format!(
-        "{scheme}://{host}/signin/sso/{}/callback",
+        "{base}/signin/sso/{}/callback",
         crate::encode_query_value(name)
     ))
 }
@@ -258,16 +264,7 @@ pub async fn logout_url(state: &AppState, method: &str, headers: &HeaderMap) -> 
     let provider = state.api.providers.by_name(method)?;
     let client_id = provider.config.client_id.as_deref()?;
     let end = provider.keys.discovery().await.ok()?.end_session_endpoint?;
-    let host = headers
-        .get("x-forwarded-host")
-        .or_else(|| headers.get(header::HOST))
-        .and_then(|h| h.to_str().ok())?;
-    let scheme = if session::over_tls(headers) {
-        "https"
-    } else {
-        "http"
-    };
-    let back = format!("{scheme}://{host}{}", paths::SIGNIN);
+    let back = format!("{}{}", public_base(headers)?, paths::SIGNIN);
     let query = serde_urlencoded::to_string([
         ("client_id", client_id),
         ("post_logout_redirect_uri", &back),
