@@ -3,6 +3,7 @@
 //! benchmark use. The protocol is plain HTTP and JSON, spoken here with
 //! reqwest. Failures panic with what went wrong: it is test tooling.
 
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -24,7 +25,15 @@ pub struct Browser {
 }
 
 impl Drop for Browser {
+    /// Ends chromedriver and every Chromium process it started: they share
+    /// the process group chromedriver leads (killing the driver alone leaves
+    /// the browser running).
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.driver.id())])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
@@ -50,6 +59,8 @@ impl Browser {
         };
         let driver = Command::new(DRIVER)
             .arg(format!("--port={port}"))
+            // its own process group, which Chromium joins: dropped as one
+            .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
