@@ -286,6 +286,34 @@ impl Browser {
         .await;
     }
 
+    /// Shows pages as at `percent` browser zoom in a `width` × `height`
+    /// window: CSS pixels become `percent / 100` device pixels, so the layout
+    /// viewport narrows exactly as zooming narrows it (Chromium's DevTools
+    /// `Emulation.setDeviceMetricsOverride`; `None` ends the emulation).
+    pub async fn zoom(&self, zoom: Option<(u32, u32, u32)>) {
+        let (cmd, params) = match zoom {
+            Some((percent, width, height)) => {
+                let scale = f64::from(percent) / 100.0;
+                (
+                    "Emulation.setDeviceMetricsOverride",
+                    json!({
+                        "width": (f64::from(width) / scale).round() as u32,
+                        "height": (f64::from(height) / scale).round() as u32,
+                        "deviceScaleFactor": scale,
+                        "mobile": false,
+                    }),
+                )
+            }
+            None => ("Emulation.clearDeviceMetricsOverride", json!({})),
+        };
+        self.ok(
+            reqwest::Method::POST,
+            "/goog/cdp/execute",
+            Some(json!({ "cmd": cmd, "params": params })),
+        )
+        .await;
+    }
+
     /// Saves a PNG of the viewport to `path` (directories created).
     pub async fn screenshot(&self, path: &Path) {
         use base64::Engine;

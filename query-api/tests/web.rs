@@ -108,6 +108,27 @@ async fn screenshot(b: &Browser, name: &str) {
     b.set_size(375, 812).await;
     b.screenshot(&shots().join(format!("{name}-375.png"))).await;
     b.set_size(1280, 900).await;
+    b.zoom(Some((200, 1280, 900))).await;
+    b.screenshot(&shots().join(format!("{name}-1280-zoom200.png")))
+        .await;
+    b.zoom(None).await;
+}
+
+/// The page needs no sideways scrolling (WCAG 1.4.10 reflow): nothing wider
+/// than the viewport.
+async fn reflows(b: &Browser, page: &str, how: &str) {
+    let wide = b
+        .execute(
+            "const w = document.documentElement.clientWidth;
+             const over = document.documentElement.scrollWidth > w;
+             const culprits = Array.from(document.querySelectorAll('body *'))
+                .filter(e => e.getBoundingClientRect().right > w + 1 && !e.closest('.table-wrap'))
+                .slice(0, 5).map(e => e.tagName.toLowerCase() + (e.className ? '.' + e.className : ''));
+             return over ? { width: w, scroll: document.documentElement.scrollWidth, culprits } : null;",
+            vec![],
+        )
+        .await;
+    assert!(wide.is_null(), "{page} at {how} scrolls sideways: {wide}");
 }
 
 /// axe-core in the page, at desktop and phone widths: no serious or critical
@@ -134,8 +155,17 @@ async fn accessible(b: &Browser, page: &str) {
             "{page} at {width}px: serious or critical accessibility violations: {}",
             serde_json::to_string_pretty(&bad).unwrap()
         );
+        reflows(b, page, &format!("{width}px")).await;
     }
+    b.set_size(320, 900).await;
+    reflows(b, page, "320px").await;
+    // a 1280-pixel window at 200 % zoom, and at 400 % (WCAG's reflow case)
     b.set_size(1280, 900).await;
+    for percent in [200, 400] {
+        b.zoom(Some((percent, 1280, 900))).await;
+        reflows(b, page, &format!("{percent} % zoom")).await;
+    }
+    b.zoom(None).await;
 }
 
 async fn checked_facet_values(b: &Browser) -> Vec<String> {
@@ -406,6 +436,19 @@ async fn links_are_single_use_and_expire_and_sign_out_ends_the_session() {
         csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
         "{csp}"
     );
+    // the page's server time, split out for the browser's Performance API
+    let timing: Vec<&str> = page
+        .headers()
+        .get_all("server-timing")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    for part in ["search;dur=", "render;dur=", "app;dur="] {
+        assert!(
+            timing.iter().any(|t| t.starts_with(part)),
+            "Server-Timing lacks {part}: {timing:?}"
+        );
+    }
     let csrf = csrf_of(&page.text().await.unwrap());
     // people's mistakes are 4xx pages that say what was wrong
     for (path, status, says) in [

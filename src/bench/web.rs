@@ -23,18 +23,41 @@ const done = arguments[arguments.length - 1];
 const nav = performance.getEntriesByType('navigation')[0];
 const bytes = nav.transferSize + performance.getEntriesByType('resource')
     .reduce((n, r) => n + r.transferSize, 0);
-let lcp = 0;
+const server = {};
+for (const t of nav.serverTiming || []) server[t.name] = t.duration;
+let lcp = 0, settle = null, finished = false;
+const finish = () => {
+    if (finished) return;
+    finished = true;
+    const fcp = (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0;
+    done({ painted: lcp > 0 ? Math.max(lcp, fcp) : null, load: nav.loadEventEnd,
+        request: nav.requestStart, response: nav.responseStart, received: nav.responseEnd,
+        app: server.app, search: server.search,
+        bytes, html: nav.transferSize, decoded: nav.decodedBodySize });
+};
+// the largest paint so far, then 50 ms for a larger one; a page that has
+// not painted after 5 s is reported as such, never as 0
 new PerformanceObserver(list => {
     for (const e of list.getEntries()) lcp = Math.max(lcp, e.renderTime || e.startTime);
+    clearTimeout(settle);
+    settle = setTimeout(finish, 50);
 }).observe({ type: 'largest-contentful-paint', buffered: true });
-const fcp = (performance.getEntriesByName('first-contentful-paint')[0] || {}).startTime || 0;
-setTimeout(() => done({ painted: Math.max(lcp, fcp), load: nav.loadEventEnd,
-    bytes, html: nav.transferSize, decoded: nav.decodedBodySize }), 50);
+setTimeout(finish, 5000);
 ";
 
 struct Sample {
     painted: f64,
     load: f64,
+    /// navigation start to the request sent (connection, redirects)
+    request: f64,
+    /// request sent to the first byte of the answer
+    waited: f64,
+    /// the server's own time for the page, and its search (`Server-Timing`)
+    app: f64,
+    search: f64,
+    /// the last byte of the page to its results painted (parse, styles,
+    /// script, layout, paint)
+    browser: f64,
     bytes: f64,
     html: f64,
     decoded: f64,
@@ -48,9 +71,18 @@ async fn measure(b: &Browser, url: &str) -> anyhow::Result<Sample> {
 fn timings(v: &Value, what: &str) -> anyhow::Result<Sample> {
     let f = |k: &str| v.get(k).and_then(Value::as_f64).unwrap_or(f64::NAN);
     anyhow::ensure!(f("load") > 0.0, "{what}: no navigation timing ({v})");
+    anyhow::ensure!(
+        f("painted") > 0.0,
+        "{what}: nothing painted within 5 s of its load ({v})"
+    );
     Ok(Sample {
         painted: f("painted"),
         load: f("load"),
+        request: f("request"),
+        waited: f("response") - f("request"),
+        app: f("app"),
+        search: f("search"),
+        browser: f("painted") - f("received"),
         bytes: f("bytes"),
         html: f("html"),
         decoded: f("decoded"),
@@ -166,6 +198,33 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, count: usize) -> anyhow
         pct(&load, 0.99),
         pct(&load, 1.0)
     );
+    let part = |name: &str, get: fn(&Sample) -> f64| {
+        let v: Vec<f64> = search.iter().map(get).filter(|x| x.is_finite()).collect();
+        println!(
+            "    {name:<14} p50 {:>7.1}  p99 {:>7.1}  max {:>7.1}",
+            pct(&v, 0.5),
+            pct(&v, 0.99),
+            pct(&v, 1.0)
+        );
+    };
+    println!("  where the time goes:");
+    part("to request", |s| s.request);
+    part("request→byte", |s| s.waited);
+    part("server: page", |s| s.app);
+    part("server: search", |s| s.search);
+    part("byte→painted", |s| s.browser);
+    let mut slowest: Vec<usize> = (0..search.len()).collect();
+    slowest.sort_by(|&a, &b| search[b].painted.total_cmp(&search[a].painted));
+    println!(
+        "  the slowest pages (painted = to request + request→byte + download + byte→painted):"
+    );
+    for &i in slowest.iter().take(3) {
+        let s = &search[i];
+        println!(
+            "    {:>6.1}  to request {:>5.1}  request→byte {:>6.1} (page {:>5.1}, search {:>5.1})  byte→painted {:>6.1}  ?{}",
+            s.painted, s.request, s.waited, s.app, s.search, s.browser, queries[i]
+        );
+    }
     println!(
         "  (before them, {WARM_UP} warm-up searches on the just-started server: first {:.1}, then up to {:.1})",
         cold[0].painted,

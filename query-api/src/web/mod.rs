@@ -84,6 +84,26 @@ pub fn routes() -> Router<AppState> {
         .route(paths::BOARD_PDF, get(board_pdf))
         .route(paths::SECTION, get(section_csv))
         .route(paths::ASSET, get(assets::serve))
+        .route_layer(axum::middleware::from_fn(server_timing))
+}
+
+/// Adds the page's own time on the server (`Server-Timing: app`, beside any
+/// part a handler named, such as `search`), so the browser's Performance API
+/// can tell server time from network, layout and paint (`certscope bench web`
+/// prints both). Durations only: nothing about the request or its data.
+async fn server_timing(request: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let started = std::time::Instant::now();
+    let mut response = next.run(request).await;
+    add_timing(&mut response, "app", started.elapsed());
+    response
+}
+
+/// Appends one `Server-Timing` metric (milliseconds, as the header wants).
+fn add_timing(response: &mut Response, name: &str, took: std::time::Duration) {
+    let value = format!("{name};dur={:.1}", took.as_secs_f64() * 1000.0);
+    if let Ok(v) = HeaderValue::from_str(&value) {
+        response.headers_mut().append("server-timing", v);
+    }
 }
 
 /// The page's query string as (name, value) pairs, without empty values (an
@@ -135,14 +155,16 @@ async fn search_page(
         .position(|(k, _)| k == pages::TRAIL)
         .map(|i| pairs.remove(i).1)
         .unwrap_or_default();
+    let started = std::time::Instant::now();
     let answer = search_json(&state, &session, &pairs).await;
+    let searched = started.elapsed();
     let (status, body) = match answer {
         Ok(v) => (StatusCode::OK, Ok(v)),
         // the officer's mistake is shown on the page, with the box kept
         Err(e @ ApiError::BadRequest { .. }) => (StatusCode::BAD_REQUEST, Err(e.to_string())),
         Err(e) => return Err(e.into()),
     };
-    Ok(pages::html(
+    let mut response = pages::html(
         status,
         pages::search(
             &session,
@@ -150,7 +172,10 @@ async fn search_page(
             &trail,
             body.as_ref().map_err(String::as_str),
         ),
-    ))
+    );
+    add_timing(&mut response, "search", searched);
+    add_timing(&mut response, "render", started.elapsed() - searched);
+    Ok(response)
 }
 
 /// Which relations a kind's detail page shows.
