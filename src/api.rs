@@ -5,6 +5,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use certscope_query_api::admission::Limits;
 use certscope_query_api::events::EventConfig;
 use certscope_query_api::{ApiConfig, Keys, Role, auth};
 use clap::Args;
@@ -66,6 +67,20 @@ pub struct ApiArgs {
     /// Bearer token Prometheus must send to read /metrics (default: /metrics is open).
     #[arg(long, env = "CERTSCOPE_METRICS_TOKEN", hide_env_values = true)]
     pub metrics_token: Option<String>,
+    /// Searches run at once; more wait (load shedding). Default: one per core.
+    #[arg(long, env = "CERTSCOPE_SEARCH_CONCURRENCY")]
+    pub search_concurrency: Option<usize>,
+    /// Searches waiting for a turn; one more is answered 503 at once.
+    /// Default: four per running search.
+    #[arg(long, env = "CERTSCOPE_SEARCH_QUEUE")]
+    pub search_queue: Option<usize>,
+    /// Longest wait for a turn, in milliseconds, before 503 with Retry-After,
+    /// while the queue does not stand (a burst)...
+    #[arg(long, env = "CERTSCOPE_SEARCH_MAX_WAIT_MS", default_value_t = Limits::DEFAULT_MAX_WAIT_MS)]
+    pub search_max_wait_ms: u64,
+    /// ...and while it stands (every search of the last 100 ms waited over 5 ms).
+    #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_WAIT_MS", default_value_t = Limits::DEFAULT_OVERLOAD_WAIT_MS)]
+    pub search_overload_wait_ms: u64,
     /// Seconds between WebSocket pings and SSE keep-alives.
     #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = EventConfig::DEFAULT_HEARTBEAT_SECS)]
     pub event_heartbeat_secs: u64,
@@ -147,6 +162,19 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     c.burst_per_ip = args.rate_per_ip * 2.0;
     c.max_position_wait = Duration::from_millis(args.max_position_wait_ms);
     c.cache_entries = args.cache_entries;
+    let limits = &mut c.search_limits;
+    if let Some(n) = args.search_concurrency {
+        if n == 0 {
+            bail!("--search-concurrency must be at least 1");
+        }
+        limits.concurrency = n;
+        limits.queue = 4 * n;
+    }
+    if let Some(q) = args.search_queue {
+        limits.queue = q;
+    }
+    limits.max_wait = Duration::from_millis(args.search_max_wait_ms);
+    limits.overload_wait = Duration::from_millis(args.search_overload_wait_ms);
     if args.event_queue == 0 || args.event_connections_per_token == 0 || args.event_rooms == 0 {
         bail!("event queue, connection and room limits must be at least 1");
     }

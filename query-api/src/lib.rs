@@ -2,6 +2,7 @@
 //! scoped to the caller's organization; health, readiness, metrics and the
 //! OpenAPI document. The only crate that knows HTTP and JSON.
 
+pub mod admission;
 pub mod app;
 pub mod auth;
 mod detail;
@@ -60,6 +61,8 @@ pub struct ApiConfig {
     pub metrics_token: Option<String>,
     /// Identity providers whose tokens are trusted (single sign-on).
     pub providers: Vec<sso::ProviderConfig>,
+    /// Load shedding: searches running and waiting at once, longest wait.
+    pub search_limits: admission::Limits,
 }
 
 impl ApiConfig {
@@ -86,6 +89,7 @@ impl ApiConfig {
             events: events::EventConfig::default(),
             metrics_token: None,
             providers: Vec::new(),
+            search_limits: admission::Limits::for_this_machine(),
         }
     }
 }
@@ -108,6 +112,8 @@ pub struct Api {
     pub vocabularies: moka::future::Cache<i64, (Arc<search::Vocabulary>, u64)>,
     /// Identity providers and their keys.
     pub providers: sso::Providers,
+    /// The gate uncached searches and suggestions pass (load shedding).
+    pub admission: admission::Admission,
 }
 
 impl Api {
@@ -129,6 +135,7 @@ impl Api {
                 .time_to_live(Duration::from_secs(5))
                 .build(),
             providers: sso::Providers::new(config.providers.clone()),
+            admission: admission::Admission::new(config.search_limits),
             config,
         }
     }

@@ -221,6 +221,12 @@ pub async fn metrics(
         "report models computed (cache misses) since start",
         state.api.reports.computed(),
     );
+    gauge(
+        &mut out,
+        "certscope_searches_shed",
+        "searches and suggestions answered 503 because the server was at capacity",
+        state.api.admission.shed(),
+    );
     let position = state.views.borrow().as_ref().map(|v| v.position.clone());
     gauge(
         &mut out,

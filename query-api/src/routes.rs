@@ -295,7 +295,9 @@ async fn blocking_search(
     vocabulary: Arc<crate::search::Vocabulary>,
 ) -> ApiResult<SearchResponse> {
     let api = state.api.clone();
+    let turn = api.admission.enter("searches").await?;
     tokio::task::spawn_blocking(move || {
+        let _turn = turn;
         api.search
             .search(&pinned, &fields, &scope, &params, today, &vocabulary)
     })
@@ -532,7 +534,9 @@ pub async fn suggest(
     let fields = view.fields.clone();
     let compute = async move {
         let position = pinned.position.clone();
+        let turn = api.admission.enter("searches").await?;
         let items = tokio::task::spawn_blocking(move || {
+            let _turn = turn;
             crate::search::suggest(&api.search.stats, &pinned, &fields, &scope, &q, limit)
         })
         .await

@@ -399,3 +399,117 @@ async fn metrics_can_require_a_token() {
             .contains("certscope_search_pinned_searchers")
     );
 }
+
+/// Load shedding: with one search at a time and nobody allowed to wait, a
+/// burst of different searches is answered at once: each either runs (200) or
+/// is refused with 503, `Retry-After` and a reason, never queued, never 500;
+/// `/metrics` counts the refusals; and the server answers normally after.
+#[tokio::test]
+async fn at_capacity_searches_are_refused_at_once_with_retry_after_and_counted() {
+    let s = TestApp::start_with(|c| {
+        c.search_limits = certscope_query_api::admission::Limits {
+            concurrency: 1,
+            queue: 0,
+            max_wait: Duration::ZERO,
+            overload_wait: Duration::ZERO,
+        };
+    })
+    .await;
+    let (a, _) = s.orgs().await;
+    let officer = s.officer(&a).await;
+    // different questions, so no answer comes from the cache or is shared
+    let words = [
+        "access",
+        "audit",
+        "control",
+        "incident",
+        "policy",
+        "account",
+        "training",
+        "risk",
+        "system",
+        "information",
+        "security",
+        "response",
+        "plan",
+        "review",
+        "monitoring",
+        "configuration",
+        "identification",
+        "authentication",
+        "media",
+        "physical",
+        "personnel",
+        "assessment",
+        "maintenance",
+        "contingency",
+        "awareness",
+        "protection",
+        "integrity",
+        "supply",
+        "privacy",
+        "program",
+    ];
+    let burst = words.iter().map(|w| {
+        let (s, officer) = (&s, &officer);
+        async move {
+            let started = std::time::Instant::now();
+            let r = s.get(officer, &format!("/v1/search?q={w}&limit=20")).await;
+            let status = r.status().as_u16();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body: Value = r.json().await.unwrap_or(Value::Null);
+            (status, retry, body, started.elapsed())
+        }
+    });
+    let answers = futures_util::future::join_all(burst).await;
+    let refused: Vec<_> = answers.iter().filter(|a| a.0 == 503).collect();
+    for (status, retry, body, took) in &answers {
+        assert!(
+            *status == 200 || *status == 503,
+            "only answers or refusals: {status} {body}"
+        );
+        if *status == 503 {
+            assert_eq!(retry.as_deref(), Some("1"), "{body}");
+            assert_eq!(body["error"]["code"], "unavailable", "{body}");
+            let message = body["error"]["message"].as_str().unwrap_or_default();
+            assert!(message.contains("at capacity"), "{message}");
+            assert!(
+                *took < Duration::from_secs(2),
+                "refused quickly, not after {took:?}"
+            );
+        }
+    }
+    assert!(
+        !refused.is_empty() && refused.len() < answers.len(),
+        "a burst of {} searches with one turn: some run, some are refused ({} refused)",
+        answers.len(),
+        refused.len()
+    );
+    let metrics = s
+        .http
+        .get(format!("{}/metrics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(&format!("certscope_searches_shed {}", refused.len())),
+        "the refusals are counted: {}",
+        metrics
+            .lines()
+            .filter(|l| l.contains("shed"))
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    // once the burst is over, searches run again
+    for w in words.iter().take(3) {
+        let r = s.get(&officer, &format!("/v1/search?q={w}+{w}")).await;
+        assert_eq!(r.status(), 200);
+    }
+}

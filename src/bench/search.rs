@@ -315,8 +315,16 @@ struct Target {
     org: i64,
 }
 
+/// What became of one request.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Answer {
+    Answered,
+    /// 503 from the server's load shedding.
+    Shed,
+}
+
 impl Target {
-    async fn run(&self, system: System, q: &BenchQuery) -> anyhow::Result<()> {
+    async fn run(&self, system: System, q: &BenchQuery) -> anyhow::Result<Answer> {
         match system {
             System::Certscope => {
                 let r = self
@@ -327,13 +335,20 @@ impl Target {
                     .await?;
                 let status = r.status();
                 let body = r.bytes().await?;
+                if status == reqwest::StatusCode::SERVICE_UNAVAILABLE {
+                    return Ok(Answer::Shed);
+                }
                 if !status.is_success() {
                     bail!("{} -> {status}: {}", q.http, String::from_utf8_lossy(&body));
                 }
-                Ok(())
+                Ok(Answer::Answered)
             }
-            System::Fts => pg_fts(&self.pool, self.org, q).await,
-            System::Ilike => pg_ilike(&self.pool, self.org, q).await,
+            System::Fts => pg_fts(&self.pool, self.org, q)
+                .await
+                .map(|()| Answer::Answered),
+            System::Ilike => pg_ilike(&self.pool, self.org, q)
+                .await
+                .map(|()| Answer::Answered),
         }
     }
 }
@@ -348,6 +363,8 @@ struct Figures {
     /// Requests that failed (for PostgreSQL: no connection within the pool's
     /// acquire timeout while the backlog grew).
     failed: usize,
+    /// Requests the server refused at capacity (503), and how fast.
+    shed_ms: Vec<f64>,
 }
 
 impl Figures {
@@ -398,9 +415,12 @@ impl Figures {
             self.pct(0.99),
             self.pct(1.0),
             self.ms.len() as f64 / self.seconds.max(1e-9),
-            match (self.dropped, self.failed) {
-                (0, 0) => String::new(),
-                (d, f) => format!("  ({d} not sent: backlog; {f} failed: pool timeouts)"),
+            match (self.dropped, self.failed, self.shed_ms.len()) {
+                (0, 0, 0) => String::new(),
+                (0, 0, s) => format!("  (+{s} refused at capacity)"),
+                (d, f, s) => format!(
+                    "  ({d} not sent: backlog; {f} failed: pool timeouts; {s} refused at capacity)"
+                ),
             }
         )
     }
@@ -423,15 +443,19 @@ async fn closed_loop(
                 let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let Some(q) = queries.get(i) else { break };
                 let t = Instant::now();
-                target.run(system, q).await?;
-                ms.push((i, t.elapsed().as_secs_f64() * 1e3));
+                let answer = target.run(system, q).await?;
+                ms.push((i, t.elapsed().as_secs_f64() * 1e3, answer));
             }
             anyhow::Ok(ms)
         });
     }
     let mut f = Figures::default();
     while let Some(r) = tasks.join_next().await {
-        for (i, ms) in r?? {
+        for (i, ms, answer) in r?? {
+            if answer == Answer::Shed {
+                f.shed_ms.push(ms);
+                continue;
+            }
             f.query.push(i);
             f.ms.push(ms);
         }
@@ -465,16 +489,15 @@ async fn open_loop(
         let (target, q) = (target.clone(), queries[n as usize % queries.len()].clone());
         tasks.spawn(async move {
             let _permit = permit;
-            let ok = target.run(system, &q).await.is_ok();
-            (ok, due.elapsed().as_secs_f64() * 1e3)
+            let answer = target.run(system, &q).await.ok();
+            (answer, due.elapsed().as_secs_f64() * 1e3)
         });
     }
     while let Some(r) = tasks.join_next().await {
-        let (ok, ms) = r?;
-        if ok {
-            f.ms.push(ms);
-        } else {
-            f.failed += 1;
+        match r? {
+            (Some(Answer::Answered), ms) => f.ms.push(ms),
+            (Some(Answer::Shed), ms) => f.shed_ms.push(ms),
+            (None, _) => f.failed += 1,
         }
     }
     f.seconds = started.elapsed().as_secs_f64();
@@ -543,12 +566,16 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         println!("{}", f.by_label(&queries));
         p99.insert(system.name(), f.pct(0.99));
     }
+    let mut capacity = 0.0;
     for system in [System::Certscope, System::Fts] {
         let f = closed_loop(&target, system, &queries, b.clients).await?;
         println!(
             "{}",
             f.line(system, &format!("closed loop, {} clients", b.clients))
         );
+        if system == System::Certscope {
+            capacity = f.ms.len() as f64 / f.seconds.max(1e-9);
+        }
     }
     for system in [System::Certscope, System::Fts] {
         let f = open_loop(&target, system, &queries, b.rate, b.seconds).await?;
@@ -560,6 +587,31 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
             )
         );
     }
+    // load shedding: three times the capacity the closed loop measured
+    let overload = (3.0 * capacity).round().max(1.0) as u32;
+    let f = open_loop(&target, System::Certscope, &queries, overload, b.seconds).await?;
+    println!(
+        "{}",
+        f.line(
+            System::Certscope,
+            &format!("3x capacity, {overload}/s, {} s", b.seconds)
+        )
+    );
+    let refused = Figures {
+        ms: f.shed_ms.clone(),
+        ..Figures::default()
+    };
+    let unloaded = p99[System::Certscope.name()];
+    println!(
+        "    overload: {} answered, p99 {:.1} ms = {:.2}x the unloaded 1-client p99 ({unloaded:.1} ms; target at most 2x); {} refused with 503 ({:.0} %), answered in p50 {:.1} / p99 {:.1} ms",
+        f.ms.len(),
+        f.pct(0.99),
+        f.pct(0.99) / unloaded,
+        refused.ms.len(),
+        100.0 * refused.ms.len() as f64 / (refused.ms.len() + f.ms.len()).max(1) as f64,
+        refused.pct(0.5),
+        refused.pct(0.99),
+    );
     let ilike: Vec<BenchQuery> = queries.iter().take(b.ilike_queries).cloned().collect();
     if !ilike.is_empty() {
         let f = closed_loop(&target, System::Ilike, &ilike, 1).await?;

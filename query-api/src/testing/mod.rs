@@ -218,6 +218,10 @@ impl TestApp {
         let mut api = ApiConfig::new(SECRET.to_vec());
         api.cors_origins = vec!["https://app.example.com".into()];
         api.max_position_wait = Duration::from_millis(1500);
+        // tests share one loaded CI machine running debug builds: a burst of
+        // their searches is never overload (the shedding test sets its own)
+        api.search_limits.queue = 256;
+        api.search_limits.overload_wait = api.search_limits.max_wait;
         configure(&mut api);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
