@@ -129,14 +129,25 @@ impl ApiError {
     }
 
     /// Our failure while doing `context`, keeping `source` (and its chain).
+    ///
+    /// A database that is busy or away is not our bug and not the caller's:
+    /// no free connection within the pool's acquire timeout, a statement
+    /// cancelled by `statement_timeout`, or a lost connection anywhere in the
+    /// chain answers 503 with `Retry-After` (and a warning in the log), so a
+    /// client backs off instead of seeing a 500 or hanging.
     pub fn internal(
         context: &'static str,
         source: impl Into<Box<dyn StdError + Send + Sync>>,
     ) -> Self {
-        ApiError::Internal(Arc::new(InternalCause {
-            context,
-            source: source.into(),
-        }))
+        let source = source.into();
+        if let Some(why) = database_unavailable(source.as_ref()) {
+            tracing::warn!(context, why, "database unavailable: answering 503");
+            return ApiError::Unavailable {
+                message: format!("the database is {why}; try again in a moment"),
+                retry_after: Duration::from_secs(1),
+            };
+        }
+        ApiError::Internal(Arc::new(InternalCause { context, source }))
     }
 
     /// The HTTP status of the error.
@@ -229,3 +240,33 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+/// Why the database cannot answer now, if that is what `error` (or an error
+/// in its chain) says.
+fn database_unavailable(error: &(dyn StdError + 'static)) -> Option<&'static str> {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(sql) = e.downcast_ref::<sqlx::Error>() {
+            match sql {
+                sqlx::Error::PoolTimedOut => {
+                    return Some("busy: no connection was free within the acquire timeout");
+                }
+                sqlx::Error::PoolClosed => return Some("shutting down"),
+                sqlx::Error::Io(_) => return Some("unreachable: the connection was lost"),
+                sqlx::Error::Database(d) if d.code().as_deref() == Some("57014") => {
+                    return Some("too slow: the statement timeout cancelled the query");
+                }
+                // the server is shutting down or restarting (admin_shutdown,
+                // crash_shutdown, cannot_connect_now)
+                sqlx::Error::Database(d)
+                    if matches!(d.code().as_deref(), Some("57P01" | "57P02" | "57P03")) =>
+                {
+                    return Some("restarting");
+                }
+                _ => {}
+            }
+        }
+        next = e.source();
+    }
+    None
+}

@@ -513,3 +513,65 @@ async fn at_capacity_searches_are_refused_at_once_with_retry_after_and_counted()
         assert_eq!(r.status(), 200);
     }
 }
+
+/// A database with no free connection is "unavailable, try again" (503 with
+/// `Retry-After` and the reason), not a 500 and not a hang; once connections
+/// are free again the same request is answered.
+#[tokio::test]
+async fn an_exhausted_database_pool_answers_503_with_retry_after_not_500() {
+    let s = TestApp::start_with_read_pool(2).await;
+    let (a, _) = s.orgs().await;
+    let officer = s.officer(&a).await;
+    let cert: i64 = s.certification_ids(s.org_id(&a).await).await[0];
+    let path = format!("/v1/certifications/{cert}?include=history");
+    assert_eq!(s.get(&officer, &path).await.status(), 200);
+    // hold every connection the service reads through that it does not
+    // hold itself (its event listener keeps one): take until none is left
+    let mut held = Vec::new();
+    loop {
+        match s.state.pool.acquire().await {
+            Ok(c) => held.push(c),
+            Err(sqlx::Error::PoolTimedOut) => break,
+            Err(e) => panic!("taking a connection: {e}"),
+        }
+    }
+    assert!(
+        !held.is_empty(),
+        "the read pool had no free connection to take"
+    );
+    let started = std::time::Instant::now();
+    let r = s.get(&officer, &path).await;
+    let took = started.elapsed();
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let (_, body) = error_of(r).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(retry.as_deref(), Some("1"));
+    assert_eq!(body["error"]["code"], "unavailable");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("database is busy"), "{message}");
+    assert!(
+        took < Duration::from_secs(10),
+        "answered after the one-second acquire timeout, not hung: {took:?}"
+    );
+    drop(held);
+    assert_eq!(s.get(&officer, &path).await.status(), 200);
+
+    // a statement cancelled by statement_timeout reads the same way
+    let mut c = s.pool.acquire().await.unwrap();
+    sqlx::query("SET statement_timeout = 20")
+        .execute(&mut *c)
+        .await
+        .unwrap();
+    let cancelled = sqlx::query("SELECT pg_sleep(2)")
+        .execute(&mut *c)
+        .await
+        .expect_err("cancelled by the statement timeout");
+    let e = certscope_query_api::error::ApiError::internal("reading a record", cancelled);
+    assert_eq!(e.status(), 503);
+    assert!(e.public_message().contains("statement timeout"), "{e}");
+}

@@ -141,7 +141,7 @@ impl Shared {
                     .expect("runtime of the shared service");
                 runtime.block_on(async move {
                     let url = TestDb::seeded_for_process(&seed_config()).await;
-                    let app = TestApp::serve(url.clone(), None, 0, |_| {}).await;
+                    let app = TestApp::serve(url.clone(), None, 0, None, |_| {}).await;
                     let shared = Shared {
                         url,
                         base: app.base.clone(),
@@ -195,7 +195,15 @@ impl TestApp {
     /// know the address first, such as an identity provider's redirect URIs.
     pub async fn start_on(port: u16, configure: impl FnOnce(&mut ApiConfig)) -> Self {
         let db = TestDb::seeded(&seed_config()).await;
-        Self::serve(db.url.clone(), Some(db), port, configure).await
+        Self::serve(db.url.clone(), Some(db), port, None, configure).await
+    }
+
+    /// `start` with the service reading through a pool of its own of `size`
+    /// connections and a one-second acquire timeout (`state.pool`), which a
+    /// test may exhaust without touching the indexer's.
+    pub async fn start_with_read_pool(size: u32) -> Self {
+        let db = TestDb::seeded(&seed_config()).await;
+        Self::serve(db.url.clone(), Some(db), 0, Some(size), |_| {}).await
     }
 
     /// Serves the seeded database at `url` (owning `db` when it is this test's).
@@ -203,6 +211,7 @@ impl TestApp {
         url: String,
         db: Option<TestDb>,
         port: u16,
+        read_pool: Option<u32>,
         configure: impl FnOnce(&mut ApiConfig),
     ) -> Self {
         let _ = tracing_subscriber::fmt()
@@ -211,7 +220,7 @@ impl TestApp {
             .try_init();
         let pool = pool(&url).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut indexer = IndexerConfig::new(url, dir.path().join("index"));
+        let mut indexer = IndexerConfig::new(url.clone(), dir.path().join("index"));
         indexer.writer_memory = 64 << 20;
         indexer.poll_interval = Duration::from_millis(200);
         indexer.batch_window = Duration::from_millis(5);
@@ -226,7 +235,19 @@ impl TestApp {
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
             .await
             .expect("bind");
-        let app = Application::build(Databases::single(pool.clone()), indexer, api, listener);
+        let databases = match read_pool {
+            None => Databases::single(pool.clone()),
+            Some(size) => Databases {
+                primary: pool.clone(),
+                read: sqlx::postgres::PgPoolOptions::new()
+                    .max_connections(size)
+                    .acquire_timeout(Duration::from_secs(1))
+                    .connect(&url)
+                    .await
+                    .expect("connect the read pool"),
+            },
+        };
+        let app = Application::build(databases, indexer, api, listener);
         let base = format!("http://{}", app.local_addr().expect("addr"));
         let state = app.state().clone();
         let stop = app.stop_token();
