@@ -72,9 +72,20 @@ async fn next(socket: &mut Socket) -> Value {
 }
 
 async fn error_of(r: reqwest::Response) -> (u16, Value) {
-    let status = r.status().as_u16();
-    let body: Value = r.json().await.unwrap_or(Value::Null);
+    let (status, _, body) = refusal_of(r).await;
     (status, body)
+}
+
+/// The status, `Retry-After` and JSON body of an answer.
+async fn refusal_of(r: reqwest::Response) -> (u16, Option<String>, Value) {
+    let status = r.status().as_u16();
+    let retry = r
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let body: Value = r.json().await.unwrap_or(Value::Null);
+    (status, retry, body)
 }
 
 #[tokio::test]
@@ -455,13 +466,7 @@ async fn at_capacity_searches_are_refused_at_once_with_retry_after_and_counted()
         async move {
             let started = std::time::Instant::now();
             let r = s.get(officer, &format!("/v1/search?q={w}&limit=20")).await;
-            let status = r.status().as_u16();
-            let retry = r
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned);
-            let body: Value = r.json().await.unwrap_or(Value::Null);
+            let (status, retry, body) = refusal_of(r).await;
             (status, retry, body, started.elapsed())
         }
     });
@@ -542,13 +547,7 @@ async fn an_exhausted_database_pool_answers_503_with_retry_after_not_500() {
     let started = std::time::Instant::now();
     let r = s.get(&officer, &path).await;
     let took = started.elapsed();
-    let status = r.status().as_u16();
-    let retry = r
-        .headers()
-        .get("retry-after")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let (_, body) = error_of(r).await;
+    let (status, retry, body) = refusal_of(r).await;
     assert_eq!(status, 503, "{body}");
     assert_eq!(retry.as_deref(), Some("1"));
     assert_eq!(body["error"]["code"], "unavailable");
