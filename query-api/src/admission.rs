@@ -1,13 +1,13 @@
 //! Load shedding for searches: at most `concurrency` run at once and at most
 //! `queue` wait for a turn. How long one may wait depends on whether the
-//! queue stands (CoDel's test, as in Facebook's "adaptive LIFO and CoDel"):
-//! when every search admitted in the last 100 ms waited more than 5 ms, the
-//! server is overloaded and a search waits at most `overload_wait` (about one
-//! unloaded search); otherwise a burst is absorbed, up to `max_wait`. A search
-//! that cannot get a turn is answered with 503 and `Retry-After`, so an
-//! overloaded server answers quickly instead of queueing without bound, the
-//! searches it accepts keep close to their unloaded latency, and a few people
-//! searching at once on a small machine are never refused.
+//! queue stands (CoDel's standing-queue test): when every search admitted in
+//! the last 100 ms waited more than 5 ms, the server is overloaded and a
+//! search waits at most `overload_wait` (about one slow search); otherwise a
+//! burst is absorbed, up to `max_wait`. A search that cannot get a turn is
+//! answered with 503 and `Retry-After`, so an overloaded server answers
+//! quickly instead of queueing without bound, the searches it accepts see a
+//! saturated server's latency rather than a queue's (RELIABILITY.md has the
+//! figures), and a few people searching at once are never refused.
 //!
 //! Cached answers never reach this gate: only the work that occupies a core
 //! (the tantivy search or suggestion on the blocking pool) takes a turn.
@@ -40,7 +40,7 @@ impl Limits {
 
     /// The defaults for this machine: one search per core, four waiting per
     /// core; a burst waits up to a second, an overload 25 ms (about one slow
-    /// search: what keeps accepted searches within twice their unloaded p99).
+    /// search, so that waiting adds little to an accepted search's latency).
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
