@@ -174,10 +174,6 @@ impl Admission {
     pub fn shed(&self) -> u64 {
         self.shed.load(Ordering::Relaxed)
     }
-
-    pub fn limits(&self) -> Limits {
-        self.limits
-    }
 }
 
 #[cfg(test)]

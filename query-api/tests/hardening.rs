@@ -494,15 +494,7 @@ async fn at_capacity_searches_are_refused_at_once_with_retry_after_and_counted()
         answers.len(),
         refused.len()
     );
-    let metrics = s
-        .http
-        .get(format!("{}/metrics", s.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = s.prometheus().await;
     assert!(
         metrics.contains(&format!("certscope_searches_shed {}", refused.len())),
         "the refusals are counted: {}",
