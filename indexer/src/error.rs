@@ -73,6 +73,36 @@ impl IndexerError {
         matches!(self, IndexerError::Db { .. })
     }
 
+    /// The index's own storage failed (a write refused, a file gone): the
+    /// indexer drops its writer, reopens or rebuilds the index, and retries,
+    /// while searches answer from the last commit. Another indexer holding the
+    /// lock is not such a fault: it is a second writer, refused at start.
+    pub fn is_index_fault(&self) -> bool {
+        matches!(
+            self,
+            IndexerError::Store(StoreError::Tantivy { .. } | StoreError::Io { .. })
+        )
+    }
+
+    /// Whether somewhere in the chain the disk said it is full (ENOSPC, EDQUOT).
+    pub fn is_disk_full(&self) -> bool {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
+        while let Some(e) = source {
+            if let Some(io) = e.downcast_ref::<std::io::Error>()
+                && (io.kind() == std::io::ErrorKind::StorageFull
+                    || io.kind() == std::io::ErrorKind::QuotaExceeded)
+            {
+                return true;
+            }
+            // tantivy keeps some I/O errors as text only
+            if e.to_string().contains("No space left on device") {
+                return true;
+            }
+            source = e.source();
+        }
+        false
+    }
+
     /// The operation that failed, where one is known.
     pub fn operation(&self) -> Option<Operation> {
         match self {

@@ -306,6 +306,43 @@ impl IndexStore {
         out
     }
 
+    /// Whether the last commit is still on disk as this writer left it: catches
+    /// the directory deleted or emptied, `meta.json` replaced by something
+    /// unreadable, or a file of a live segment removed, under a running
+    /// indexer. Reads `meta.json` and stats each file it names (cheap enough for
+    /// every few seconds). Damage inside a segment file is found when the index
+    /// is next opened (`inspect`), or by `certscope verify-index`.
+    pub fn check_in_place(&self) -> Result<(), Unusable> {
+        if !self.dir.join("meta.json").is_file() {
+            return Err(Unusable::Missing);
+        }
+        let metas = self
+            .index
+            .load_metas()
+            .map_err(|e| Unusable::Corrupt(format!("meta.json: {e}")))?;
+        use tantivy::index::SegmentComponent as C;
+        for segment in &metas.segments {
+            let always = [
+                C::Postings,
+                C::Terms,
+                C::Store,
+                C::FastFields,
+                C::FieldNorms,
+            ];
+            let deletes = segment.has_deletes().then_some(C::Delete);
+            for component in always.into_iter().chain(deletes) {
+                let file = segment.relative_path(component);
+                if !self.dir.join(&file).is_file() {
+                    return Err(Unusable::Corrupt(format!(
+                        "{} of a live segment is gone",
+                        file.display()
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// Waits for background merges and releases the writer lock.
     pub fn close(self) -> Result<(), StoreError> {
         let dir = self.dir.clone();

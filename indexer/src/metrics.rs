@@ -2,6 +2,7 @@
 //! durations. Plain atomics, read by whoever exports them (query-api's /metrics,
 //! the `index` command's periodic log line).
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
 /// A fixed-bucket histogram (Prometheus semantics: cumulative on export).
@@ -79,6 +80,22 @@ pub struct IndexerMetrics {
     /// Documents written per batch (after fan-out).
     pub batch_docs: Histogram,
     pub commit_seconds: Histogram,
+    /// Why the index cannot advance right now (its disk is full, its directory
+    /// vanished and it is being rebuilt), for `/readyz`; `None` when healthy.
+    problem: Mutex<Option<String>>,
+}
+
+impl IndexerMetrics {
+    /// Records why the index cannot advance (`None`: it advances again).
+    pub fn set_problem(&self, problem: Option<String>) {
+        if let Ok(mut p) = self.problem.lock() {
+            *p = problem;
+        }
+    }
+
+    pub fn problem(&self) -> Option<String> {
+        self.problem.lock().ok().and_then(|p| p.clone())
+    }
 }
 
 impl Default for IndexerMetrics {
@@ -95,6 +112,7 @@ impl Default for IndexerMetrics {
             batch_changes: Histogram::new(SIZES),
             batch_docs: Histogram::new(SIZES),
             commit_seconds: Histogram::new(SECONDS),
+            problem: Mutex::new(None),
         }
     }
 }

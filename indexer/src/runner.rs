@@ -43,6 +43,9 @@ pub struct IndexerConfig {
     pub writer_memory: usize,
     pub retention: Retention,
     pub prune_interval: Duration,
+    /// How often the indexer checks that its committed files are still in
+    /// place (a directory deleted or damaged under it is rebuilt).
+    pub check_interval: Duration,
     pub progress: bool,
 }
 
@@ -61,6 +64,7 @@ impl IndexerConfig {
             writer_memory: Self::DEFAULT_WRITER_MEMORY_MB << 20,
             retention: Retention::default(),
             prune_interval: Duration::from_secs(300),
+            check_interval: Duration::from_secs(2),
             progress: false,
         }
     }
@@ -279,8 +283,11 @@ async fn open_with_retry(
     loop {
         match open_or_rebuild(pool, config, metrics).await {
             Ok(live) => return Ok(Some(live)),
-            Err(e) if e.is_transient() => {
+            Err(e) if e.is_transient() || e.is_index_fault() => {
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
+                if e.is_index_fault() {
+                    metrics.set_problem(Some(fault_problem(&e)));
+                }
                 tracing::warn!(error = %e, "opening or rebuilding the index failed; retrying");
                 backoff.wait(cancel).await;
                 if cancel.is_cancelled() {
@@ -290,6 +297,38 @@ async fn open_with_retry(
             Err(e) => return Err(e),
         }
     }
+}
+
+/// What `/readyz` says while the index cannot be written.
+fn fault_problem(e: &IndexerError) -> String {
+    let what = if e.is_disk_full() {
+        "the disk under the index is full"
+    } else {
+        "the index could not be written"
+    };
+    format!("{what}; the indexer retries, and searches answer from the last commit")
+}
+
+/// Drops the writer of an index that failed or changed under it and opens the
+/// index again: at its last commit, or rebuilt from PostgreSQL when `damage`
+/// says it cannot be used (the damaged one is set aside, never deleted). The
+/// published view keeps answering searches meanwhile. `None` when cancelled.
+async fn reopen(
+    pool: &PgPool,
+    config: &IndexerConfig,
+    metrics: &IndexerMetrics,
+    cancel: &CancellationToken,
+    live: Live,
+    damage: Option<&Unusable>,
+) -> Result<Option<Live>, IndexerError> {
+    let Live { store, .. } = live;
+    if let Err(e) = store.close() {
+        tracing::warn!(error = %e, "closing the index writer after a fault failed");
+    }
+    if let Some(reason) = damage {
+        index_store::set_aside(&config.index_dir, reason)?;
+    }
+    open_with_retry(pool, config, metrics, cancel).await
 }
 
 fn publish(live: &Live, tx: &watch::Sender<Option<IndexView>>, metrics: &IndexerMetrics) {
@@ -343,6 +382,7 @@ async fn run(
     let mut last_prune = Instant::now() - config.prune_interval;
     let mut last_lag = Instant::now() - Duration::from_secs(60);
     let mut last_count = Instant::now();
+    let mut last_check = Instant::now();
     loop {
         if cancel.is_cancelled() {
             break;
@@ -385,6 +425,10 @@ async fn run(
         match cycle(&pool, &config, &mut live, &metrics).await {
             Ok(advanced) => {
                 backoff.reset();
+                if metrics.problem().is_some() {
+                    tracing::info!("the index advances again");
+                    metrics.set_problem(None);
+                }
                 if advanced {
                     publish(&live, &tx, &metrics);
                     if last_count.elapsed() > Duration::from_secs(2) {
@@ -402,17 +446,32 @@ async fn run(
                     pruned_below,
                     "index position is older than the retained changes; rebuilding"
                 );
-                let Live { store, .. } = live;
-                store.close()?;
                 // below the horizon: set the index aside so that opening rebuilds it
-                index_store::set_aside(&config.index_dir, &Unusable::BehindRetention)?;
-                let Some(reopened) = open_with_retry(&pool, &config, &metrics, &cancel).await?
+                let damage = Some(&Unusable::BehindRetention);
+                let Some(reopened) =
+                    reopen(&pool, &config, &metrics, &cancel, live, damage).await?
                 else {
                     return Ok(());
                 };
                 live = reopened;
                 publish(&live, &tx, &metrics);
                 count_docs(&live, &metrics);
+            }
+            Err(e) if e.is_index_fault() => {
+                // a write refused (a full disk) or a file gone: nothing of this
+                // cycle was committed, so the position stays and the changes are
+                // read again once the index can be written
+                metrics.errors.fetch_add(1, Ordering::Relaxed);
+                metrics.set_problem(Some(fault_problem(&e)));
+                tracing::warn!(error = %e, disk_full = e.is_disk_full(), "the index could not be written; reopening it and retrying");
+                backoff.wait(&cancel).await;
+                let Some(reopened) = reopen(&pool, &config, &metrics, &cancel, live, None).await?
+                else {
+                    return Ok(());
+                };
+                live = reopened;
+                publish(&live, &tx, &metrics);
+                continue;
             }
             Err(e) if e.is_transient() => {
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
@@ -422,6 +481,27 @@ async fn run(
                 continue;
             }
             Err(e) => return Err(e),
+        }
+        if last_check.elapsed() > config.check_interval {
+            last_check = Instant::now();
+            if let Err(damage) = live.store.check_in_place() {
+                metrics.errors.fetch_add(1, Ordering::Relaxed);
+                metrics.set_problem(Some(format!(
+                    "the index directory changed under the indexer ({damage}); rebuilding it \
+                     from PostgreSQL while searches answer from the last open index"
+                )));
+                tracing::warn!(index = %config.index_dir.display(), reason = %damage, "the committed index is no longer in place; rebuilding it");
+                let Some(reopened) =
+                    reopen(&pool, &config, &metrics, &cancel, live, Some(&damage)).await?
+                else {
+                    return Ok(());
+                };
+                live = reopened;
+                metrics.set_problem(None);
+                publish(&live, &tx, &metrics);
+                count_docs(&live, &metrics);
+                continue;
+            }
         }
         if last_lag.elapsed() > Duration::from_secs(2) {
             if let Ok((pending, oldest)) =

@@ -49,8 +49,9 @@ fn check(name: &'static str, status: &'static str, reason: Option<String>) -> Ch
     }
 }
 
-/// Ready: the database answers and the index is open. A lagging index is
-/// "degraded" (200, still serving); no index or no database is "unavailable" (503).
+/// Ready: the database answers and the index is open. A lagging index, or one
+/// the indexer cannot write right now, is "degraded" (200, still serving from
+/// its last commit); no index or no database is "unavailable" (503).
 #[utoipa::path(get, path = crate::paths::READYZ, tag = "operations",
     responses((status = 200, description = "Ready (`ok`) or lagging (`degraded`)", body = Readiness),
         (status = 503, description = "Not ready (`unavailable`)", body = Readiness)))]
@@ -92,6 +93,14 @@ pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Readines
             index.status = "degraded";
             index.reason = Some(format!("index is {} s behind PostgreSQL", behind / 1000));
         }
+    }
+    // a fault the indexer is recovering from (a full disk, a directory deleted
+    // under it) says why; with a view open, searches still answer from it
+    if let Some(problem) = state.indexer.as_ref().and_then(|m| m.problem()) {
+        if view.is_some() {
+            index.status = "degraded";
+        }
+        index.reason = Some(problem);
     }
     let mut checks = vec![database, index];
     // an identity provider whose discovery or keys cannot be fetched degrades

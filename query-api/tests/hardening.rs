@@ -566,3 +566,259 @@ async fn an_exhausted_database_pool_answers_503_with_retry_after_not_500() {
     assert_eq!(e.status(), 503);
     assert!(e.public_message().contains("statement timeout"), "{e}");
 }
+
+/// A small filesystem of the test's own for the index: a tmpfs (mounting one
+/// needs root, which CI and sessions have), lazily unmounted when dropped.
+struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    fn mount(megabytes: u32) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={megabytes}m"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("run mount");
+        assert!(
+            status.success(),
+            "mounting a tmpfs for the index failed (the disk-full test runs as root)"
+        );
+        Self { dir }
+    }
+
+    fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// Takes every byte left with one file; returns it.
+    fn fill(&self) -> std::path::PathBuf {
+        use std::io::Write;
+        let path = self.path().join("filler");
+        let mut file = std::fs::File::create(&path).expect("create the filler");
+        let chunk = vec![0u8; 1 << 20];
+        loop {
+            match file.write_all(&chunk).and_then(|()| file.sync_all()) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(28) => break,
+                Err(e) => panic!("filling the disk: {e}"),
+            }
+        }
+        // what a partial write left
+        while file.write_all(&[0u8; 512]).is_ok() {}
+        path
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg("-l")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+async fn readiness(s: &TestApp) -> (u16, Value) {
+    let r = s.get_anonymous("/readyz").await;
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("readyz body"))
+}
+
+fn index_check(readyz: &Value) -> &Value {
+    readyz["checks"]
+        .as_array()
+        .and_then(|c| c.iter().find(|c| c["name"] == "index"))
+        .expect("an index check")
+}
+
+/// Polls `/readyz` until `pred` holds for its index check, or panics after `secs`.
+async fn until_index(s: &TestApp, secs: u64, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (_, body) = readiness(s).await;
+        if pred(index_check(&body)) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} within {secs} s; last /readyz: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn failed_requirements() -> Params {
+    Params::new()
+        .with("kind", "requirement")
+        .with("status", "failed")
+        .with("limit", 1)
+}
+
+/// Requirements of organization `org` not failed yet.
+async fn unfailed_requirements(s: &TestApp, org: i64, n: i64) -> Vec<i64> {
+    sqlx::query_scalar(
+        "SELECT id FROM requirements WHERE organization_id = $1 AND status <> 'failed' ORDER BY id LIMIT $2",
+    )
+    .bind(org)
+    .bind(n)
+    .fetch_all(&s.pool)
+    .await
+    .expect("requirements")
+}
+
+/// The index the service answers from equals PostgreSQL, document for document.
+async fn index_equals_database(s: &TestApp) {
+    s.caught_up().await;
+    let view = s.state.views.borrow().clone().expect("an open index");
+    let searcher = view.reader.searcher();
+    let in_index = certscope_indexer::verify::index_triples(&searcher, &view.fields).unwrap();
+    let in_db = certscope_indexer::verify::database_triples(&s.pool)
+        .await
+        .unwrap();
+    assert!(
+        in_index == in_db,
+        "index differs from PostgreSQL: {}",
+        certscope_indexer::verify::describe_difference(&in_index, &in_db, 5)
+    );
+}
+
+#[tokio::test]
+async fn a_full_disk_under_the_index_stops_commits_says_why_and_loses_nothing() {
+    let disk = SmallDisk::mount(256);
+    let s = TestApp::start_with_index_dir(disk.path().join("index")).await;
+    let (a, _) = s.orgs().await;
+    let officer = s.officer(&a).await;
+    let before =
+        certscope_query_api::testing::total(&s.search(&officer, &failed_requirements()).await);
+    assert_eq!(readiness(&s).await.0, 200);
+
+    let filler = disk.fill();
+    let changed = unfailed_requirements(&s, s.org_id(&a).await, 3).await;
+    for &id in &changed {
+        s.set_requirement_status(id, "failed").await;
+    }
+    // the commit is refused: ready but degraded, saying why
+    let body = until_index(&s, 30, "the full disk is reported", |c| {
+        c["status"] == "degraded"
+    })
+    .await;
+    let reason = index_check(&body)["reason"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(reason.contains("disk under the index is full"), "{body}");
+    // searches answer from the last commit meanwhile, without the new changes
+    for _ in 0..5 {
+        let r = s.search_response(&officer, &failed_requirements()).await;
+        assert_eq!(r.status(), 200);
+        let v: Value = r.json().await.unwrap();
+        assert_eq!(certscope_query_api::testing::total(&v), before, "{v}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // space returns: the indexer resumes by itself and nothing was lost
+    std::fs::remove_file(&filler).expect("remove the filler");
+    until_index(&s, 30, "the index advances again", |c| c["status"] == "ok").await;
+    index_equals_database(&s).await;
+    let after =
+        certscope_query_api::testing::total(&s.search(&officer, &failed_requirements()).await);
+    assert_eq!(after, before + changed.len() as u64);
+    let errors = counter(&s.prometheus().await, "certscope_index_errors_total");
+    assert!(errors > 0, "the refused commits are counted");
+}
+
+/// The value of a counter in the Prometheus text.
+fn counter(metrics: &str, name: &str) -> u64 {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+#[tokio::test]
+async fn an_index_deleted_or_damaged_under_the_server_is_rebuilt_while_searches_answer() {
+    let root = tempfile::tempdir().unwrap();
+    let dir = root.path().join("index");
+    let s = std::sync::Arc::new(TestApp::start_with_index_dir(dir.clone()).await);
+    let (a, _) = s.orgs().await;
+    let officer = s.officer(&a).await;
+    let org = s.org_id(&a).await;
+    let everything = Params::new().with("limit", 1).with("collapse", "none");
+    let total = certscope_query_api::testing::total(&s.search(&officer, &everything).await);
+    assert!(total > 0);
+
+    // a reader that searches all along and records any answer that is not the
+    // same 200
+    let stop = tokio_util::sync::CancellationToken::new();
+    let watcher = {
+        let (s, officer, everything, stop) =
+            (s.clone(), officer.clone(), everything.clone(), stop.clone());
+        tokio::spawn(async move {
+            let (mut searches, mut wrong) = (0u64, Vec::new());
+            while !stop.is_cancelled() {
+                let r = s.search_response(&officer, &everything).await;
+                let status = r.status().as_u16();
+                let v: Value = r.json().await.unwrap_or(Value::Null);
+                if status != 200 || certscope_query_api::testing::total(&v) != total {
+                    wrong.push(format!("{status}: {v}"));
+                }
+                searches += 1;
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            (searches, wrong)
+        })
+    };
+
+    let rebuilds = counter(&s.prometheus().await, "certscope_index_rebuilds_total");
+    // 1. the whole directory deleted
+    std::fs::remove_dir_all(&dir).expect("delete the index");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while counter(&s.prometheus().await, "certscope_index_rebuilds_total") < rebuilds + 1 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rebuild within 60 s of the deletion"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_index(&s, 30, "ready after the rebuild", |c| c["status"] == "ok").await;
+    assert!(dir.join("meta.json").is_file(), "rebuilt in place");
+
+    // 2. meta.json overwritten: set aside (kept for inspection) and rebuilt
+    std::fs::write(dir.join("meta.json"), b"{ not json").unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while counter(&s.prometheus().await, "certscope_index_rebuilds_total") < rebuilds + 2 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rebuild within 60 s of the damage"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_index(&s, 30, "ready after the second rebuild", |c| {
+        c["status"] == "ok"
+    })
+    .await;
+    let aside: Vec<String> = std::fs::read_dir(root.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("index.broken-"))
+        .collect();
+    assert_eq!(aside.len(), 1, "the damaged index is set aside: {aside:?}");
+
+    stop.cancel();
+    let (searches, wrong) = watcher.await.unwrap();
+    assert!(searches > 10, "the reader ran ({searches} searches)");
+    assert!(
+        wrong.is_empty(),
+        "{} of {searches} searches went wrong: {:?}",
+        wrong.len(),
+        &wrong[..wrong.len().min(3)]
+    );
+
+    // and the rebuilt index follows changes again
+    let changed = unfailed_requirements(&s, org, 2).await;
+    for &id in &changed {
+        s.set_requirement_status(id, "failed").await;
+    }
+    index_equals_database(&s).await;
+}

@@ -10,6 +10,7 @@
 
 pub mod contract;
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -109,6 +110,18 @@ struct Own {
     _db: Option<TestDb>,
     stop: CancellationToken,
     _dir: tempfile::TempDir,
+    index_dir: PathBuf,
+}
+
+/// How a test's own service is set up, beyond its API settings.
+#[derive(Default)]
+struct Setup {
+    /// Loopback port (0: any).
+    port: u16,
+    /// A read pool of its own of this many connections (`start_with_read_pool`).
+    read_pool: Option<u32>,
+    /// Where the index lives (default: a temporary directory of the test's).
+    index_dir: Option<PathBuf>,
 }
 
 impl Drop for Own {
@@ -141,7 +154,7 @@ impl Shared {
                     .expect("runtime of the shared service");
                 runtime.block_on(async move {
                     let url = TestDb::seeded_for_process(&seed_config()).await;
-                    let app = TestApp::serve(url.clone(), None, 0, None, |_| {}).await;
+                    let app = TestApp::serve(url.clone(), None, Setup::default(), |_| {}).await;
                     let shared = Shared {
                         url,
                         base: app.base.clone(),
@@ -195,7 +208,11 @@ impl TestApp {
     /// know the address first, such as an identity provider's redirect URIs.
     pub async fn start_on(port: u16, configure: impl FnOnce(&mut ApiConfig)) -> Self {
         let db = TestDb::seeded(&seed_config()).await;
-        Self::serve(db.url.clone(), Some(db), port, None, configure).await
+        let setup = Setup {
+            port,
+            ..Setup::default()
+        };
+        Self::serve(db.url.clone(), Some(db), setup, configure).await
     }
 
     /// `start` with the service reading through a pool of its own of `size`
@@ -203,15 +220,35 @@ impl TestApp {
     /// test may exhaust without touching the indexer's.
     pub async fn start_with_read_pool(size: u32) -> Self {
         let db = TestDb::seeded(&seed_config()).await;
-        Self::serve(db.url.clone(), Some(db), 0, Some(size), |_| {}).await
+        let setup = Setup {
+            read_pool: Some(size),
+            ..Setup::default()
+        };
+        Self::serve(db.url.clone(), Some(db), setup, |_| {}).await
+    }
+
+    /// `start` with the index in `dir` (which must not hold one yet), for a
+    /// test that puts the index on a filesystem of its own; the indexer checks
+    /// its files every 200 ms.
+    pub async fn start_with_index_dir(dir: PathBuf) -> Self {
+        let db = TestDb::seeded(&seed_config()).await;
+        let setup = Setup {
+            index_dir: Some(dir),
+            ..Setup::default()
+        };
+        Self::serve(db.url.clone(), Some(db), setup, |_| {}).await
+    }
+
+    /// Where this test's own service keeps its index.
+    pub fn index_dir(&self) -> &Path {
+        &self.own.as_ref().expect("a test's own service").index_dir
     }
 
     /// Serves the seeded database at `url` (owning `db` when it is this test's).
     async fn serve(
         url: String,
         db: Option<TestDb>,
-        port: u16,
-        read_pool: Option<u32>,
+        setup: Setup,
         configure: impl FnOnce(&mut ApiConfig),
     ) -> Self {
         let _ = tracing_subscriber::fmt()
@@ -220,7 +257,14 @@ impl TestApp {
             .try_init();
         let pool = pool(&url).await;
         let dir = tempfile::tempdir().expect("tempdir");
-        let mut indexer = IndexerConfig::new(url.clone(), dir.path().join("index"));
+        let index_dir = setup
+            .index_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().join("index"));
+        let mut indexer = IndexerConfig::new(url.clone(), index_dir.clone());
+        if setup.index_dir.is_some() {
+            indexer.check_interval = Duration::from_millis(200);
+        }
         indexer.writer_memory = 64 << 20;
         indexer.poll_interval = Duration::from_millis(200);
         indexer.batch_window = Duration::from_millis(5);
@@ -232,10 +276,10 @@ impl TestApp {
         api.search_limits.queue = 256;
         api.search_limits.overload_wait = api.search_limits.max_wait;
         configure(&mut api);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", setup.port))
             .await
             .expect("bind");
-        let databases = match read_pool {
+        let databases = match setup.read_pool {
             None => Databases::single(pool.clone()),
             Some(size) => Databases {
                 primary: pool.clone(),
@@ -266,6 +310,7 @@ impl TestApp {
                 _db: db,
                 stop,
                 _dir: dir,
+                index_dir,
             }),
         };
         app.caught_up().await;
