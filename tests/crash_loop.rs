@@ -260,17 +260,90 @@ async fn the_index_equals_postgres_after_repeated_sigkills_under_concurrent_writ
     }
     drop(indexer);
 
-    let (index, fields, _) = index_store::open_read_only(&index_dir).unwrap();
+    eprintln!("crash loop: seed {seed}");
+    assert_index_equals_database(&index_dir, &pool).await;
+    eprintln!(
+        "crash loop: {} writes committed, index equals PostgreSQL",
+        committed.load(Ordering::Relaxed)
+    );
+}
+
+fn reindex(url: &str, index_dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_certscope"));
+    cmd.args(["reindex", "--database-url", url, "--index-dir"])
+        .arg(index_dir)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit());
+    cmd
+}
+
+async fn assert_index_equals_database(index_dir: &Path, pool: &PgPool) {
+    let (index, fields, _) = index_store::open_read_only(index_dir).unwrap();
     let in_index = verify::index_triples(&index.reader().unwrap().searcher(), &fields).unwrap();
-    let in_db = verify::database_triples(&pool).await.unwrap();
+    let in_db = verify::database_triples(pool).await.unwrap();
     assert!(
         in_index == in_db,
-        "seed {seed}: {}",
+        "{}",
         verify::describe_difference(&in_index, &in_db, 5)
     );
-    eprintln!(
-        "crash loop: {} writes committed, {} documents equal",
-        committed.load(Ordering::Relaxed),
-        in_index.len()
+}
+
+/// A rebuild writes into `<index>.staging` and swaps it in only once committed:
+/// killed halfway, the live index is untouched (same files, same position), the
+/// half-written staging directory is cleared by the next rebuild, and that one
+/// completes and equals PostgreSQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_killed_halfway_leaves_the_live_index_whole_and_the_next_one_completes() {
+    let db = TestDb::with_catalogs().await;
+    let pool = db.pool().await;
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    certscope_store::seed::seed(&pool, &SeedConfig::preset(Preset::Small, 5, as_of))
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let index_dir = dir.path().join("index");
+    let staging = dir.path().join("index.staging");
+    let status = reindex(&db.url, &index_dir).status().unwrap();
+    assert!(status.success(), "the first rebuild");
+    let before = index_store::inspect(&index_dir).expect("a usable index");
+
+    // a change the live index does not have yet, then a rebuild killed while
+    // it writes its staging directory
+    let mut rng = ChaCha8Rng::seed_from_u64(16);
+    for _ in 0..20 {
+        let _ = random_write(&pool, &mut rng).await;
+    }
+    let mut child = reindex(&db.url, &index_dir).spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    while !staging.join("meta.json").exists() {
+        assert!(Instant::now() < until, "the rebuild never started writing");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the rebuild ended before it could be killed"
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the rebuild finished within 100 ms: not killed halfway"
     );
+    kill9(&mut child);
+    assert!(staging.exists(), "the half-written rebuild is left behind");
+
+    let after = index_store::inspect(&index_dir).expect("the live index is still usable");
+    assert_eq!(
+        after.snapshot, before.snapshot,
+        "the live index was not touched"
+    );
+    assert_eq!(after.built_at, before.built_at);
+
+    let status = reindex(&db.url, &index_dir).status().unwrap();
+    assert!(status.success(), "the rebuild after the kill");
+    assert!(
+        !staging.exists(),
+        "the next rebuild cleared the staging directory"
+    );
+    assert_index_equals_database(&index_dir, &pool).await;
 }
