@@ -8,6 +8,8 @@ pub mod auth;
 mod detail;
 pub mod error;
 pub mod events;
+#[doc(hidden)]
+pub mod fuzz;
 mod health;
 mod http;
 mod metrics_routes;

@@ -93,7 +93,7 @@ enum Format {
     Csv,
 }
 
-struct Request {
+pub(crate) struct Request {
     params: ReportParams,
     format: Option<String>,
     size: Option<String>,
@@ -128,7 +128,7 @@ fn date(name: &str, value: &str) -> ApiResult<chrono::NaiveDate> {
     })
 }
 
-fn parse(raw: Option<String>, pdf: bool) -> ApiResult<Request> {
+pub(crate) fn parse(raw: Option<String>, pdf: bool) -> ApiResult<Request> {
     let mut r = RawParams::default();
     let mut format = None;
     let mut size = None;

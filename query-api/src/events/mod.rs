@@ -10,7 +10,7 @@
 
 mod feed;
 pub mod rooms;
-mod socketio;
+pub(crate) mod socketio;
 pub(crate) mod sse;
 pub(crate) mod ws;
 

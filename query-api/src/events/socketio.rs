@@ -599,9 +599,9 @@ impl Session {
 /// `{room: "organization" | "certification" | "user" | "global",
 /// certificationId}`, ours (`{room: "org" | "certification:<id>" | "user" |
 /// "notices"}` or `{rooms: [...]}`), or a bare room name.
-struct RoomRequest {
+pub(crate) struct RoomRequest {
     /// Our room names, for the hub's parser and authorization.
-    names: Vec<String>,
+    pub(crate) names: Vec<String>,
     /// The client's own words, echoed in the answer so it can match it.
     room: Option<Value>,
     certification_id: Option<Value>,
@@ -609,7 +609,7 @@ struct RoomRequest {
 }
 
 impl RoomRequest {
-    fn parse(data: Option<&Value>, kind: &str) -> Result<RoomRequest, String> {
+    pub(crate) fn parse(data: Option<&Value>, kind: &str) -> Result<RoomRequest, String> {
         let map = match data {
             Some(Value::String(name)) => {
                 let mut m = Map::new();

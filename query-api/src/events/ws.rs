@@ -489,7 +489,7 @@ impl Session {
 }
 
 /// What a client may ask.
-enum Request {
+pub(crate) enum Request {
     Auth,
     Ping,
     Subscribe {
@@ -501,7 +501,7 @@ enum Request {
 
 impl Request {
     /// Parses a client message, naming what is wrong.
-    fn parse(text: &str) -> Result<Request, String> {
+    pub(crate) fn parse(text: &str) -> Result<Request, String> {
         let value: Value = serde_json::from_str(text)
             .map_err(|e| format!("the message is not valid JSON: {e}"))?;
         let Value::Object(map) = value else {

@@ -53,6 +53,27 @@ pub enum Node {
     Not(Box<Node>),
 }
 
+impl Node {
+    /// Levels of nesting below and including this node.
+    pub fn depth(&self) -> usize {
+        match self {
+            Node::And(v) | Node::Or(v) => 1 + v.iter().map(Node::depth).max().unwrap_or(0),
+            Node::Not(n) => 1 + n.depth(),
+            Node::Field { value, .. } => 1 + value.depth(),
+            _ => 1,
+        }
+    }
+
+    /// Word and phrase leaves: what the compiled query's clauses grow with.
+    pub fn leaves(&self) -> usize {
+        match self {
+            Node::And(v) | Node::Or(v) => v.iter().map(Node::leaves).sum(),
+            Node::Not(n) | Node::Field { value: n, .. } => n.leaves(),
+            _ => 1,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ParseError {
     pub message: String,
@@ -496,21 +517,12 @@ mod tests {
                 .map(|_| alphabet[rng.random_range(0..alphabet.len())])
                 .collect();
             match parse(&s) {
-                Ok(Some(node)) => assert!(depth(&node) <= MAX_DEPTH + 2, "{s:?}"),
+                Ok(Some(node)) => assert!(node.depth() <= MAX_DEPTH + 2, "{s:?}"),
                 Ok(None) => {
                     assert!(s.trim().is_empty() || s.split_whitespace().all(|t| t == "AND"))
                 }
                 Err(e) => assert!(!e.message.is_empty()),
             }
-        }
-    }
-
-    fn depth(n: &Node) -> usize {
-        match n {
-            Node::And(v) | Node::Or(v) => 1 + v.iter().map(depth).max().unwrap_or(0),
-            Node::Not(n) => 1 + depth(n),
-            Node::Field { value, .. } => 1 + depth(value),
-            _ => 1,
         }
     }
 }
