@@ -27,7 +27,7 @@ pub enum BootstrapError {
 pub async fn import_shipped_catalogs(pool: &PgPool) -> Result<Vec<ImportSummary>, BootstrapError> {
     let mut out = Vec::new();
     for c in catalogs::ALL {
-        let summary = oscal::import_catalog(pool, c.json, Some(c.slug))
+        let summary = oscal::import_catalog(pool, &c.json(), Some(c.slug))
             .await
             .map_err(|source| BootstrapError::Catalog {
                 slug: c.slug,

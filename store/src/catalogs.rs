@@ -1,5 +1,7 @@
 //! The OSCAL catalogs shipped with Certscope (NIST SP 800-53 rev5, public domain),
-//! embedded so that the binary runs anywhere.
+//! embedded (gzipped by `build.rs`) so that the binary runs anywhere.
+
+use std::io::Read;
 
 /// A catalog shipped inside the binary.
 #[derive(Debug, Clone, Copy)]
@@ -7,23 +9,36 @@ pub struct ShippedCatalog {
     /// Framework slug the catalog is imported under.
     pub slug: &'static str,
     pub file_name: &'static str,
-    pub json: &'static [u8],
+    gzipped: &'static [u8],
+}
+
+impl ShippedCatalog {
+    /// The catalog's OSCAL JSON (inflated on each call: imports are rare).
+    pub fn json(&self) -> Vec<u8> {
+        let mut json = Vec::with_capacity(self.gzipped.len() * 10);
+        flate2::read::GzDecoder::new(self.gzipped)
+            .read_to_end(&mut json)
+            .expect("the catalogs embedded at build time inflate");
+        json
+    }
 }
 
 pub const NIST_800_53_HIGH: ShippedCatalog = ShippedCatalog {
     slug: "nist-800-53-r5-high",
     file_name: "NIST_SP-800-53_rev5_HIGH-baseline-resolved-profile_catalog-min.json",
-    json: include_bytes!(
-        "../../data/oscal/NIST_SP-800-53_rev5_HIGH-baseline-resolved-profile_catalog-min.json"
-    ),
+    gzipped: include_bytes!(concat!(
+        env!("OUT_DIR"),
+        "/NIST_SP-800-53_rev5_HIGH-baseline-resolved-profile_catalog-min.json.gz"
+    )),
 };
 
 pub const NIST_800_53_PRIVACY: ShippedCatalog = ShippedCatalog {
     slug: "nist-800-53-r5-privacy",
     file_name: "NIST_SP-800-53_rev5_PRIVACY-baseline-resolved-profile_catalog-min.json",
-    json: include_bytes!(
-        "../../data/oscal/NIST_SP-800-53_rev5_PRIVACY-baseline-resolved-profile_catalog-min.json"
-    ),
+    gzipped: include_bytes!(concat!(
+        env!("OUT_DIR"),
+        "/NIST_SP-800-53_rev5_PRIVACY-baseline-resolved-profile_catalog-min.json.gz"
+    )),
 };
 
 pub const ALL: [ShippedCatalog; 2] = [NIST_800_53_HIGH, NIST_800_53_PRIVACY];

@@ -605,7 +605,7 @@ mod tests {
 
     #[test]
     fn renders_nist_statement_with_labels_and_parameters() {
-        let parsed = parse_catalog(crate::catalogs::NIST_800_53_HIGH.json).unwrap();
+        let parsed = parse_catalog(&crate::catalogs::NIST_800_53_HIGH.json()).unwrap();
         let ac2 = parsed
             .controls
             .iter()
@@ -643,7 +643,7 @@ mod tests {
 
     #[test]
     fn high_baseline_has_18_families_and_370_controls() {
-        let parsed = parse_catalog(crate::catalogs::NIST_800_53_HIGH.json).unwrap();
+        let parsed = parse_catalog(&crate::catalogs::NIST_800_53_HIGH.json()).unwrap();
         assert_eq!(parsed.family_count(), 18);
         assert_eq!(parsed.controls.len(), 370);
     }

@@ -302,7 +302,7 @@ fn content_hash(kind: Template<'_>) -> String {
     hasher.update(migrations);
     if matches!(kind, Template::Catalogs | Template::Seeded(_)) {
         for c in crate::catalogs::ALL {
-            hasher.update(c.json);
+            hasher.update(c.json());
         }
     }
     if let Template::Seeded(config) = kind {
@@ -370,7 +370,7 @@ async fn ensure_template(server: &TestServer, kind: Template<'_>) -> String {
             Template::Catalogs => {
                 crate::migrate(&pool).await.expect("migrate template");
                 for c in crate::catalogs::ALL {
-                    crate::oscal::import_catalog(&pool, c.json, Some(c.slug))
+                    crate::oscal::import_catalog(&pool, &c.json(), Some(c.slug))
                         .await
                         .expect("import shipped catalog into template");
                 }

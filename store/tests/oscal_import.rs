@@ -20,7 +20,7 @@ async fn fingerprint(pool: &PgPool) -> (i64, i64, i64, String) {
 async fn both_shipped_catalogs_import_with_their_real_counts() {
     let db = TestDb::migrated().await;
     let pool = db.pool().await;
-    let high = import_catalog(&pool, NIST_800_53_HIGH.json, Some(NIST_800_53_HIGH.slug))
+    let high = import_catalog(&pool, &NIST_800_53_HIGH.json(), Some(NIST_800_53_HIGH.slug))
         .await
         .unwrap();
     assert_eq!(
@@ -29,7 +29,7 @@ async fn both_shipped_catalogs_import_with_their_real_counts() {
     );
     let privacy = import_catalog(
         &pool,
-        NIST_800_53_PRIVACY.json,
+        &NIST_800_53_PRIVACY.json(),
         Some(NIST_800_53_PRIVACY.slug),
     )
     .await
@@ -68,11 +68,11 @@ async fn both_shipped_catalogs_import_with_their_real_counts() {
 async fn a_second_import_changes_nothing() {
     let db = TestDb::migrated().await;
     let pool = db.pool().await;
-    import_catalog(&pool, NIST_800_53_HIGH.json, Some(NIST_800_53_HIGH.slug))
+    import_catalog(&pool, &NIST_800_53_HIGH.json(), Some(NIST_800_53_HIGH.slug))
         .await
         .unwrap();
     let before = fingerprint(&pool).await;
-    let again = import_catalog(&pool, NIST_800_53_HIGH.json, Some(NIST_800_53_HIGH.slug))
+    let again = import_catalog(&pool, &NIST_800_53_HIGH.json(), Some(NIST_800_53_HIGH.slug))
         .await
         .unwrap();
     assert_eq!((again.inserted, again.updated, again.withdrawn), (0, 0, 0));
@@ -87,10 +87,10 @@ async fn a_second_import_changes_nothing() {
 async fn a_changed_catalog_updates_in_place_and_withdraws_what_left() {
     let db = TestDb::migrated().await;
     let pool = db.pool().await;
-    let first = import_catalog(&pool, NIST_800_53_HIGH.json, Some("high"))
+    let first = import_catalog(&pool, &NIST_800_53_HIGH.json(), Some("high"))
         .await
         .unwrap();
-    let mut doc: serde_json::Value = serde_json::from_slice(NIST_800_53_HIGH.json).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&NIST_800_53_HIGH.json()).unwrap();
     let ac = &mut doc["catalog"]["groups"][0]["controls"];
     ac[0]["title"] = "Policy and Procedures (revised)".into();
     ac.as_array_mut().unwrap().remove(1); // ac-2 and its enhancements leave the catalog
@@ -122,14 +122,15 @@ async fn a_broken_file_leaves_the_database_unchanged_and_says_why() {
     let pool = db.pool().await;
     import_catalog(
         &pool,
-        NIST_800_53_PRIVACY.json,
+        &NIST_800_53_PRIVACY.json(),
         Some(NIST_800_53_PRIVACY.slug),
     )
     .await
     .unwrap();
     let before = fingerprint(&pool).await;
 
-    let truncated = &NIST_800_53_HIGH.json[..NIST_800_53_HIGH.json.len() / 2];
+    let high = NIST_800_53_HIGH.json();
+    let truncated = &high[..high.len() / 2];
     let err = import_catalog(&pool, truncated, None)
         .await
         .unwrap_err()
@@ -139,7 +140,7 @@ async fn a_broken_file_leaves_the_database_unchanged_and_says_why() {
         "{err}"
     );
 
-    let mut doc: serde_json::Value = serde_json::from_slice(NIST_800_53_HIGH.json).unwrap();
+    let mut doc: serde_json::Value = serde_json::from_slice(&NIST_800_53_HIGH.json()).unwrap();
     doc["catalog"]["groups"][3]["controls"][2]
         .as_object_mut()
         .unwrap()
@@ -158,7 +159,7 @@ async fn a_broken_file_leaves_the_database_unchanged_and_says_why() {
         .unwrap_err()
         .to_string();
     assert!(err.contains("not an OSCAL catalog"), "{err}");
-    let err = import_catalog(&pool, NIST_800_53_HIGH.json, Some("Not A Slug"))
+    let err = import_catalog(&pool, &NIST_800_53_HIGH.json(), Some("Not A Slug"))
         .await
         .unwrap_err()
         .to_string();
