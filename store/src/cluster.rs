@@ -197,7 +197,7 @@ impl PrivateCluster {
             return Ok(());
         }
         self.started_here = false;
-        self.pg_ctl_stop()?;
+        self.pg_ctl_stop("fast")?;
         tracing::info!("private PostgreSQL cluster stopped");
         Ok(())
     }
@@ -205,19 +205,30 @@ impl PrivateCluster {
     /// Restarts the server in place (same port, same data): for tests that check
     /// how the indexer survives a database restart.
     pub async fn restart(&mut self) -> Result<(), ClusterError> {
-        self.pg_ctl_stop()?;
+        self.pg_ctl_stop("fast")?;
         self.launch()?;
         self.ready(Duration::from_secs(60)).await
     }
 
-    /// Fast shutdown: open sessions are ended, everything committed is on disk.
-    fn pg_ctl_stop(&self) -> Result<(), ClusterError> {
+    /// A crash: immediate shutdown (every backend quits at once, no
+    /// checkpoint; the next start runs crash recovery from the WAL), down for
+    /// `down`, then started again on the same port.
+    pub async fn crash_and_restart(&mut self, down: Duration) -> Result<(), ClusterError> {
+        self.pg_ctl_stop("immediate")?;
+        tokio::time::sleep(down).await;
+        self.launch()?;
+        self.ready(Duration::from_secs(60)).await
+    }
+
+    /// `fast`: open sessions are ended, everything committed is on disk;
+    /// `immediate`: as if the server crashed.
+    fn pg_ctl_stop(&self, mode: &str) -> Result<(), ClusterError> {
         let status = self
             .command("pg_ctl")
             .arg("stop")
             .arg("-D")
             .arg(&self.pgdata)
-            .args(["-m", "fast", "-w", "-t", "30"])
+            .args(["-m", mode, "-w", "-t", "30"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()

@@ -16,6 +16,7 @@
 use std::path::PathBuf;
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
 use tokio::sync::{Mutex, OnceCell};
@@ -87,6 +88,17 @@ impl TestServer {
             None => {
                 panic!("restart needs the private test cluster, not CERTSCOPE_TEST_DATABASE_URL")
             }
+        }
+    }
+
+    /// Crashes the private cluster (immediate shutdown), keeps it down for
+    /// `down`, and starts it again on the same port.
+    pub async fn crash_and_restart(&self, down: Duration) -> Result<(), crate::ClusterError> {
+        match &self.cluster {
+            Some(cluster) => cluster.lock().await.crash_and_restart(down).await,
+            None => panic!(
+                "crash_and_restart needs the private test cluster, not CERTSCOPE_TEST_DATABASE_URL"
+            ),
         }
     }
 
