@@ -179,6 +179,17 @@ async fn random_write(pool: &PgPool, rng: &mut ChaCha8Rng) -> Result<(), sqlx::E
     tx.commit().await
 }
 
+/// A database of its own with the small preset (two organizations).
+async fn seeded_small() -> (TestDb, PgPool) {
+    let db = TestDb::with_catalogs().await;
+    let pool = db.pool().await;
+    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
+    certscope_store::seed::seed(&pool, &SeedConfig::preset(Preset::Small, 5, as_of))
+        .await
+        .unwrap();
+    (db, pool)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_index_equals_postgres_after_repeated_sigkills_under_concurrent_writes() {
     let seconds = env_or("CERTSCOPE_CRASH_SECONDS", 20);
@@ -186,12 +197,7 @@ async fn the_index_equals_postgres_after_repeated_sigkills_under_concurrent_writ
     let seed = env_or("CERTSCOPE_CRASH_SEED", rand::random::<u32>() as u64);
     eprintln!("crash loop: {seconds} s, {kills} kills, seed {seed}");
 
-    let db = TestDb::with_catalogs().await;
-    let pool = db.pool().await;
-    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    certscope_store::seed::seed(&pool, &SeedConfig::preset(Preset::Small, 5, as_of))
-        .await
-        .unwrap();
+    let (db, pool) = seeded_small().await;
     let dir = tempfile::tempdir().unwrap();
     let index_dir = dir.path().join("index");
 
@@ -295,12 +301,7 @@ async fn assert_index_equals_database(index_dir: &Path, pool: &PgPool) {
 /// completes and equals PostgreSQL.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_killed_halfway_leaves_the_live_index_whole_and_the_next_one_completes() {
-    let db = TestDb::with_catalogs().await;
-    let pool = db.pool().await;
-    let as_of = chrono::NaiveDate::from_ymd_opt(2026, 11, 1).unwrap();
-    certscope_store::seed::seed(&pool, &SeedConfig::preset(Preset::Small, 5, as_of))
-        .await
-        .unwrap();
+    let (db, pool) = seeded_small().await;
     let dir = tempfile::tempdir().unwrap();
     let index_dir = dir.path().join("index");
     let staging = dir.path().join("index.staging");

@@ -166,18 +166,7 @@ async fn postgres_killed_mid_load_costs_503s_not_500s_or_hangs_and_loses_nothing
     );
 
     // nothing lost: the index and the event feed caught up with every commit
-    s.caught_up().await;
-    let view = s.state.views.borrow().clone().expect("an open index");
-    let in_index =
-        certscope_indexer::verify::index_triples(&view.reader.searcher(), &view.fields).unwrap();
-    let in_db = certscope_indexer::verify::database_triples(&s.pool)
-        .await
-        .unwrap();
-    assert!(
-        in_index == in_db,
-        "index differs from PostgreSQL: {}",
-        certscope_indexer::verify::describe_difference(&in_index, &in_db, 5)
-    );
+    s.assert_index_equals_database().await;
     s.events_fed().await;
     let ready = s.get_anonymous("/readyz").await;
     assert_eq!(ready.status(), 200);

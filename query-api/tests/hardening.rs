@@ -668,22 +668,6 @@ async fn unfailed_requirements(s: &TestApp, org: i64, n: i64) -> Vec<i64> {
     .expect("requirements")
 }
 
-/// The index the service answers from equals PostgreSQL, document for document.
-async fn index_equals_database(s: &TestApp) {
-    s.caught_up().await;
-    let view = s.state.views.borrow().clone().expect("an open index");
-    let searcher = view.reader.searcher();
-    let in_index = certscope_indexer::verify::index_triples(&searcher, &view.fields).unwrap();
-    let in_db = certscope_indexer::verify::database_triples(&s.pool)
-        .await
-        .unwrap();
-    assert!(
-        in_index == in_db,
-        "index differs from PostgreSQL: {}",
-        certscope_indexer::verify::describe_difference(&in_index, &in_db, 5)
-    );
-}
-
 #[tokio::test]
 async fn a_full_disk_under_the_index_stops_commits_says_why_and_loses_nothing() {
     let disk = SmallDisk::mount(256);
@@ -720,7 +704,7 @@ async fn a_full_disk_under_the_index_stops_commits_says_why_and_loses_nothing() 
     // space returns: the indexer resumes by itself and nothing was lost
     std::fs::remove_file(&filler).expect("remove the filler");
     until_index(&s, 30, "the index advances again", |c| c["status"] == "ok").await;
-    index_equals_database(&s).await;
+    s.assert_index_equals_database().await;
     let after =
         certscope_query_api::testing::total(&s.search(&officer, &failed_requirements()).await);
     assert_eq!(after, before + changed.len() as u64);
@@ -734,6 +718,19 @@ fn counter(metrics: &str, name: &str) -> u64 {
         .lines()
         .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
         .unwrap_or_else(|| panic!("no {name} in /metrics"))
+}
+
+/// Waits until the server counts `n` index rebuilds and is ready again.
+async fn rebuilt(s: &TestApp, n: u64, after: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while counter(&s.prometheus().await, "certscope_index_rebuilds_total") < n {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no rebuild within 60 s of {after}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    until_index(s, 30, "ready after the rebuild", |c| c["status"] == "ok").await;
 }
 
 #[tokio::test]
@@ -773,31 +770,12 @@ async fn an_index_deleted_or_damaged_under_the_server_is_rebuilt_while_searches_
     let rebuilds = counter(&s.prometheus().await, "certscope_index_rebuilds_total");
     // 1. the whole directory deleted
     std::fs::remove_dir_all(&dir).expect("delete the index");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while counter(&s.prometheus().await, "certscope_index_rebuilds_total") < rebuilds + 1 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no rebuild within 60 s of the deletion"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    until_index(&s, 30, "ready after the rebuild", |c| c["status"] == "ok").await;
+    rebuilt(&s, rebuilds + 1, "the deletion").await;
     assert!(dir.join("meta.json").is_file(), "rebuilt in place");
 
     // 2. meta.json overwritten: set aside (kept for inspection) and rebuilt
     std::fs::write(dir.join("meta.json"), b"{ not json").unwrap();
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while counter(&s.prometheus().await, "certscope_index_rebuilds_total") < rebuilds + 2 {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no rebuild within 60 s of the damage"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    until_index(&s, 30, "ready after the second rebuild", |c| {
-        c["status"] == "ok"
-    })
-    .await;
+    rebuilt(&s, rebuilds + 2, "the damage").await;
     let aside: Vec<String> = std::fs::read_dir(root.path())
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
@@ -820,5 +798,5 @@ async fn an_index_deleted_or_damaged_under_the_server_is_rebuilt_while_searches_
     for &id in &changed {
         s.set_requirement_status(id, "failed").await;
     }
-    index_equals_database(&s).await;
+    s.assert_index_equals_database().await;
 }

@@ -346,6 +346,24 @@ impl TestApp {
         .unwrap_or_else(|| panic!("index did not reach {target} within 60 s"));
     }
 
+    /// Waits until the index reflects everything committed, then checks that
+    /// it equals PostgreSQL document for document (kind, id, version).
+    pub async fn assert_index_equals_database(&self) {
+        self.caught_up().await;
+        let view = self.state.views.borrow().clone().expect("an open index");
+        let searcher = view.reader.searcher();
+        let in_index = certscope_indexer::verify::index_triples(&searcher, &view.fields)
+            .expect("read the index");
+        let in_db = certscope_indexer::verify::database_triples(&self.pool)
+            .await
+            .expect("read the database");
+        assert!(
+            in_index == in_db,
+            "index differs from PostgreSQL: {}",
+            certscope_indexer::verify::describe_difference(&in_index, &in_db, 5)
+        );
+    }
+
     /// Waits until the event hub holds every event appended before the call.
     pub async fn events_fed(&self) {
         let last: i64 = sqlx::query_scalar("SELECT coalesce(max(id), 0) FROM events")
