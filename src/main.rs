@@ -287,6 +287,16 @@ enum BenchCommand {
         #[command(flatten)]
         index: IndexArgs,
     },
+    /// Everything at once for a long time: open-loop searches at 70 % of the
+    /// measured capacity, status changes, event subscribers and cold reports;
+    /// errors, search p99 per window, server memory, file descriptors,
+    /// database connections and the change log over the run.
+    Soak {
+        #[command(flatten)]
+        soak: bench::soak::Soak,
+        #[command(flatten)]
+        index: IndexArgs,
+    },
     /// Commit-to-searchable latency at a fixed rate of row changes (open loop).
     IndexLatency {
         /// Row changes per second.
@@ -519,6 +529,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 expires_in_minutes,
             )
             .await
+        }
+        Command::Bench(BenchCommand::Soak { soak, index }) => {
+            bench::soak::run(&cli.global, &index, soak).await
         }
         Command::Bench(BenchCommand::Reports { cold, warm, index }) => {
             bench::reports::run(&cli.global, &index, cold, warm).await

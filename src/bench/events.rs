@@ -23,7 +23,7 @@ use crate::{GlobalArgs, IndexArgs};
 
 /// Each requirement's last change: `(sent, committed)`; `committed` is None
 /// while the UPDATE has not returned yet.
-type Commits = Arc<Mutex<HashMap<i64, (Instant, Option<Instant>)>>>;
+pub(super) type Commits = Arc<Mutex<HashMap<i64, (Instant, Option<Instant>)>>>;
 
 /// The requirement id of an event message, found without parsing the whole
 /// message (the subscribers share the machine with the server).
@@ -46,10 +46,10 @@ pub enum Transport {
 }
 
 #[derive(Default)]
-struct Subscriber {
-    latencies: Vec<f64>,
-    received: u64,
-    closed: Option<String>,
+pub(super) struct Subscriber {
+    pub(super) latencies: Vec<f64>,
+    pub(super) received: u64,
+    pub(super) closed: Option<String>,
 }
 
 impl Subscriber {
@@ -73,7 +73,7 @@ impl Subscriber {
     }
 }
 
-async fn subscribe(
+pub(super) async fn subscribe(
     url: String,
     token: String,
     room: String,
@@ -322,21 +322,7 @@ impl Bench {
                 c.insert(id, (Instant::now(), None));
             }
             let (pool, commits) = (self.pool.clone(), self.commits.clone());
-            writes.spawn(async move {
-                sqlx::query(
-                    "UPDATE requirements SET status = CASE WHEN status = 'implemented' \
-                     THEN 'in_progress' ELSE 'implemented' END WHERE id = $1",
-                )
-                .bind(id)
-                .execute(&pool)
-                .await?;
-                if let Ok(mut c) = commits.lock()
-                    && let Some(entry) = c.get_mut(&id)
-                {
-                    entry.1 = Some(Instant::now());
-                }
-                anyhow::Ok(())
-            });
+            writes.spawn(async move { change_status(&pool, &commits, id).await });
             progress.inc(1);
             if n % u64::from(rate) == 0 {
                 peak_rss = peak_rss.max(self.server.memory().0);
@@ -374,6 +360,56 @@ impl Bench {
     }
 }
 
+/// The certifications of organization `org` (its rooms) and requirements that
+/// take turns changing at `rate` per second: each changes at most every few
+/// seconds, so a delivery is matched to its commit without doubt.
+pub(super) async fn rooms_and_requirements(
+    db: &database::Database,
+    org: i64,
+    slug: &str,
+    rate: u32,
+) -> anyhow::Result<(Vec<i64>, Vec<(i64, i64)>)> {
+    let certifications: Vec<i64> =
+        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
+            .bind(org)
+            .fetch_all(&db.pool)
+            .await?;
+    let requirements: Vec<(i64, i64)> = sqlx::query_as(
+        "SELECT id, certification_id FROM requirements WHERE organization_id = $1 \
+         ORDER BY id LIMIT $2",
+    )
+    .bind(org)
+    .bind(i64::from(rate) * 5)
+    .fetch_all(&db.pool)
+    .await?;
+    if certifications.is_empty() || requirements.len() < rate as usize {
+        bail!("{slug} has too few requirements: seed first (certscope seed --preset bench)");
+    }
+    Ok((certifications, requirements))
+}
+
+/// Flips requirement `id` between implemented and in progress (one status
+/// event), noting when the commit returned.
+pub(super) async fn change_status(
+    pool: &sqlx::PgPool,
+    commits: &Commits,
+    id: i64,
+) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE requirements SET status = CASE WHEN status = 'implemented' \
+         THEN 'in_progress' ELSE 'implemented' END WHERE id = $1",
+    )
+    .bind(id)
+    .execute(pool)
+    .await?;
+    if let Ok(mut c) = commits.lock()
+        && let Some(entry) = c.get_mut(&id)
+    {
+        entry.1 = Some(Instant::now());
+    }
+    Ok(())
+}
+
 pub async fn run(
     global: &GlobalArgs,
     index: &IndexArgs,
@@ -390,24 +426,7 @@ pub async fn run(
     anyhow::ensure!((1..=600).contains(&seconds), "--seconds must be 1..=600");
     let db = database::open(global).await?;
     let (org_id, slug, _) = largest_org(&db).await?;
-    let certifications: Vec<i64> =
-        sqlx::query_scalar("SELECT id FROM certifications WHERE organization_id = $1 ORDER BY id")
-            .bind(org_id)
-            .fetch_all(&db.pool)
-            .await?;
-    // requirements that take turns: each changes at most every few seconds, so
-    // a delivery is matched to its commit without doubt
-    let requirements: Vec<(i64, i64)> = sqlx::query_as(
-        "SELECT id, certification_id FROM requirements WHERE organization_id = $1 \
-         ORDER BY id LIMIT $2",
-    )
-    .bind(org_id)
-    .bind(i64::from(rate) * 5)
-    .fetch_all(&db.pool)
-    .await?;
-    if certifications.is_empty() || requirements.len() < rate as usize {
-        bail!("{slug} has too few requirements: seed first (certscope seed)");
-    }
+    let (certifications, requirements) = rooms_and_requirements(&db, org_id, &slug, rate).await?;
     let server =
         BenchServer::start(global, index, &["--event-connections-per-token", "100000"]).await?;
     let token = server.token(&db, &slug).await?;

@@ -7,6 +7,7 @@ pub mod index_latency;
 pub mod reports;
 pub mod search;
 mod server;
+pub mod soak;
 pub mod web;
 
 /// The `p` quantile (0 to 1, nearest rank) of `ms`; NaN when empty.
