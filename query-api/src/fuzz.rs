@@ -15,7 +15,7 @@ use crate::auth::{Role, Scope};
 use crate::events::rooms::Room;
 use crate::search::cursor::Cursor;
 use crate::search::params::{self, MAX_FACET_SIZE, MAX_LIMIT, MAX_QUERY_CHARS, Route};
-use crate::search::parser::{self, MAX_CLAUSES, MAX_DEPTH};
+use crate::search::parser::{self, MAX_CLAUSES, MAX_TREE_DEPTH};
 use certscope_domain::Kind;
 
 /// A fuzz target: takes any bytes, panics only on a broken property.
@@ -41,7 +41,7 @@ pub fn search_query(data: &[u8]) {
     let q = text(data);
     match parser::parse(&q) {
         Ok(Some(node)) => {
-            assert!(node.depth() <= MAX_DEPTH + 2, "too deep: {q:?}");
+            assert!(node.depth() <= MAX_TREE_DEPTH, "too deep: {q:?}");
             assert!(node.leaves() <= MAX_CLAUSES, "too many clauses: {q:?}");
         }
         Ok(None) => {}
@@ -69,7 +69,7 @@ pub fn search_params(data: &[u8]) {
                 assert!((1..=MAX_LIMIT).contains(&p.limit), "{pairs:?}");
                 assert!(p.facet_size <= MAX_FACET_SIZE, "{pairs:?}");
                 if let Some(node) = &p.node {
-                    assert!(node.depth() <= MAX_DEPTH + 2, "{pairs:?}");
+                    assert!(node.depth() <= MAX_TREE_DEPTH, "{pairs:?}");
                 }
             }
             Err(e) => refusal(&e),
