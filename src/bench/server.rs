@@ -105,18 +105,29 @@ impl BenchServer {
     pub async fn stop(mut self) {
         self.child.kill().await.ok();
     }
+
+    /// (anonymous, file-backed) resident KiB: heap against mapped index files.
+    pub fn memory_split(&self) -> (u64, u64) {
+        let kb = status_kib(self.pid);
+        (kb("RssAnon:"), kb("RssFile:"))
+    }
 }
 
-fn memory_of(pid: u32) -> (u64, u64) {
+/// A reader of `/proc/<pid>/status` KiB figures by key.
+fn status_kib(pid: u32) -> impl Fn(&str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let kb = |key: &str| {
+    move |key: &str| {
         status
             .lines()
             .find(|l| l.starts_with(key))
             .and_then(|l| l.split_whitespace().nth(1))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
-    };
+    }
+}
+
+fn memory_of(pid: u32) -> (u64, u64) {
+    let kb = status_kib(pid);
     (kb("VmRSS:"), kb("VmHWM:"))
 }
 

@@ -1,8 +1,9 @@
 //! `certscope bench soak`: a long week in half an hour. Against a `certscope
-//! serve` child process and the largest organization, all at once: open-loop
-//! searches at 70 % of the capacity measured first (4 clients, closed loop),
-//! requirement status changes at a fixed rate, WebSocket event subscribers, and
-//! a cold report (parameters never asked before) every few seconds. Every
+//! serve` child process and the largest organization, all at once:
+//! requirement status changes at a fixed rate and WebSocket event subscribers
+//! first, then open-loop searches at 70 % of the capacity measured beside them
+//! (4 clients, closed loop, 10 s), and a cold report (parameters never asked
+//! before) every few seconds. Every
 //! window of the run prints its search latency and errors with the server's
 //! memory, file descriptors, database connections and the change log's size;
 //! the summary compares the first window with the last.
@@ -47,12 +48,30 @@ pub struct Soak {
 }
 
 /// One search, one report or one change: when (seconds into the run), how
-/// long (ms), and whether it was answered as it should have been.
+/// long (ms), and its HTTP status (200 for a committed change; 0: no answer,
+/// a failed change, or not sent for a backlog).
 #[derive(Clone, Copy)]
 struct Outcome {
     at: f64,
     ms: f64,
-    ok: bool,
+    status: u16,
+}
+
+impl Outcome {
+    fn ok(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+}
+
+/// HTTP status of an answer read to its end (0: none).
+async fn status_of(r: reqwest::Result<reqwest::Response>) -> u16 {
+    match r {
+        Ok(r) => {
+            let status = r.status().as_u16();
+            if r.bytes().await.is_ok() { status } else { 0 }
+        }
+        Err(_) => 0,
+    }
 }
 
 /// The server seen from outside, every 10 s.
@@ -60,31 +79,21 @@ struct Outcome {
 struct Sample {
     at: f64,
     rss_kib: u64,
+    /// Of which anonymous (heap) and file-backed (the mapped index).
+    anon_kib: u64,
+    file_kib: u64,
     fds: usize,
     connections: i64,
     change_log: i64,
 }
 
-async fn search(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    q: &BenchQuery,
-) -> anyhow::Result<()> {
-    let r = http
-        .get(format!("{base}/v1/search?limit=20&{}", q.http))
-        .bearer_auth(token)
-        .send()
-        .await?;
-    let status = r.status();
-    r.bytes().await?;
-    if !status.is_success() {
-        bail!("{status}");
-    }
-    Ok(())
+async fn search(http: &reqwest::Client, base: &str, token: &str, q: &BenchQuery) -> u16 {
+    let url = format!("{base}/v1/search?limit=20&{}", q.http);
+    status_of(http.get(url).bearer_auth(token).send().await).await
 }
 
-/// Searches per second 4 clients reach in 10 s, closed loop.
+/// Searches per second 4 clients get answered in 10 s, closed loop.
+const CAPACITY_WINDOW: Duration = Duration::from_secs(10);
 async fn capacity(
     http: &reqwest::Client,
     base: &str,
@@ -99,9 +108,15 @@ async fn capacity(
         let (queries, done) = (queries.to_vec(), done.clone());
         clients.spawn(async move {
             let mut i = c;
-            while started.elapsed() < Duration::from_secs(10) {
-                search(&http, &base, &token, &queries[i % queries.len()]).await?;
-                done.fetch_add(1, Relaxed);
+            while started.elapsed() < CAPACITY_WINDOW {
+                match search(&http, &base, &token, &queries[i % queries.len()]).await {
+                    200 => {
+                        done.fetch_add(1, Relaxed);
+                    }
+                    // shed at capacity: not an answer, but no failure either
+                    503 => {}
+                    status => bail!("a search answered {status} while measuring capacity"),
+                }
                 i += 4;
             }
             anyhow::Ok(())
@@ -125,7 +140,7 @@ async fn open_loop<F, Fut>(
 ) -> Vec<Outcome>
 where
     F: FnMut(u64) -> Fut,
-    Fut: Future<Output = bool> + Send + 'static,
+    Fut: Future<Output = u16> + Send + 'static,
 {
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate));
     let inflight = Arc::new(tokio::sync::Semaphore::new(256));
@@ -142,18 +157,18 @@ where
             outcomes.push(Outcome {
                 at,
                 ms: f64::NAN,
-                ok: false,
+                status: 0,
             });
             continue;
         };
         let work = act(n);
         tasks.spawn(async move {
             let _permit = permit;
-            let ok = work.await;
+            let status = work.await;
             Outcome {
                 at,
                 ms: due.elapsed().as_secs_f64() * 1e3,
-                ok,
+                status,
             }
         });
         while let Some(Ok(o)) = tasks.try_join_next() {
@@ -204,17 +219,8 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
     let token = server.token(&db, &slug).await?;
     let (http, base) = (server.http.clone(), server.base.clone());
     for q in &queries {
-        search(&http, &base, &token, q).await?;
+        search(&http, &base, &token, q).await;
     }
-    let capacity = capacity(&http, &base, &token, &queries).await?;
-    let rate = s
-        .search_rate
-        .unwrap_or((0.7 * capacity).round().max(1.0) as u32);
-    println!(
-        "soak of {slug} ({evidence} evidence rows) for {} min: searches {rate}/s (capacity {capacity:.0}/s, 4 clients), \
-         {} status changes/s, {} event subscribers, a cold report every {} s, change log kept to {} rows",
-        s.minutes, s.changes, s.subscribers, s.report_every, s.retention_rows
-    );
 
     // subscribers: half on the org room, half over the certification rooms
     let stop = CancellationToken::new();
@@ -258,8 +264,9 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
 
     let run_for = Duration::from_secs(s.minutes * 60);
     let (change_rate, report_every) = (s.changes, s.report_every);
-    let started = Instant::now();
-    let since = move || started.elapsed().as_secs_f64();
+    // the changes start first: capacity is measured under them
+    let writes_started = Instant::now();
+    let writes_for = run_for + CAPACITY_WINDOW + Duration::from_secs(2);
 
     // status changes, open loop
     let writer = {
@@ -268,19 +275,37 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         let expected_per_change = expected_per_change.clone();
         tokio::spawn(async move {
             let mut expected = 0u64;
-            let outcomes = open_loop(started, run_for, change_rate, |n| {
+            let outcomes = open_loop(writes_started, writes_for, change_rate, |n| {
                 let (id, cert) = requirements[n as usize % requirements.len()];
                 expected += org_subscribers + expected_per_change.get(&cert).copied().unwrap_or(0);
                 if let Ok(mut c) = commits.lock() {
                     c.insert(id, (Instant::now(), None));
                 }
                 let (pool, commits) = (pool.clone(), commits.clone());
-                async move { events::change_status(&pool, &commits, id).await.is_ok() }
+                async move {
+                    match events::change_status(&pool, &commits, id).await {
+                        Ok(()) => 200,
+                        Err(_) => 0,
+                    }
+                }
             })
             .await;
             (outcomes, expected)
         })
     };
+
+    let capacity = capacity(&http, &base, &token, &queries).await?;
+    let rate = s
+        .search_rate
+        .unwrap_or((0.7 * capacity).round().max(1.0) as u32);
+    println!(
+        "soak of {slug} ({evidence} evidence rows) for {} min: searches {rate}/s (capacity {capacity:.0}/s: 4 clients \
+         beside the changes), {} status changes/s, {} event subscribers, a cold report every {} s, change log kept to {} rows",
+        s.minutes, s.changes, s.subscribers, s.report_every, s.retention_rows
+    );
+    let started = Instant::now();
+    let since = move || started.elapsed().as_secs_f64();
+    let offset = started.duration_since(writes_started).as_secs_f64();
 
     // searches, open loop; latency from the scheduled time
     let searcher = {
@@ -289,7 +314,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         tokio::spawn(open_loop(started, run_for, rate, move |n| {
             let q = queries[n as usize % queries.len()].clone();
             let (http, base, token) = (http.clone(), base.clone(), token.clone());
-            async move { search(&http, &base, &token, &q).await.is_ok() }
+            async move { search(&http, &base, &token, &q).await }
         }))
     };
 
@@ -305,19 +330,12 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
                 n += 1;
                 let t = Instant::now();
                 let horizon = 1 + n % 365;
-                let ok = match http
-                    .get(format!("{base}/v1/metrics/posture?horizon_days={horizon}"))
-                    .bearer_auth(&token)
-                    .send()
-                    .await
-                {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
+                let url = format!("{base}/v1/metrics/posture?horizon_days={horizon}");
+                let status = status_of(http.get(url).bearer_auth(&token).send().await).await;
                 outcomes.push(Outcome {
                     at: since(),
                     ms: t.elapsed().as_secs_f64() * 1e3,
-                    ok,
+                    status,
                 });
             }
             outcomes
@@ -341,9 +359,12 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         let change_log: i64 = sqlx::query_scalar("SELECT count(*) FROM change_log")
             .fetch_one(&db.pool)
             .await?;
+        let (anon_kib, file_kib) = server.memory_split();
         let sample = Sample {
             at: since(),
             rss_kib: server.memory().0,
+            anon_kib,
+            file_kib,
             fds: open_files(server.pid),
             connections,
             change_log,
@@ -359,7 +380,11 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         samples.push(sample);
     }
     let searches = searcher.await?;
-    let (changes, expected) = writer.await?;
+    let (mut changes, expected) = writer.await?;
+    // the changes began before the capacity measure: their time is the run's
+    for c in &mut changes {
+        c.at -= offset;
+    }
     let reports = reporter.await?;
     tokio::time::sleep(Duration::from_secs(3)).await; // the last deliveries
     stop.cancel();
@@ -392,12 +417,12 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         "conns",
         "change log"
     );
-    let in_window = |o: &&Outcome, w: usize| (o.at / window) as usize == w;
+    let in_window = |o: &&Outcome, w: usize| o.at >= 0.0 && (o.at / window) as usize == w;
     let mut p99s = Vec::new();
     let mut rss = Vec::new();
     for w in 0..windows {
         let ws: Vec<&Outcome> = searches.iter().filter(|o| in_window(o, w)).collect();
-        let ms: Vec<f64> = ws.iter().filter(|o| o.ok).map(|o| o.ms).collect();
+        let ms: Vec<f64> = ws.iter().filter(|o| o.ok()).map(|o| o.ms).collect();
         let wc: Vec<&Outcome> = changes.iter().filter(|o| in_window(o, w)).collect();
         let wr: Vec<f64> = reports
             .iter()
@@ -419,9 +444,9 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
             pct(&ms, 0.5),
             pct(&ms, 0.99),
             pct(&ms, 1.0),
-            ws.iter().filter(|o| !o.ok).count(),
+            ws.iter().filter(|o| !o.ok()).count(),
             wc.len(),
-            wc.iter().filter(|o| !o.ok).count(),
+            wc.iter().filter(|o| !o.ok()).count(),
             pct(&wr, 0.5),
             last.map_or(0.0, |x| x.rss_kib as f64 / 1024.0),
             last.map_or(0, |x| x.fds),
@@ -429,17 +454,17 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
             last.map_or(0, |x| x.change_log),
         );
     }
-    let errors = searches.iter().filter(|o| !o.ok).count()
-        + changes.iter().filter(|o| !o.ok).count()
-        + reports.iter().filter(|o| !o.ok).count()
+    let errors = searches.iter().filter(|o| !o.ok()).count()
+        + changes.iter().filter(|o| !o.ok()).count()
+        + reports.iter().filter(|o| !o.ok()).count()
         + closed.len();
     let (first, last) = (samples.first().copied(), samples.last().copied());
     let growth = |a: f64, b: f64| 100.0 * (b - a) / a.max(1.0);
     println!(
         "\nerrors: {errors} ({} searches, {} changes, {} of {} reports, {} subscribers closed early)",
-        searches.iter().filter(|o| !o.ok).count(),
-        changes.iter().filter(|o| !o.ok).count(),
-        reports.iter().filter(|o| !o.ok).count(),
+        searches.iter().filter(|o| !o.ok()).count(),
+        changes.iter().filter(|o| !o.ok()).count(),
+        reports.iter().filter(|o| !o.ok()).count(),
         reports.len(),
         closed.len()
     );
@@ -460,6 +485,16 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
             growth(*a as f64, *b as f64)
         );
     }
+    let mib = |k: u64| k as f64 / 1024.0;
+    println!(
+        "of which anonymous / file-backed (MiB), every 10 s: {}",
+        samples
+            .iter()
+            .step_by((samples.len() / 12).max(1))
+            .map(|x| format!("{:.0}/{:.0}", mib(x.anon_kib), mib(x.file_kib)))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     if let (Some(a), Some(b)) = (first, last) {
         let max_log = samples.iter().map(|x| x.change_log).max().unwrap_or(0);
         println!(
@@ -472,6 +507,15 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         pct(&delivery, 0.5),
         pct(&delivery, 0.99)
     );
+    let mut refused = std::collections::BTreeMap::<u16, usize>::new();
+    for o in searches.iter().filter(|o| !o.ok()) {
+        *refused.entry(o.status).or_default() += 1;
+    }
+    if !refused.is_empty() {
+        println!(
+            "search errors by status (0: no answer, or not sent for a backlog of 256): {refused:?}"
+        );
+    }
     if let Some(c) = closed.first() {
         println!("first early close: {c}");
     }
