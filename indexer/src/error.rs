@@ -88,14 +88,22 @@ impl IndexerError {
     pub fn is_disk_full(&self) -> bool {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(self);
         while let Some(e) = source {
-            if let Some(io) = e.downcast_ref::<std::io::Error>()
+            let io = e.downcast_ref::<std::io::Error>().or_else(|| {
+                e.downcast_ref::<std::sync::Arc<std::io::Error>>()
+                    .map(|a| a.as_ref())
+            });
+            if let Some(io) = io
                 && (io.kind() == std::io::ErrorKind::StorageFull
                     || io.kind() == std::io::ErrorKind::QuotaExceeded)
             {
                 return true;
             }
-            // tantivy keeps some I/O errors as text only
-            if e.to_string().contains("No space left on device") {
+            // tantivy keeps some I/O errors as text only: ENOSPC is 28, EDQUOT 122
+            let text = e.to_string();
+            if ["(os error 28)", "(os error 122)", "No space left on device"]
+                .iter()
+                .any(|t| text.contains(t))
+            {
                 return true;
             }
             source = e.source();

@@ -316,6 +316,19 @@ impl IndexStore {
         if !self.dir.join("meta.json").is_file() {
             return Err(Unusable::Missing);
         }
+        // tantivy's readers take this lock to load a meta.json and open its
+        // files; the writer's garbage collection takes it to decide which files
+        // are dead. Held here, a merge that replaces meta.json cannot delete
+        // the files of the one being checked halfway through the check. If it
+        // cannot be taken, this round checks nothing rather than guess.
+        use tantivy::Directory as _;
+        let Ok(_meta_lock) = self
+            .index
+            .directory()
+            .acquire_lock(&tantivy::directory::META_LOCK)
+        else {
+            return Ok(());
+        };
         let metas = self
             .index
             .load_metas()

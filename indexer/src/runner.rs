@@ -458,13 +458,17 @@ async fn run(
                 count_docs(&live, &metrics);
             }
             Err(e) if e.is_index_fault() => {
-                // a write refused (a full disk) or a file gone: nothing of this
-                // cycle was committed, so the position stays and the changes are
-                // read again once the index can be written
+                // a write refused (a full disk) or a file gone: the position did
+                // not advance (a large cycle's intermediate commits keep the old
+                // one), so the changes are read again, and applied again
+                // idempotently, once the index can be written
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
                 metrics.set_problem(Some(fault_problem(&e)));
                 tracing::warn!(error = %e, disk_full = e.is_disk_full(), "the index could not be written; reopening it and retrying");
                 backoff.wait(&cancel).await;
+                if cancel.is_cancelled() {
+                    break;
+                }
                 let Some(reopened) = reopen(&pool, &config, &metrics, &cancel, live, None).await?
                 else {
                     return Ok(());

@@ -768,8 +768,12 @@ async fn an_index_deleted_or_damaged_under_the_server_is_rebuilt_while_searches_
     };
 
     let rebuilds = counter(&s.prometheus().await, "certscope_index_rebuilds_total");
-    // 1. the whole directory deleted
-    std::fs::remove_dir_all(&dir).expect("delete the index");
+    // 1. the whole directory deleted: moved out of the way at once, then
+    // removed (a removal file by file could be caught halfway by the check
+    // and set aside as damaged, which is a different case)
+    let trash = tempfile::tempdir().unwrap();
+    std::fs::rename(&dir, trash.path().join("index")).expect("move the index away");
+    std::fs::remove_dir_all(trash.path().join("index")).expect("delete the index");
     rebuilt(&s, rebuilds + 1, "the deletion").await;
     assert!(dir.join("meta.json").is_file(), "rebuilt in place");
 

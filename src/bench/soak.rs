@@ -318,7 +318,8 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         }))
     };
 
-    // a cold report every few seconds: a horizon never asked before
+    // a cold report every few seconds: a horizon never asked before (for the
+    // first 365 reports: an hour at the default pace; later ones repeat)
     let reporter = {
         let (http, base, token) = (http.clone(), base.clone(), token.clone());
         tokio::spawn(async move {
