@@ -23,22 +23,26 @@ impl ShippedCatalog {
     }
 }
 
-pub const NIST_800_53_HIGH: ShippedCatalog = ShippedCatalog {
-    slug: "nist-800-53-r5-high",
-    file_name: "NIST_SP-800-53_rev5_HIGH-baseline-resolved-profile_catalog-min.json",
-    gzipped: include_bytes!(concat!(
-        env!("OUT_DIR"),
-        "/NIST_SP-800-53_rev5_HIGH-baseline-resolved-profile_catalog-min.json.gz"
-    )),
-};
+/// A shipped catalog: its file in `data/oscal/`, named once (`build.rs`
+/// gzips every catalog there into the build's output directory).
+macro_rules! shipped {
+    ($slug:literal, $file:literal) => {
+        ShippedCatalog {
+            slug: $slug,
+            file_name: $file,
+            gzipped: include_bytes!(concat!(env!("OUT_DIR"), "/", $file, ".gz")),
+        }
+    };
+}
 
-pub const NIST_800_53_PRIVACY: ShippedCatalog = ShippedCatalog {
-    slug: "nist-800-53-r5-privacy",
-    file_name: "NIST_SP-800-53_rev5_PRIVACY-baseline-resolved-profile_catalog-min.json",
-    gzipped: include_bytes!(concat!(
-        env!("OUT_DIR"),
-        "/NIST_SP-800-53_rev5_PRIVACY-baseline-resolved-profile_catalog-min.json.gz"
-    )),
-};
+pub const NIST_800_53_HIGH: ShippedCatalog = shipped!(
+    "nist-800-53-r5-high",
+    "NIST_SP-800-53_rev5_HIGH-baseline-resolved-profile_catalog-min.json"
+);
+
+pub const NIST_800_53_PRIVACY: ShippedCatalog = shipped!(
+    "nist-800-53-r5-privacy",
+    "NIST_SP-800-53_rev5_PRIVACY-baseline-resolved-profile_catalog-min.json"
+);
 
 pub const ALL: [ShippedCatalog; 2] = [NIST_800_53_HIGH, NIST_800_53_PRIVACY];

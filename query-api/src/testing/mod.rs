@@ -215,28 +215,32 @@ impl TestApp {
         Self::serve(db.url.clone(), Some(db), setup, configure).await
     }
 
+    /// The small preset served with `setup` and default API settings.
+    async fn start_set_up(setup: Setup) -> Self {
+        let db = TestDb::seeded(&seed_config()).await;
+        Self::serve(db.url.clone(), Some(db), setup, |_| {}).await
+    }
+
     /// `start` with the service reading through a pool of its own of `size`
     /// connections and a one-second acquire timeout (`state.pool`), which a
     /// test may exhaust without touching the indexer's.
     pub async fn start_with_read_pool(size: u32) -> Self {
-        let db = TestDb::seeded(&seed_config()).await;
-        let setup = Setup {
+        Self::start_set_up(Setup {
             read_pool: Some(size),
             ..Setup::default()
-        };
-        Self::serve(db.url.clone(), Some(db), setup, |_| {}).await
+        })
+        .await
     }
 
     /// `start` with the index in `dir` (which must not hold one yet), for a
     /// test that puts the index on a filesystem of its own; the indexer checks
     /// its files every 200 ms.
     pub async fn start_with_index_dir(dir: PathBuf) -> Self {
-        let db = TestDb::seeded(&seed_config()).await;
-        let setup = Setup {
+        Self::start_set_up(Setup {
             index_dir: Some(dir),
             ..Setup::default()
-        };
-        Self::serve(db.url.clone(), Some(db), setup, |_| {}).await
+        })
+        .await
     }
 
     /// Where this test's own service keeps its index.
