@@ -1,8 +1,9 @@
 //! Facet columns of a segment decoded once into plain arrays (a few bytes per
 //! document), so that counting eight facets over hundreds of thousands of
 //! matches costs array reads instead of column decoding. Segments never change,
-//! so an entry is valid for the segment's life; the cache is bounded by
-//! documents held.
+//! so an entry is valid for the segment's life; the cache is bounded by the
+//! bytes it holds, and entries of segments no searcher holds any more (merged
+//! away) are dropped (see [`super::SearchService`]'s sweep).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -96,10 +97,16 @@ impl SegmentColumns {
             .map(|i| i as u32)
     }
 
+    /// Bytes held, roughly: the per-document arrays, the terms and the
+    /// multi-valued certifications.
     fn memory(&self) -> u64 {
         let n = self.kind.len() as u64;
         let wide = self.wide.iter().flatten().count() as u64;
-        n * (1 + 12 + 4 + 8 + 4 + wide * 4)
+        let strings =
+            |terms: &[String]| -> u64 { terms.iter().map(|t| t.len() as u64 + 24).sum::<u64>() };
+        let terms: u64 = self.terms.iter().flatten().map(|t| strings(t)).sum();
+        let multi: u64 = self.multi.values().map(|v| 48 + 8 * v.len() as u64).sum();
+        n * (1 + 12 + 4 + 8 + 4 + wide * 4) + terms + strings(&self.control_terms) + multi
     }
 
     fn load(reader: &SegmentReader) -> tantivy::Result<Self> {
@@ -251,6 +258,7 @@ impl Default for ColumnCache {
                 // bytes: room for several million documents
                 .max_capacity(512 << 20)
                 .weigher(|_, v: &Arc<SegmentColumns>| u32::try_from(v.memory()).unwrap_or(u32::MAX))
+                .support_invalidation_closures()
                 .build(),
         }
     }
@@ -265,5 +273,20 @@ impl ColumnCache {
         let loaded = Arc::new(SegmentColumns::load(reader)?);
         self.cache.insert(id, loaded.clone());
         Ok(loaded)
+    }
+
+    /// Drops the entries of segments not in `live`.
+    pub fn retain(&self, live: &super::LiveSegments) {
+        let live = live.clone();
+        // fails only without `support_invalidation_closures`, set above
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |segment, _| !live.contains(segment));
+    }
+
+    /// (entries, bytes held), for `/metrics`.
+    pub fn figures(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.entry_count(), self.cache.weighted_size())
     }
 }

@@ -15,9 +15,10 @@ pub mod pinned;
 pub mod stats;
 pub mod vocabulary;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use certscope_domain::{DueBucket, Kind};
 use certscope_indexer::schema::{Fields, TOKENIZER_EN, TOKENIZER_WORDS};
@@ -195,6 +196,16 @@ fn filter(q: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
     (Occur::Must, Box::new(ConstScoreQuery::new(q, 0.0)))
 }
 
+/// Segments some pinned searcher still reads: what the segment-keyed caches
+/// keep.
+pub type LiveSegments = Arc<HashSet<tantivy::index::SegmentId>>;
+
+/// How often the segment-keyed caches drop the entries of segments no
+/// searcher holds. Under a steady stream of changes the indexer commits
+/// several times a second and merges replace segments as often, so without
+/// the sweep those caches fill with figures of segments that are gone.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(5);
+
 /// Shared state of search: statistics and pinned searchers.
 pub struct SearchService {
     pub stats: StatsCache,
@@ -206,6 +217,8 @@ pub struct SearchService {
     /// Segments of one search are collected in parallel on these threads.
     executor: tantivy::Executor,
     columns: columns::ColumnCache,
+    /// When the caches were last swept, and the segments they kept.
+    swept: Mutex<(Instant, LiveSegments)>,
 }
 
 /// Observes the time from its creation to its drop.
@@ -243,11 +256,39 @@ impl Default for SearchService {
             ]),
             executor: search_executor(),
             columns: columns::ColumnCache::default(),
+            swept: Mutex::new((Instant::now(), LiveSegments::default())),
         }
     }
 }
 
 impl SearchService {
+    /// At most every [`SWEEP_INTERVAL`], drops the cached columns and
+    /// statistics of segments that no pinned searcher holds. Every search runs
+    /// on a pinned searcher, so a segment a search may still read is never
+    /// swept (a searcher evicted from the pins mid-search at worst recomputes).
+    pub fn sweep(&self) {
+        let Ok(mut swept) = self.swept.try_lock() else {
+            return; // another search is sweeping
+        };
+        if swept.0.elapsed() < SWEEP_INTERVAL {
+            return;
+        }
+        let live: LiveSegments = Arc::new(self.pinned.segments());
+        if live != swept.1 {
+            self.columns.retain(&live);
+            self.stats.retain(&live);
+        }
+        *swept = (Instant::now(), live);
+    }
+
+    /// (entries, bytes) of the decoded-column and statistics caches.
+    pub fn cache_figures(&self) -> [(&'static str, (u64, u64)); 2] {
+        [
+            ("search_columns", self.columns.figures()),
+            ("search_statistics", self.stats.figures()),
+        ]
+    }
+
     /// Runs a search. Blocking: call from a blocking thread.
     pub fn search(
         &self,
@@ -264,6 +305,7 @@ impl SearchService {
         };
         self.executed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.sweep();
         let searcher = &pinned.searcher;
         let request_hash = cursor::hash(&format!(
             "{}|{}|{}",
@@ -931,4 +973,69 @@ pub fn suggest(
         push(m, &mut out);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use certscope_indexer::schema;
+    use tantivy::{Index, TantivyDocument, doc};
+
+    use super::*;
+
+    /// An index of two one-document segments.
+    fn two_segments() -> (Index, Fields) {
+        let (schema, fields) = schema::build();
+        let index = Index::create_in_ram(schema);
+        schema::register_tokenizers(&index);
+        let mut writer = index.writer_with_num_threads(1, 15_000_000).unwrap();
+        for (id, title) in [(1u64, "access control"), (2, "access review")] {
+            let doc: TantivyDocument = doc!(
+                fields.kind => "requirement",
+                fields.id => id,
+                fields.org_id => 7u64,
+                fields.certification_id => 3u64,
+                fields.title => title,
+            );
+            writer.add_document(doc).unwrap();
+            writer.commit().unwrap();
+        }
+        (index, fields)
+    }
+
+    #[test]
+    fn the_segment_caches_drop_what_no_searcher_holds() {
+        let (index, fields) = two_segments();
+        let searcher = index.reader().unwrap().searcher();
+        let segments: Vec<_> = searcher.segment_readers().iter().collect();
+        assert_eq!(segments.len(), 2);
+        let service = SearchService::default();
+        let visible = stats::Visible {
+            org: 7,
+            certifications: None,
+        };
+        let stats = service.stats.provider(&searcher, &fields, visible);
+        use tantivy::query::Bm25StatisticsProvider as _;
+        let term = Term::from_field_text(fields.title, "access");
+        assert_eq!(stats.doc_freq(&term).unwrap(), 2);
+        assert_eq!(stats.total_num_docs().unwrap(), 2);
+        for segment in &segments {
+            service.columns.get(segment).unwrap();
+        }
+        let [(_, (columns, column_bytes)), (_, (figures, figure_bytes))] = service.cache_figures();
+        assert_eq!(
+            (columns, figures),
+            (2, 4),
+            "per segment: its docs and a doc freq"
+        );
+        assert!(column_bytes > 0 && figure_bytes > 0);
+
+        // the first segment merged away: only the second's entries stay
+        let live: LiveSegments = Arc::new([segments[1].segment_id()].into());
+        service.columns.retain(&live);
+        service.stats.retain(&live);
+        let [(_, (columns, _)), (_, (figures, _))] = service.cache_figures();
+        assert_eq!((columns, figures), (1, 2));
+        // and what stays still answers
+        assert_eq!(stats.doc_freq(&term).unwrap(), 2);
+    }
 }

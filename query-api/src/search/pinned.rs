@@ -9,13 +9,14 @@
 //! therefore never expire another tenant's cursor before its time, unless many
 //! tenants are each at their own limit at once.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::hash::Hasher;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use certscope_indexer::IndexView;
 use tantivy::Searcher;
+use tantivy::index::SegmentId;
 
 /// How long a searcher stays pinned for cursors after its last use.
 pub const PIN_TTL: Duration = Duration::from_secs(600);
@@ -147,6 +148,15 @@ impl PinnedSearchers {
         let used = pins.uses.get_mut(&org)?.get_mut(&id)?;
         *used = now;
         pins.searchers.get(&id).cloned()
+    }
+
+    /// The segments the pinned searchers read.
+    pub fn segments(&self) -> HashSet<SegmentId> {
+        let pins = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        pins.searchers
+            .values()
+            .flat_map(|p| p.searcher.segment_readers().iter().map(|r| r.segment_id()))
+            .collect()
     }
 
     /// (organizations holding pins, distinct searchers pinned), for `/metrics`.

@@ -7,8 +7,10 @@
 //!
 //! Segments are immutable, so every figure is cached per (segment, visible
 //! scope): the first query on a new segment pays for a scan of the postings
-//! involved, the rest are lookups. Like tantivy's own statistics, deleted
-//! documents still count until their segment is merged.
+//! involved, the rest are lookups. The cache is bounded by bytes, and the
+//! figures of segments no searcher holds any more (merged away) are dropped
+//! (see [`super::SearchService`]'s sweep). Like tantivy's own statistics,
+//! deleted documents still count until their segment is merged.
 
 use std::sync::Arc;
 
@@ -27,6 +29,31 @@ enum Key {
     Tokens(SegmentId, Visible, u32),
     DocFreq(SegmentId, Visible, u32, Vec<u8>),
 }
+
+impl Key {
+    fn segment(&self) -> &SegmentId {
+        match self {
+            Key::Docs(s, _) | Key::Tokens(s, _, _) | Key::DocFreq(s, _, _, _) => s,
+        }
+    }
+
+    /// Bytes an entry holds, roughly: the key, its heap parts, and the cache's
+    /// own bookkeeping per entry.
+    fn weight(&self) -> u32 {
+        let visible = |v: &Visible| v.certifications.as_ref().map_or(0, |c| 16 + 8 * c.len());
+        let heap = match self {
+            Key::Docs(_, v) | Key::Tokens(_, v, _) => visible(v),
+            Key::DocFreq(_, v, _, term) => visible(v) + term.len(),
+        };
+        u32::try_from(std::mem::size_of::<Key>() + heap + ENTRY_OVERHEAD).unwrap_or(u32::MAX)
+    }
+}
+
+/// What the cache keeps per entry besides the key (moka's entry, its place in
+/// the eviction queues and the hash table), measured roughly.
+const ENTRY_OVERHEAD: usize = 160;
+/// Bytes the statistics cache may hold.
+const MAX_BYTES: u64 = 128 << 20;
 
 /// What a caller sees: an organization, and for auditors the certifications.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -57,12 +84,31 @@ pub struct StatsCache {
 impl Default for StatsCache {
     fn default() -> Self {
         Self {
-            cache: Cache::builder().max_capacity(2_000_000).build(),
+            cache: Cache::builder()
+                .max_capacity(MAX_BYTES)
+                .weigher(|k: &Key, _| k.weight())
+                .support_invalidation_closures()
+                .build(),
         }
     }
 }
 
 impl StatsCache {
+    /// Drops the figures of segments not in `live`.
+    pub fn retain(&self, live: &super::LiveSegments) {
+        let live = live.clone();
+        // fails only without `support_invalidation_closures`, set above
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |key, _| !live.contains(key.segment()));
+    }
+
+    /// (entries, bytes held), for `/metrics`.
+    pub fn figures(&self) -> (u64, u64) {
+        self.cache.run_pending_tasks();
+        (self.cache.entry_count(), self.cache.weighted_size())
+    }
+
     pub fn provider<'a>(
         &'a self,
         searcher: &'a Searcher,
