@@ -75,7 +75,8 @@ pub struct Dataset {
     /// (day), covered_until (day; i32::MAX when coverage lasts past the
     /// horizon)
     pub requirements: DataFrame,
-    /// Requirement status history: entity_id, day, status (ordered).
+    /// Requirement status history: entity_id, day, status; one row per entity
+    /// and day it changed (its status at the end of that day), ordered.
     pub requirement_history: DataFrame,
     pub risks: Vec<RiskRow>,
     /// Risk status history: entity_id, day, status.
@@ -177,11 +178,16 @@ struct HistoryRow {
     status: String,
 }
 
+/// Each entity's status at the end of every day it changed, by entity and
+/// day: all a report asks of history is where an entity stood at the end of a
+/// day (`frames::state_at`), which `status_days` keeps (migration 0011: the
+/// last `status_history` row of each entity and day), so a report reads one row
+/// per entity and changed day however often statuses change within a day.
 const HISTORY_SQL: &str = "\
-SELECT h.entity_id, ((h.changed_at AT TIME ZONE 'UTC')::date - date '1970-01-01') AS day, h.to_status AS status \
-  FROM status_history h \
- WHERE h.organization_id = $1 AND h.entity = $2 AND h.entity_id = ANY($3) \
- ORDER BY h.entity_id, h.changed_at, h.id";
+SELECT d.entity_id, (d.day - date '1970-01-01') AS day, d.status \
+  FROM status_days d \
+ WHERE d.organization_id = $1 AND d.entity = $2 AND d.entity_id = ANY($3) \
+ ORDER BY d.entity_id, d.day";
 
 /// Reads the rows of one report. Fails with [`ReportError::UnknownFramework`],
 /// [`ReportError::CertificationNotFound`] or [`ReportError::Forbidden`] for
