@@ -545,10 +545,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             size,
             params,
         }) => report::board(&cli.global, &org, &out, &size, &params).await,
-        Command::Index(args) => serve::index(&cli.global, &args).await,
+        Command::Index(args) => {
+            certscope_query_api::memory::spawn_trimmer();
+            serve::index(&cli.global, &args).await
+        }
         Command::Reindex(args) => serve::reindex(&cli.global, &args).await,
         Command::VerifyIndex(args) => serve::verify(&cli.global, &args).await,
         Command::Serve { listen, index, api } => {
+            certscope_query_api::memory::spawn_trimmer();
             serve::serve(&cli.global, &index, &api, &listen).await
         }
         Command::Token {
@@ -600,6 +604,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             index,
             api,
-        } => demo::run(&cli.global, &index, &api, &listen, seed.config(true)).await,
+        } => {
+            certscope_query_api::memory::spawn_trimmer();
+            demo::run(&cli.global, &index, &api, &listen, seed.config(true)).await
+        }
     }
 }

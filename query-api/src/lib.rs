@@ -12,6 +12,7 @@ pub mod events;
 pub mod fuzz;
 mod health;
 mod http;
+pub mod memory;
 mod metrics_routes;
 pub mod openapi;
 mod prometheus;

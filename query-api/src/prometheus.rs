@@ -62,6 +62,42 @@ fn http_figures(out: &mut String, state: &AppState) {
         "organizations holding cursor pins",
         pinning,
     );
+    let caches: Vec<_> = search
+        .cache_figures()
+        .into_iter()
+        .chain(state.api.reports.cache_figures())
+        .collect();
+    let _ = writeln!(
+        out,
+        "# HELP certscope_cache_entries entries of the bounded in-memory caches (search columns and statistics by segment, report models, rendered PDFs)\n# TYPE certscope_cache_entries gauge"
+    );
+    for (cache, (entries, _)) in &caches {
+        let _ = writeln!(
+            out,
+            "certscope_cache_entries{{cache=\"{cache}\"}} {entries}"
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP certscope_cache_bytes bytes held by those caches (estimated)\n# TYPE certscope_cache_bytes gauge"
+    );
+    for (cache, (_, bytes)) in &caches {
+        let _ = writeln!(out, "certscope_cache_bytes{{cache=\"{cache}\"}} {bytes}");
+    }
+    if let Some((in_use, held)) = crate::memory::heap() {
+        gauge(
+            out,
+            "certscope_heap_in_use_bytes",
+            "bytes the allocator has handed out and not had back",
+            in_use,
+        );
+        gauge(
+            out,
+            "certscope_heap_held_bytes",
+            "bytes the allocator holds from the system (in use, or free and kept)",
+            held,
+        );
+    }
     let routes = state.api.routes.all();
     let _ = writeln!(
         out,

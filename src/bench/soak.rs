@@ -82,6 +82,10 @@ struct Sample {
     /// Of which anonymous (heap) and file-backed (the mapped index).
     anon_kib: u64,
     file_kib: u64,
+    /// What the server's bounded caches say they hold, and what its
+    /// allocator has handed out (its `/metrics`).
+    cache_bytes: f64,
+    heap_in_use: f64,
     fds: usize,
     connections: i64,
     change_log: i64,
@@ -179,6 +183,30 @@ where
         outcomes.push(o);
     }
     outcomes
+}
+
+/// The sum of a metric's series in a Prometheus text page.
+fn metric_sum(page: &str, name: &str) -> f64 {
+    page.lines()
+        .filter(|l| {
+            l.strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+        })
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// (bytes held by the caches, heap bytes in use) from the server's `/metrics`.
+async fn heap_figures(http: &reqwest::Client, base: &str) -> (f64, f64) {
+    match http.get(format!("{base}/metrics")).send().await {
+        Ok(r) => r.text().await.map_or((f64::NAN, f64::NAN), |page| {
+            (
+                metric_sum(&page, "certscope_cache_bytes"),
+                metric_sum(&page, "certscope_heap_in_use_bytes"),
+            )
+        }),
+        Err(_) => (f64::NAN, f64::NAN),
+    }
 }
 
 fn open_files(pid: u32) -> usize {
@@ -361,11 +389,14 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
             .fetch_one(&db.pool)
             .await?;
         let (anon_kib, file_kib) = server.memory_split();
+        let (cache_bytes, heap_in_use) = heap_figures(&http, &base).await;
         let sample = Sample {
             at: since(),
             rss_kib: server.memory().0,
             anon_kib,
             file_kib,
+            cache_bytes,
+            heap_in_use,
             fds: open_files(server.pid),
             connections,
             change_log,
@@ -488,11 +519,19 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
     }
     let mib = |k: u64| k as f64 / 1024.0;
     println!(
-        "of which anonymous / file-backed (MiB), every 10 s: {}",
+        "anonymous / file-backed / heap in use / of which caches (MiB), over the run: {}",
         samples
             .iter()
             .step_by((samples.len() / 12).max(1))
-            .map(|x| format!("{:.0}/{:.0}", mib(x.anon_kib), mib(x.file_kib)))
+            .map(|x| {
+                format!(
+                    "{:.0}/{:.0}/{:.0}/{:.0}",
+                    mib(x.anon_kib),
+                    mib(x.file_kib),
+                    x.heap_in_use / 1_048_576.0,
+                    x.cache_bytes / 1_048_576.0
+                )
+            })
             .collect::<Vec<_>>()
             .join(" ")
     );
