@@ -43,6 +43,40 @@ pub enum Unusable {
     NoPosition,
     /// Its position is below the pruned change log: it cannot catch up.
     BehindRetention,
+    /// The storage failed while reading it (too many open files, a device
+    /// error, no memory): nothing says the index is damaged, so it is not set
+    /// aside; opening it is retried.
+    Unreadable(String),
+}
+
+/// The I/O error behind a tantivy error, where it keeps one.
+fn io_error_of(e: &tantivy::TantivyError) -> Option<&std::io::Error> {
+    use tantivy::TantivyError as T;
+    use tantivy::directory::error::{LockError, OpenDirectoryError, OpenReadError};
+    match e {
+        T::IoError(io)
+        | T::OpenReadError(OpenReadError::IoError { io_error: io, .. })
+        | T::OpenDirectoryError(OpenDirectoryError::IoError { io_error: io, .. })
+        | T::LockFailure(LockError::IoError(io), _) => Some(io.as_ref()),
+        _ => None,
+    }
+}
+
+/// Why opening or reading the index failed: damage (a file missing, data that
+/// does not parse) or trouble of the storage at the moment (any other I/O
+/// error), which must not get a healthy index set aside and rebuilt.
+fn unusable(e: &tantivy::TantivyError) -> Unusable {
+    match io_error_of(e) {
+        Some(io) if !is_damage(io) => Unusable::Unreadable(e.to_string()),
+        _ => Unusable::Corrupt(e.to_string()),
+    }
+}
+
+/// A file missing or data that does not parse; any other I/O error is the
+/// storage's trouble.
+fn is_damage(io: &std::io::Error) -> bool {
+    use std::io::ErrorKind as K;
+    matches!(io.kind(), K::NotFound | K::InvalidData | K::UnexpectedEof)
 }
 
 impl std::fmt::Display for Unusable {
@@ -59,6 +93,7 @@ impl std::fmt::Display for Unusable {
             }
             Unusable::NoPosition => f.write_str("no committed position"),
             Unusable::BehindRetention => f.write_str("older than the retained change log"),
+            Unusable::Unreadable(e) => write!(f, "unreadable at the moment: {e}"),
         }
     }
 }
@@ -74,7 +109,10 @@ pub struct IndexStore {
 
 fn tv(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> StoreError + '_ {
     move |source| match source {
-        tantivy::TantivyError::LockFailure(..) => StoreError::Locked(path.to_owned()),
+        // busy: another writer; an I/O error taking the lock is storage trouble
+        tantivy::TantivyError::LockFailure(tantivy::directory::error::LockError::LockBusy, _) => {
+            StoreError::Locked(path.to_owned())
+        }
         source => StoreError::Tantivy {
             path: path.to_owned(),
             source,
@@ -102,7 +140,7 @@ pub fn inspect(dir: &Path) -> Result<CommitPayload, Unusable> {
     if !dir.join("meta.json").exists() {
         return Err(Unusable::Missing);
     }
-    let index = Index::open_in_dir(dir).map_err(|e| Unusable::Corrupt(e.to_string()))?;
+    let index = Index::open_in_dir(dir).map_err(|e| unusable(&e))?;
     let (expected, _) = schema::build();
     if index.schema() != expected {
         let found = read_payload(&index).map_or(0, |p| p.schema_version);
@@ -110,7 +148,7 @@ pub fn inspect(dir: &Path) -> Result<CommitPayload, Unusable> {
     }
     let payload = match index.load_metas() {
         Ok(metas) => metas.payload,
-        Err(e) => return Err(Unusable::Corrupt(e.to_string())),
+        Err(e) => return Err(unusable(&e)),
     };
     let payload: CommitPayload = payload
         .as_deref()
@@ -122,22 +160,54 @@ pub fn inspect(dir: &Path) -> Result<CommitPayload, Unusable> {
         });
     }
     // every segment file must be readable
-    let reader = index
-        .reader()
-        .map_err(|e| Unusable::Corrupt(e.to_string()))?;
+    let reader = index.reader().map_err(|e| unusable(&e))?;
     let searcher = reader.searcher();
     for segment in searcher.segment_readers() {
-        if segment.get_store_reader(0).is_err() {
-            return Err(Unusable::Corrupt(format!(
-                "segment {} unreadable",
+        if let Err(e) = segment.get_store_reader(0) {
+            let what = format!(
+                "segment {} unreadable: {e}",
                 segment.segment_id().short_uuid_string()
-            )));
+            );
+            return Err(if is_damage(&e) {
+                Unusable::Corrupt(what)
+            } else {
+                Unusable::Unreadable(what)
+            });
         }
     }
     if Snapshot::parse(&payload.snapshot).is_err() {
         return Err(Unusable::NoPosition);
     }
     Ok(payload)
+}
+
+/// Less room than this on the index's filesystem counts as full.
+const MIN_FREE_BYTES: u64 = 1 << 20;
+
+/// Whether the filesystem under `dir` (or under its parent, if `dir` is gone)
+/// has no room left for the index: under [`MIN_FREE_BYTES`] available, or no
+/// inode. `false` when it cannot tell.
+#[allow(unsafe_code)] // one statvfs call, explained below
+pub fn no_space_left(dir: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let existing = if dir.exists() {
+        dir
+    } else {
+        dir.parent().unwrap_or(dir)
+    };
+    let Ok(path) = std::ffi::CString::new(existing.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `path` is a NUL-terminated string that outlives the call, and `st`
+    // points to writable memory of the type statvfs fills.
+    if unsafe { libc::statvfs(path.as_ptr(), st.as_mut_ptr()) } != 0 {
+        return false;
+    }
+    // SAFETY: statvfs returned 0, so it initialised `st`.
+    let st = unsafe { st.assume_init() };
+    let available = st.f_bavail.saturating_mul(st.f_frsize);
+    available < MIN_FREE_BYTES || (st.f_files > 0 && st.f_favail == 0)
 }
 
 /// Moves an unusable index out of the way (kept for inspection, never deleted).
@@ -329,10 +399,16 @@ impl IndexStore {
         else {
             return Ok(());
         };
-        let metas = self
-            .index
-            .load_metas()
-            .map_err(|e| Unusable::Corrupt(format!("meta.json: {e}")))?;
+        let metas = match self.index.load_metas() {
+            Ok(metas) => metas,
+            Err(e) => {
+                return match unusable(&e) {
+                    Unusable::Corrupt(_) => Err(Unusable::Corrupt(format!("meta.json: {e}"))),
+                    // storage trouble of the moment says nothing of the index
+                    _ => Ok(()),
+                };
+            }
+        };
         use tantivy::index::SegmentComponent as C;
         for segment in &metas.segments {
             let always = [
@@ -369,4 +445,61 @@ pub fn position_of(payload: &CommitPayload) -> Option<IndexPosition> {
         snapshot: Snapshot::parse(&payload.snapshot).ok()?,
         generation: payload.generation,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Error, ErrorKind};
+    use std::sync::Arc;
+
+    use tantivy::TantivyError;
+    use tantivy::directory::error::{LockError, OpenReadError};
+
+    use super::*;
+
+    fn io(e: Error) -> TantivyError {
+        TantivyError::IoError(Arc::new(e))
+    }
+
+    #[test]
+    fn storage_trouble_is_not_damage() {
+        // too many open files, a device error: retried, never set aside
+        for trouble in [
+            io(Error::from_raw_os_error(24)),
+            io(Error::from_raw_os_error(5)),
+            TantivyError::OpenReadError(OpenReadError::wrap_io_error(
+                Error::from_raw_os_error(24),
+                "meta.json".into(),
+            )),
+        ] {
+            assert!(
+                matches!(unusable(&trouble), Unusable::Unreadable(_)),
+                "{trouble}"
+            );
+        }
+        // a file gone or data that does not parse: damage
+        for damage in [
+            io(Error::from(ErrorKind::NotFound)),
+            io(Error::from(ErrorKind::InvalidData)),
+            TantivyError::OpenReadError(OpenReadError::FileDoesNotExist("x.idx".into())),
+            TantivyError::InvalidArgument("meta.json".into()),
+        ] {
+            assert!(
+                matches!(unusable(&damage), Unusable::Corrupt(_)),
+                "{damage}"
+            );
+        }
+    }
+
+    #[test]
+    fn only_a_busy_lock_is_another_writer() {
+        let dir = Path::new("/index");
+        let busy = TantivyError::LockFailure(LockError::LockBusy, None);
+        assert!(matches!(tv(dir)(busy), StoreError::Locked(_)));
+        let failed = TantivyError::LockFailure(
+            LockError::IoError(Arc::new(Error::from_raw_os_error(28))),
+            None,
+        );
+        assert!(matches!(tv(dir)(failed), StoreError::Tantivy { .. }));
+    }
 }

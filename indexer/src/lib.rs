@@ -18,7 +18,9 @@ pub mod sync;
 pub mod verify;
 
 pub use position::{IndexPosition, Snapshot};
-pub use runner::{IndexView, IndexerConfig, IndexerHandle, catch_up, spawn, wait_for_view};
+pub use runner::{
+    IndexView, IndexerConfig, IndexerHandle, OrgVersions, catch_up, spawn, wait_for_view,
+};
 
 /// The channel the change-capture triggers notify on.
 pub const NOTIFY_CHANNEL: &str = "certscope_changes";

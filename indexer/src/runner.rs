@@ -3,6 +3,7 @@
 //! readers, publish. Runs on a thread of its own (tantivy commits block), with its
 //! own runtime and pool.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -77,6 +78,55 @@ pub struct IndexView {
     pub reader: IndexReader,
     pub fields: Fields,
     pub position: IndexPosition,
+    /// Per organization, the generation that last changed its documents.
+    pub versions: Arc<OrgVersions>,
+}
+
+/// The generation at which each organization's documents last changed, since
+/// this indexer opened the index: what a cache of one organization's figures
+/// is keyed by, so that a write in one organization leaves every other's
+/// cached reports valid. Organization 0 is the shared catalogue, which every
+/// organization's figures read.
+#[derive(Debug, Clone)]
+pub struct OrgVersions {
+    /// Which opening of the index these count from (unique in the process):
+    /// a reopened or rebuilt index starts again.
+    epoch: u64,
+    by_org: HashMap<u64, u64>,
+    /// The last generation that may have changed any organization (a
+    /// deletion, whose organization the indexer does not look up).
+    every: u64,
+}
+
+impl Default for OrgVersions {
+    fn default() -> Self {
+        static EPOCHS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Self {
+            epoch: EPOCHS.fetch_add(1, Ordering::Relaxed),
+            by_org: HashMap::new(),
+            every: 0,
+        }
+    }
+}
+
+impl OrgVersions {
+    /// The version of what `org` sees, as `epoch.generation`: it changes with
+    /// every change to the organization's documents or the catalogue's, and
+    /// with every reopening of the index, and with nothing else.
+    pub fn of(&self, org: u64) -> String {
+        let at = |o: u64| self.by_org.get(&o).copied().unwrap_or(0);
+        format!("{}.{}", self.epoch, at(org).max(at(0)).max(self.every))
+    }
+
+    /// Records that `applied` became generation `generation`.
+    fn record(&mut self, applied: &sync::Applied, generation: u64) {
+        for org in &applied.orgs {
+            self.by_org.insert(*org, generation);
+        }
+        if applied.every_org {
+            self.every = generation;
+        }
+    }
 }
 
 /// A running indexer.
@@ -239,6 +289,7 @@ struct Live {
     store: IndexStore,
     position: IndexPosition,
     payload: CommitPayload,
+    versions: Arc<OrgVersions>,
 }
 
 /// Opens the index, setting aside and rebuilding one that is unusable.
@@ -250,6 +301,14 @@ async fn open_or_rebuild(
     let dir = &config.index_dir;
     match index_store::inspect(dir) {
         Ok(_) => {}
+        Err(Unusable::Unreadable(why)) => {
+            // storage trouble, not damage: retried, never set aside
+            return Err(IndexerError::Store(index_store::StoreError::Io {
+                what: "read the index in",
+                path: dir.clone(),
+                source: std::io::Error::other(why),
+            }));
+        }
         Err(Unusable::Missing) => {
             tracing::info!(index = %dir.display(), "no index yet; building it from PostgreSQL");
             rebuild::rebuild(pool, dir, config.writer_memory, config.progress).await?;
@@ -268,6 +327,7 @@ async fn open_or_rebuild(
         store,
         position,
         payload,
+        versions: Arc::default(),
     })
 }
 
@@ -286,9 +346,9 @@ async fn open_with_retry(
             Err(e) if e.is_transient() || e.is_index_fault() => {
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
                 if e.is_index_fault() {
-                    metrics.set_problem(Some(fault_problem(&e)));
+                    metrics.set_problem(Some(fault_problem(&e, &config.index_dir)));
                 }
-                tracing::warn!(error = %e, "opening or rebuilding the index failed; retrying");
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), "opening or rebuilding the index failed; retrying");
                 backoff.wait(cancel).await;
                 if cancel.is_cancelled() {
                     return Ok(None);
@@ -300,13 +360,21 @@ async fn open_with_retry(
 }
 
 /// What `/readyz` says while the index cannot be written.
-fn fault_problem(e: &IndexerError) -> String {
-    let what = if e.is_disk_full() {
+fn fault_problem(e: &IndexerError, dir: &std::path::Path) -> String {
+    let what = if disk_full(e, dir) {
         "the disk under the index is full"
     } else {
         "the index could not be written"
     };
     format!("{what}; the indexer retries, and searches answer from the last commit")
+}
+
+/// Whether a fault is the disk being full: the error says so, or (when a
+/// writer thread's failure reached the commit without its I/O error, which
+/// tantivy sometimes reports as text of another kind) the filesystem under the
+/// index has no room left.
+fn disk_full(e: &IndexerError, dir: &std::path::Path) -> bool {
+    e.is_disk_full() || index_store::no_space_left(dir)
 }
 
 /// Drops the writer of an index that failed or changed under it and opens the
@@ -343,6 +411,7 @@ fn publish(live: &Live, tx: &watch::Sender<Option<IndexView>>, metrics: &Indexer
         reader: live.store.reader(),
         fields: live.store.fields.clone(),
         position: live.position.clone(),
+        versions: live.versions.clone(),
     };
     tx.send_replace(Some(view));
 }
@@ -463,8 +532,8 @@ async fn run(
                 // one), so the changes are read again, and applied again
                 // idempotently, once the index can be written
                 metrics.errors.fetch_add(1, Ordering::Relaxed);
-                metrics.set_problem(Some(fault_problem(&e)));
-                tracing::warn!(error = %e, disk_full = e.is_disk_full(), "the index could not be written; reopening it and retrying");
+                metrics.set_problem(Some(fault_problem(&e, &config.index_dir)));
+                tracing::warn!(error = %e, cause = ?std::error::Error::source(&e), disk_full = disk_full(&e, &config.index_dir), "the index could not be written; reopening it and retrying");
                 backoff.wait(&cancel).await;
                 if cancel.is_cancelled() {
                     break;
@@ -582,26 +651,26 @@ async fn cycle(
     let from = live.position.snapshot.clone();
     let unchanged = live.payload.clone();
     let mut cursor = None;
-    let mut changes = 0u64;
-    let mut docs = 0u64;
+    let mut applied = sync::Applied::default();
     loop {
         let page = change_feed::read_page(&mut *conn, &from, &to, cursor, config.page_size).await?;
         let Some(last) = page.last() else { break };
         cursor = Some((last.xid, last.seq));
-        let applied = sync::apply(
-            &mut conn,
-            &mut live.store,
-            &page,
-            |s| s.commit(&unchanged),
-            config.commit_every,
-        )
-        .await?;
-        changes += applied.changes;
-        docs += applied.total_docs();
+        applied.absorb(
+            sync::apply(
+                &mut conn,
+                &mut live.store,
+                &page,
+                |s| s.commit(&unchanged),
+                config.commit_every,
+            )
+            .await?,
+        );
         if (page.len() as i64) < config.page_size {
             break;
         }
     }
+    let (changes, docs) = (applied.changes, applied.total_docs());
     let position = IndexPosition {
         snapshot: to,
         generation: live.position.generation + u64::from(changes > 0),
@@ -633,6 +702,7 @@ async fn cycle(
         generation = position.generation,
         "index advanced"
     );
+    Arc::make_mut(&mut live.versions).record(&applied, position.generation);
     live.position = position;
     live.payload = payload;
     Ok(true)

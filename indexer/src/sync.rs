@@ -13,6 +13,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use certscope_domain::{Entity, Kind};
 use sqlx::PgConnection;
+use tantivy::TantivyDocument;
 
 use crate::change_feed::Change;
 use crate::documents::{Rendered, render_ids};
@@ -28,11 +29,43 @@ pub struct Applied {
     pub changes: u64,
     /// Documents written or deleted, per kind (by [`Kind::index`]).
     pub docs: [u64; Kind::COUNT],
+    /// Organizations whose documents were written (0: the shared catalogue).
+    pub orgs: BTreeSet<u64>,
+    /// A document was deleted (its organization is not known here), or one
+    /// carried no organization: every organization counts as touched.
+    pub every_org: bool,
 }
 
 impl Applied {
     pub fn total_docs(&self) -> u64 {
         self.docs.iter().sum()
+    }
+
+    /// Notes whose documents a write of `ids` as `docs` touches: an id
+    /// without a document is a deletion.
+    fn touch(&mut self, org_field: tantivy::schema::Field, ids: usize, docs: &[TantivyDocument]) {
+        use tantivy::schema::Value as _;
+        if docs.len() < ids {
+            self.every_org = true;
+        }
+        for doc in docs {
+            match doc.get_first(org_field).and_then(|v| v.as_u64()) {
+                Some(org) => {
+                    self.orgs.insert(org);
+                }
+                None => self.every_org = true,
+            }
+        }
+    }
+
+    /// Adds what another page did.
+    pub fn absorb(&mut self, other: Applied) {
+        self.changes += other.changes;
+        for (mine, theirs) in self.docs.iter_mut().zip(other.docs) {
+            *mine += theirs;
+        }
+        self.orgs.extend(other.orgs);
+        self.every_org |= other.every_org;
     }
 }
 
@@ -234,11 +267,9 @@ pub async fn apply(
             let rendered = render_ids(conn, &store.fields, kind, chunk)
                 .await
                 .during(Operation::RenderingDocuments)?;
-            store.replace(
-                kind,
-                chunk.iter().copied(),
-                rendered.into_iter().map(|r| r.doc).collect(),
-            )?;
+            let docs: Vec<TantivyDocument> = rendered.into_iter().map(|r| r.doc).collect();
+            applied.touch(store.fields.org_id, chunk.len(), &docs);
+            store.replace(kind, chunk.iter().copied(), docs)?;
             applied.docs[kind.index()] += chunk.len() as u64;
             buffered += chunk.len() as u64;
             if buffered >= commit_every {
@@ -253,7 +284,9 @@ pub async fn apply(
         (Kind::Control, parents.controls),
     ] {
         applied.docs[kind.index()] += ids.len() as u64;
-        store.replace(kind, ids, rendered.into_iter().map(|r| r.doc).collect())?;
+        let docs: Vec<TantivyDocument> = rendered.into_iter().map(|r| r.doc).collect();
+        applied.touch(store.fields.org_id, ids.len(), &docs);
+        store.replace(kind, ids, docs)?;
     }
     Ok(applied)
 }

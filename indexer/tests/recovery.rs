@@ -77,6 +77,7 @@ async fn a_rebuilt_evidence_document_equals_the_incrementally_rendered_one() {
             snapshot: common::snapshot(&fx.pool).await,
             generation: 0,
         },
+        versions: Default::default(),
     };
     let ids: Vec<i64> = sqlx::query_scalar("SELECT id FROM evidence ORDER BY id LIMIT 50")
         .fetch_all(&fx.pool)

@@ -4,8 +4,8 @@
 //! the PDF alike.
 
 use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -35,23 +35,16 @@ pub(crate) struct ReportService {
     computed: AtomicU64,
     /// Unique to this process, so that tags never match across restarts.
     nonce: u64,
-    /// (highest index generation seen, rebuilds seen): a rebuilt index
-    /// starts counting generations again.
-    generations: Mutex<(u64, u64)>,
 }
 
 impl ReportService {
-    /// The data version a report is cached under: the index generation,
-    /// which advances with every batch of changes the indexer applies (not
-    /// with unrelated transactions), so an unchanged database keeps its
-    /// cached reports and tags.
-    fn data_version(&self, generation: u64) -> String {
-        let mut seen = self.generations.lock().unwrap_or_else(|e| e.into_inner());
-        if generation < seen.0 {
-            seen.1 += 1;
-        }
-        seen.0 = generation;
-        format!("{:x}.{}.{generation}", self.nonce, seen.1)
+    /// The data version an organization's report is cached under: the index
+    /// generation that last changed that organization's documents (or the
+    /// shared catalogue's), so a write in one organization leaves every other
+    /// organization's cached reports and tags valid, and an unchanged
+    /// organization keeps them however much others write.
+    fn data_version(&self, view: &certscope_indexer::IndexView, org: i64) -> String {
+        format!("{:x}.{}", self.nonce, view.versions.of(org as u64))
     }
 
     /// Admission for one report computation or rendering.
@@ -66,23 +59,66 @@ impl ReportService {
     pub fn computed(&self) -> u64 {
         self.computed.load(Ordering::Relaxed)
     }
+
+    /// (entries, bytes) of the report and rendered-PDF caches (as of their
+    /// last housekeeping).
+    pub fn cache_figures(&self) -> [(&'static str, (u64, u64)); 2] {
+        [
+            (
+                "reports",
+                (self.reports.entry_count(), self.reports.weighted_size()),
+            ),
+            ("pdfs", (self.pdfs.entry_count(), self.pdfs.weighted_size())),
+        ]
+    }
+}
+
+/// Bytes of report models kept (their JSON size, about what they hold):
+/// dozens of large organizations' reports.
+const REPORT_CACHE_BYTES: u64 = 64 << 20;
+/// Bytes of rendered PDFs kept.
+const PDF_CACHE_BYTES: u64 = 32 << 20;
+
+fn weight(bytes: usize) -> u32 {
+    u32::try_from(bytes).unwrap_or(u32::MAX)
+}
+
+/// The length of `value` as JSON, counted without building the text.
+fn serialized_len(value: &impl serde::Serialize) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0 += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut count = Count(0);
+    // writing to a counter cannot fail; a model that cannot serialize weighs 0
+    let _ = serde_json::to_writer(&mut count, value);
+    count.0
 }
 
 impl Default for ReportService {
     fn default() -> Self {
         Self {
             reports: moka::future::Cache::builder()
-                .max_capacity(256)
+                .max_capacity(REPORT_CACHE_BYTES)
+                .weigher(|key: &String, report: &Arc<Report>| {
+                    weight(key.len() + serialized_len(report.as_ref()))
+                })
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             pdfs: moka::future::Cache::builder()
-                .max_capacity(32)
+                .max_capacity(PDF_CACHE_BYTES)
+                .weigher(|key: &String, pdf: &Bytes| weight(key.len() + pdf.len()))
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
             permits: Semaphore::new(2),
             computed: AtomicU64::new(0),
             nonce: rand::random(),
-            generations: Mutex::new((0, 0)),
         }
     }
 }
@@ -289,7 +325,7 @@ fn scope_of(scope: &Scope) -> ReportScope {
 /// `min_position` first, like search).
 async fn report_key(state: &AppState, scope: &Scope, request: &Request) -> ApiResult<String> {
     let view = view_at(state, request.min_position.as_ref()).await?;
-    let version = state.api.reports.data_version(view.position.generation);
+    let version = state.api.reports.data_version(&view, scope.org_id);
     Ok(format!(
         "{}|{:?}|{version}",
         scope.cache_key(),

@@ -1007,7 +1007,28 @@ async fn tenancy_scope_and_http_behaviour() {
     s.caught_up().await;
     let changed = with_header(&s, &token, "/v1/metrics/kpis", "if-none-match", &tag).await;
     assert_eq!(changed.status(), 200);
-    assert_ne!(changed.headers()["etag"].to_str().unwrap(), tag);
+    let new_tag = changed.headers()["etag"].to_str().unwrap().to_owned();
+    assert_ne!(new_tag, tag);
+    let tag = new_tag;
+    // versions are per organization: a write in B leaves A's cached report
+    // and its tag as they were
+    let reports_before = computed(&s).await;
+    sqlx::query("UPDATE requirements SET status = 'failed' WHERE id = (SELECT min(id) FROM requirements WHERE organization_id = $1)")
+        .bind(org_b)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    s.caught_up().await;
+    let unchanged = with_header(&s, &token, "/v1/metrics/kpis", "if-none-match", &tag).await;
+    assert_eq!(unchanged.status(), 304, "a write in B moved A's tag");
+    let r = s.get(&token, "/v1/metrics/kpis").await;
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["etag"].to_str().unwrap(), tag);
+    assert_eq!(
+        computed(&s).await,
+        reports_before,
+        "A's report was recomputed"
+    );
 
     // concurrent identical requests: one computation
     let before = computed(&s).await;
