@@ -324,8 +324,35 @@ pub async fn derive(pool: &PgPool, page_size: i64) -> Result<DeriveReport, Index
     Ok(report)
 }
 
+/// How often the deriver asks PostgreSQL for its date, to sweep expiry once
+/// each new day.
+const DATE_CHECK_INTERVAL: Duration = Duration::from_secs(60);
+
+/// Sweeps expiry when PostgreSQL's date differs from the last sweep's. The
+/// day is the database's, like the expiry rule itself
+/// (`certscope_expired_by(…, current_date)`): a step of this service's clock
+/// neither skips a day nor sweeps early (a repeated sweep announces nothing
+/// twice: events carry a dedupe key).
+async fn sweep_on_new_day(
+    pool: &PgPool,
+    last_sweep: &mut Option<chrono::NaiveDate>,
+) -> Result<(), IndexerError> {
+    let today: chrono::NaiveDate = sqlx::query_scalar("SELECT current_date")
+        .fetch_one(pool)
+        .await
+        .during(Operation::SweepingExpiry)?;
+    if *last_sweep != Some(today) {
+        let n = sweep_expiry(pool).await?;
+        *last_sweep = Some(today);
+        if n > 0 {
+            tracing::info!(events = n, "announced expired evidence");
+        }
+    }
+    Ok(())
+}
+
 /// Runs the deriver until cancelled: wakes on change notifications (or a poll),
-/// derives, sweeps expiry at each new day and prunes now and then. Errors are
+/// derives, sweeps expiry at each new day (PostgreSQL's) and prunes now and then. Errors are
 /// logged and retried; nothing is skipped.
 pub fn spawn_deriver(
     pool: PgPool,
@@ -336,6 +363,7 @@ pub fn spawn_deriver(
         let mut listener: Option<PgListener> = None;
         let mut last_prune = tokio::time::Instant::now() - config.prune_interval;
         let mut last_sweep: Option<chrono::NaiveDate> = None;
+        let mut last_date_check: Option<tokio::time::Instant> = None;
         let mut failures = 0u32;
         loop {
             if listener.is_none() {
@@ -349,15 +377,9 @@ pub fn spawn_deriver(
                     Err(e) => tracing::warn!(error = %e, "event deriver cannot connect; polling"),
                 }
             }
-            let today = Utc::now().date_naive();
-            if last_sweep != Some(today) {
-                match sweep_expiry(&pool).await {
-                    Ok(n) => {
-                        last_sweep = Some(today);
-                        if n > 0 {
-                            tracing::info!(events = n, "announced expired evidence");
-                        }
-                    }
+            if last_date_check.is_none_or(|t| t.elapsed() >= DATE_CHECK_INTERVAL) {
+                match sweep_on_new_day(&pool, &mut last_sweep).await {
+                    Ok(()) => last_date_check = Some(tokio::time::Instant::now()),
                     Err(e) => tracing::warn!(error = %e, "evidence expiry sweep failed"),
                 }
             }

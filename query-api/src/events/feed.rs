@@ -14,8 +14,10 @@ use super::{Event, EventHub, StoredEvent};
 /// Events published at once.
 const CHUNK: usize = 500;
 
+/// `age`: how long ago the event was recorded, by PostgreSQL's own clock
+/// (both ends read there, so the service's clock plays no part).
 const COLUMNS: &str = "id, kind, organization_id, certification_id, certification_ids, user_ids, \
-                       position, occurred_at, recorded_at, data";
+                       position, occurred_at, extract(epoch FROM now() - recorded_at)::float8 AS age, data";
 
 async fn horizon(pool: &PgPool) -> Result<(i64, i64), sqlx::Error> {
     sqlx::query_as(
@@ -37,7 +39,10 @@ async fn load(pool: &PgPool, hub: &EventHub) -> Result<(), sqlx::Error> {
     .fetch_all(pool)
     .await?;
     rows.reverse();
-    let events: Vec<Event> = rows.into_iter().map(Event::from).collect();
+    let events: Vec<Event> = rows
+        .into_iter()
+        .map(|r| Event::stored(r, hub.config.retain_age))
+        .collect();
     tracing::info!(retained = events.len(), last_id, "live events loaded");
     hub.load(events, last_id, pruned_through);
     Ok(())
@@ -54,7 +59,11 @@ async fn catch_up(pool: &PgPool, hub: &EventHub) -> Result<usize, sqlx::Error> {
         .await?;
         let n = rows.len();
         total += n;
-        hub.publish(rows.into_iter().map(Event::from).collect());
+        hub.publish(
+            rows.into_iter()
+                .map(|r| Event::stored(r, hub.config.retain_age))
+                .collect(),
+        );
         if n < CHUNK {
             return Ok(total);
         }

@@ -110,7 +110,10 @@ pub struct Event {
     /// Operator notices and service events: the `notices` room.
     pub notice: bool,
     pub kind: String,
-    pub recorded_at: DateTime<Utc>,
+    /// Until when the hub keeps it for replay: measured on the monotonic clock
+    /// from its age when read, so a step of the system clock neither drops
+    /// the replay buffer nor keeps it forever.
+    pub retain_until: tokio::time::Instant,
     /// `{"type":"event","id":…}`: the WebSocket message and the SSE data line,
     /// serialized once and shared (a clone is a reference count).
     pub json: axum::extract::ws::Utf8Bytes,
@@ -162,12 +165,15 @@ pub struct StoredEvent {
     pub user_ids: Vec<i64>,
     pub position: String,
     pub occurred_at: DateTime<Utc>,
-    pub recorded_at: DateTime<Utc>,
+    /// Seconds since it was recorded, by the database's clock.
+    pub age: f64,
     pub data: serde_json::Value,
 }
 
-impl From<StoredEvent> for Event {
-    fn from(r: StoredEvent) -> Self {
+impl Event {
+    /// An event read from the `events` table, kept for replay for `retain_age`
+    /// from when it was recorded.
+    pub fn stored(r: StoredEvent, retain_age: Duration) -> Self {
         let json = serde_json::to_string(&EventMessage {
             r#type: EventType,
             id: r.id,
@@ -187,11 +193,20 @@ impl From<StoredEvent> for Event {
             user_ids: r.user_ids,
             notice: EventKind::parse(&r.kind).is_some_and(EventKind::is_notice),
             kind: r.kind,
-            recorded_at: r.recorded_at,
+            retain_until: retained_until(r.age, retain_age),
             json: json.into(),
             raw: OnceLock::new(),
         }
     }
+}
+
+/// When an event recorded `age` seconds ago (by the database's clock) leaves
+/// the replay buffer, on the monotonic clock.
+fn retained_until(age: f64, retain_age: Duration) -> tokio::time::Instant {
+    let age = Duration::try_from_secs_f64(age.max(0.0)).unwrap_or(Duration::MAX);
+    let now = tokio::time::Instant::now();
+    now.checked_add(retain_age.saturating_sub(age))
+        .unwrap_or(now)
 }
 
 /// Why the hub dropped a connection: a stable code, the WebSocket close code
@@ -686,9 +701,9 @@ impl EventHub {
     }
 
     fn evict(&self, s: &mut HubState) {
-        let oldest = Utc::now() - self.config.retain_age;
+        let now = tokio::time::Instant::now();
         while let Some(front) = s.retained.front() {
-            if s.retained.len() > self.config.retain_events || front.recorded_at < oldest {
+            if s.retained.len() > self.config.retain_events || front.retain_until <= now {
                 s.pruned_through = s.pruned_through.max(front.id);
                 s.retained.pop_front();
             } else {
