@@ -1,5 +1,10 @@
 //! The server under benchmark: `certscope serve` as a child process, so that
 //! its memory is its own, with rate limits lifted and a known secret.
+//!
+//! `CERTSCOPE_BENCH_SERVER_CPUS` (a `taskset` CPU list such as `1`) runs the
+//! server on those CPUs only; with the benchmark itself started under
+//! `taskset -c 0`, the load generator no longer takes the server's cores, as a
+//! load generator on another machine would not (see BENCHMARKS.md).
 
 use std::time::{Duration, Instant};
 
@@ -30,7 +35,15 @@ impl BenchServer {
         let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         drop(listener);
-        let mut cmd = tokio::process::Command::new(std::env::current_exe()?);
+        let exe = std::env::current_exe()?;
+        let mut cmd = match std::env::var("CERTSCOPE_BENCH_SERVER_CPUS") {
+            Ok(cpus) if !cpus.trim().is_empty() => {
+                let mut cmd = tokio::process::Command::new("taskset");
+                cmd.args(["-c", cpus.trim()]).arg(exe);
+                cmd
+            }
+            _ => tokio::process::Command::new(exe),
+        };
         if let Some(dir) = &global.data_dir {
             cmd.arg("--data-dir").arg(dir);
         }
