@@ -53,8 +53,12 @@ impl Drop for Server {
 struct Clock(PathBuf);
 
 impl Clock {
+    /// Replaces the offset at once (written aside, then renamed), so the
+    /// server never reads a half-written file.
     fn set(&self, offset: &str) {
-        std::fs::write(&self.0, offset).expect("write the clock offset");
+        let next = self.0.with_extension("next");
+        std::fs::write(&next, offset).expect("write the clock offset");
+        std::fs::rename(&next, &self.0).expect("replace the clock offset");
     }
 }
 

@@ -252,6 +252,17 @@ pub async fn apply(
         changes: changes.len() as u64,
         ..Applied::default()
     };
+    // what reports read but no document carries: an organization's own row
+    // (its name), and auditor assignments (kept by id, not organization)
+    for c in changes {
+        match c.entity {
+            Entity::Organization => {
+                applied.orgs.insert(c.row_id as u64);
+            }
+            Entity::AuditorAssignment => applied.every_org = true,
+            _ => {}
+        }
+    }
     let (mut dirty, frameworks, users) = direct(changes);
     dirty
         .add_dependents(conn, &OF_FRAMEWORKS, &frameworks)

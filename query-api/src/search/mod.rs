@@ -1021,6 +1021,8 @@ mod tests {
         for segment in &segments {
             service.columns.get(segment).unwrap();
         }
+        service.columns.settle();
+        service.stats.settle();
         let [(_, (columns, column_bytes)), (_, (figures, figure_bytes))] = service.cache_figures();
         assert_eq!(
             (columns, figures),
@@ -1033,6 +1035,8 @@ mod tests {
         let live: LiveSegments = Arc::new([segments[1].segment_id()].into());
         service.columns.retain(&live);
         service.stats.retain(&live);
+        service.columns.settle();
+        service.stats.settle();
         let [(_, (columns, _)), (_, (figures, _))] = service.cache_figures();
         assert_eq!((columns, figures), (1, 2));
         // and what stays still answers
