@@ -1029,6 +1029,23 @@ async fn tenancy_scope_and_http_behaviour() {
         reports_before,
         "A's report was recomputed"
     );
+    // a rename of A is in A's reports, though no document carries it
+    sqlx::query("UPDATE organizations SET name = name || ' Group' WHERE id = $1")
+        .bind(org_a)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    s.caught_up().await;
+    let renamed = with_header(&s, &token, "/v1/metrics/kpis", "if-none-match", &tag).await;
+    assert_eq!(renamed.status(), 200, "a rename must move A's tag");
+    let v: Value = renamed.json().await.unwrap();
+    assert!(
+        v["meta"]["organization"]["name"]
+            .as_str()
+            .is_some_and(|n| n.ends_with(" Group")),
+        "{}",
+        v["meta"]
+    );
 
     // concurrent identical requests: one computation
     let before = computed(&s).await;
