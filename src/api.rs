@@ -78,9 +78,14 @@ pub struct ApiArgs {
     /// while the queue does not stand (a burst)...
     #[arg(long, env = "CERTSCOPE_SEARCH_MAX_WAIT_MS", default_value_t = Limits::DEFAULT_MAX_WAIT_MS)]
     pub search_max_wait_ms: u64,
-    /// ...and while it stands (every search of the last 100 ms waited over 5 ms).
+    /// ...and while it stands (every search of the last
+    /// --search-overload-interval-ms waited over 5 ms).
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_WAIT_MS", default_value_t = Limits::DEFAULT_OVERLOAD_WAIT_MS)]
     pub search_overload_wait_ms: u64,
+    /// How long every admitted search must have waited over 5 ms before the
+    /// queue counts as standing (overload), in milliseconds.
+    #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_INTERVAL_MS", default_value_t = Limits::DEFAULT_OVERLOAD_INTERVAL_MS)]
+    pub search_overload_interval_ms: u64,
     /// Seconds between WebSocket pings and SSE keep-alives.
     #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = EventConfig::DEFAULT_HEARTBEAT_SECS)]
     pub event_heartbeat_secs: u64,
@@ -175,6 +180,10 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     }
     limits.max_wait = Duration::from_millis(args.search_max_wait_ms);
     limits.overload_wait = Duration::from_millis(args.search_overload_wait_ms);
+    if args.search_overload_interval_ms == 0 {
+        bail!("--search-overload-interval-ms must be at least 1");
+    }
+    limits.overload_interval = Duration::from_millis(args.search_overload_interval_ms);
     if args.event_queue == 0 || args.event_connections_per_token == 0 || args.event_rooms == 0 {
         bail!("event queue, connection and room limits must be at least 1");
     }
