@@ -1,5 +1,7 @@
 //! `certscope`: the thin command line that wires the crates together.
 
+#[cfg(target_os = "linux")]
+mod allocator;
 mod api;
 mod bench;
 mod database;
@@ -402,6 +404,8 @@ impl SeedArgs {
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     telemetry::init(cli.global.log_format);
+    #[cfg(target_os = "linux")]
+    allocator::install();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("certscope")
@@ -545,14 +549,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             size,
             params,
         }) => report::board(&cli.global, &org, &out, &size, &params).await,
-        Command::Index(args) => {
-            certscope_query_api::memory::spawn_trimmer();
-            serve::index(&cli.global, &args).await
-        }
+        Command::Index(args) => serve::index(&cli.global, &args).await,
         Command::Reindex(args) => serve::reindex(&cli.global, &args).await,
         Command::VerifyIndex(args) => serve::verify(&cli.global, &args).await,
         Command::Serve { listen, index, api } => {
-            certscope_query_api::memory::spawn_trimmer();
             serve::serve(&cli.global, &index, &api, &listen).await
         }
         Command::Token {
@@ -604,9 +604,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seed,
             index,
             api,
-        } => {
-            certscope_query_api::memory::spawn_trimmer();
-            demo::run(&cli.global, &index, &api, &listen, seed.config(true)).await
-        }
+        } => demo::run(&cli.global, &index, &api, &listen, seed.config(true)).await,
     }
 }
