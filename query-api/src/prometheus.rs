@@ -178,6 +178,16 @@ fn event_figures(out: &mut String, state: &AppState) {
             "connections refused by the per-token limit",
             &m.refused_connections,
         ),
+        (
+            "snapshots_read",
+            "certification snapshots read from the database",
+            &m.snapshots_read,
+        ),
+        (
+            "snapshots_shared",
+            "certification snapshots shared from a read that began after the subscription",
+            &m.snapshots_shared,
+        ),
     ];
     for (name, help, c) in counters {
         let _ = writeln!(

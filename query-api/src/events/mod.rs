@@ -292,6 +292,10 @@ pub struct EventMetrics {
     pub dropped_slow: AtomicU64,
     pub dropped_dead: AtomicU64,
     pub refused_connections: AtomicU64,
+    /// Certification snapshots read from PostgreSQL...
+    pub snapshots_read: AtomicU64,
+    /// ...and served from a read that began after the subscriber's position.
+    pub snapshots_shared: AtomicU64,
 }
 
 /// The fan-out point of live events in one server.
@@ -302,6 +306,49 @@ pub struct EventHub {
     ready: watch::Sender<bool>,
     closing: std::sync::atomic::AtomicBool,
     tickets: moka::sync::Cache<String, Caller>,
+    snapshots: Snapshots,
+}
+
+/// Certification snapshots, read a few at a time and shared.
+///
+/// When many clients subscribe at once (every dashboard reconnecting after a
+/// restart; the soak's 200 subscribers), one aggregate over the
+/// certification's requirements and evidence each took every database
+/// connection and the later ones failed ("pool timed out"). Now at most
+/// [`Snapshots::READS_AT_ONCE`] are read at a time, and a subscriber takes the
+/// latest snapshot of its certification when that read began after the
+/// subscriber's position: every event up to that position was committed
+/// before the read, so the snapshot is at least as new as the position it is
+/// sent with, exactly as a read of its own would be.
+struct Snapshots {
+    turns: tokio::sync::Semaphore,
+    /// (organization, certification) -> (hub position when the read began,
+    /// the snapshot).
+    latest: moka::sync::Cache<(i64, i64), (i64, serde_json::Value)>,
+}
+
+impl Snapshots {
+    /// Snapshot reads running at once; the rest wait for a turn (or for
+    /// someone else's read).
+    const READS_AT_ONCE: usize = 2;
+
+    fn new() -> Self {
+        Self {
+            turns: tokio::sync::Semaphore::new(Self::READS_AT_ONCE),
+            latest: moka::sync::Cache::builder()
+                .max_capacity(10_000)
+                .time_to_live(Duration::from_secs(60))
+                .build(),
+        }
+    }
+
+    /// The latest snapshot of `key` read after position `since`.
+    fn fresh(&self, key: (i64, i64), since: i64) -> Option<serde_json::Value> {
+        self.latest
+            .get(&key)
+            .filter(|(read_after, _)| *read_after >= since)
+            .map(|(_, snapshot)| snapshot)
+    }
 }
 
 /// Who opens a connection: the verified scope, the token's key for per-token
@@ -422,6 +469,7 @@ impl EventHub {
             ready: watch::channel(false).0,
             closing: std::sync::atomic::AtomicBool::new(false),
             tickets,
+            snapshots: Snapshots::new(),
         }
     }
 
@@ -745,6 +793,48 @@ impl EventHub {
         self.lock().last_id
     }
 
+    /// The current state of certification `id` of the caller's organization,
+    /// at least as new as hub position `since` (the position a subscription
+    /// was granted at): shared with other subscribers when a read began
+    /// after `since`, else read, a few reads at a time (see [`Snapshots`]).
+    pub(crate) async fn certification_snapshot(
+        &self,
+        pool: &sqlx::PgPool,
+        scope: &Scope,
+        id: i64,
+        since: i64,
+    ) -> Result<serde_json::Value, sqlx::Error> {
+        let key = (scope.org_id, id);
+        let shared = |snapshot| {
+            self.metrics.snapshots_shared.fetch_add(1, Relaxed);
+            Ok(snapshot)
+        };
+        if let Some(snapshot) = self.snapshots.fresh(key, since) {
+            return shared(snapshot);
+        }
+        // the semaphore is never closed
+        let _turn = self.snapshots.turns.acquire().await;
+        // someone may have read it while this waited
+        if let Some(snapshot) = self.snapshots.fresh(key, since) {
+            return shared(snapshot);
+        }
+        // every event up to here is committed: the read below sees them
+        let read_after = self.last_id();
+        let snapshot = certification_state(pool, scope, id).await?;
+        self.metrics.snapshots_read.fetch_add(1, Relaxed);
+        let newer = self
+            .snapshots
+            .latest
+            .get(&key)
+            .is_some_and(|(other, _)| other > read_after);
+        if !newer {
+            self.snapshots
+                .latest
+                .insert(key, (read_after, snapshot.clone()));
+        }
+        Ok(snapshot)
+    }
+
     /// Issues a single-use ticket standing for `scope`.
     pub(crate) fn issue_ticket(&self, caller: Caller) -> String {
         use rand::RngCore;
@@ -821,8 +911,9 @@ pub(crate) async fn caller_of(
     }
 }
 
-/// The current state of a certification, sent before its events.
-pub(crate) async fn certification_state(
+/// The current state of a certification, sent before its events (through
+/// [`EventHub::certification_snapshot`]).
+async fn certification_state(
     pool: &sqlx::PgPool,
     scope: &Scope,
     certification: i64,
@@ -953,7 +1044,10 @@ pub(crate) async fn subscribe_rooms(
     let mut snapshots = Vec::new();
     for room in &accepted {
         if let Room::Certification(id) = *room {
-            let state = match certification_state(&state.pool, &connection.scope, id).await {
+            let read = hub
+                .certification_snapshot(&state.pool, &connection.scope, id, subscribed.last_id)
+                .await;
+            let state = match read {
                 Ok(c) => Some(c),
                 Err(e) => {
                     tracing::error!(error = %e, "certification snapshot failed");

@@ -179,8 +179,9 @@ pub async fn stream(
     }
     for room in &accepted {
         if let Room::Certification(id) = *room {
-            let certification =
-                super::certification_state(&state.pool, &connection.scope, id).await?;
+            let certification = hub
+                .certification_snapshot(&state.pool, &connection.scope, id, subscribed.last_id)
+                .await?;
             first.push_back(message(
                 "snapshot",
                 json!({"room": room.to_string(), "certification": certification,

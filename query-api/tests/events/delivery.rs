@@ -244,3 +244,56 @@ async fn a_risk_change_reaches_the_organization_its_certifications_and_their_aud
     let (audited, _) = audit_ws.until(is_event("risk.changed")).await;
     assert_eq!(audited, r);
 }
+
+/// Subscribers arriving at once share certification snapshots instead of each
+/// taking a database connection (200 at once exhausted the pool in the soak),
+/// and a snapshot is only shared when its read began after the subscriber's
+/// position: one subscribing after a change gets the changed state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscribers_share_certification_snapshots_but_never_an_older_one() {
+    use std::sync::atomic::Ordering::Relaxed;
+    let s = TestApp::start().await;
+    let w = watch(&s).await;
+    let metrics = &s.state.events.metrics;
+    let counts = || {
+        (
+            metrics.snapshots_read.load(Relaxed),
+            metrics.snapshots_shared.load(Relaxed),
+        )
+    };
+
+    // twelve subscribers at once, with no change among them
+    let subscribers = (0..12).map(|_| async {
+        let mut ws = Ws::subscribed(&s, &w.token, &[&w.room], None).await;
+        let snapshot = ws.next().await;
+        assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+        (ws, snapshot["certification"].clone())
+    });
+    let opened = futures_util::future::join_all(subscribers).await;
+    let (read, shared) = counts();
+    assert_eq!(read + shared, 12, "every subscriber got a snapshot");
+    assert!(
+        read <= 2,
+        "{read} reads for twelve subscribers at one position"
+    );
+    let first = opened[0].1.clone();
+    assert!(opened.iter().all(|(_, c)| *c == first), "one state for all");
+    let failed = |c: &serde_json::Value| c["requirements"]["failed"].as_i64().unwrap();
+
+    // a change, heard by a subscriber: the hub's position has passed it
+    let (mut ws, _) = opened.into_iter().next().unwrap();
+    s.set_requirement_status(w.req, "failed").await;
+    let (event, _) = ws.until(is_event("requirement.status_changed")).await;
+    assert_eq!(event["data"]["requirement_id"], w.req);
+
+    // a subscriber after it gets a snapshot read after it, with the change
+    let mut late = Ws::subscribed(&s, &w.token, &[&w.room], None).await;
+    let snapshot = late.next().await;
+    assert_eq!(snapshot["type"], "snapshot", "{snapshot}");
+    assert_eq!(
+        failed(&snapshot["certification"]),
+        failed(&first) + 1,
+        "the late subscriber sees the change: {snapshot}"
+    );
+    assert_eq!(counts().0, read + 1, "it was read, not shared");
+}
