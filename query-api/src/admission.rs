@@ -7,11 +7,13 @@
 //! is longer than CoDel's 100 ms for packets because a search takes tens of
 //! milliseconds, not microseconds: at 70 % of capacity a 100 ms interval
 //! holds five searches, and five that all waited is an ordinary moment, not
-//! overload (the soak refused 12 % of its searches so, RELIABILITY.md). A search that cannot get a turn is
-//! answered with 503 and `Retry-After`, so an overloaded server answers
-//! quickly instead of queueing without bound, the searches it accepts see a
-//! saturated server's latency rather than a queue's (RELIABILITY.md has the
-//! figures), and a few people searching at once are never refused.
+//! overload (the soak refused 12 % of its searches so, RELIABILITY.md).
+//!
+//! A search that cannot get a turn is answered with 503 and `Retry-After`,
+//! so an overloaded server answers quickly instead of queueing without
+//! bound, the searches it accepts see a saturated server's latency rather
+//! than a queue's (RELIABILITY.md has the figures), and a few people
+//! searching at once are never refused.
 //!
 //! Cached answers never reach this gate: only the work that occupies a core
 //! (the tantivy search or suggestion on the blocking pool) takes a turn.
