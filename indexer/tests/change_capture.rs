@@ -398,3 +398,82 @@ async fn two_independent_indexes_follow_the_same_database() {
         .unwrap();
     assert_eq!(slots, 0);
 }
+
+#[tokio::test]
+async fn changes_read_page_by_page_come_once_each_in_commit_order() {
+    use certscope_indexer::change_feed::read_page;
+    let fx = Fixture::seeded().await;
+    let risks: Vec<i64> = sqlx::query_scalar("SELECT id FROM risks ORDER BY id LIMIT 4")
+        .fetch_all(&fx.pool)
+        .await
+        .unwrap();
+    let touch = "UPDATE risks SET title = title || '.' WHERE id = ANY($1)";
+    // a transaction open when `from` is taken: in its in-progress list, below
+    // its xmax, and committed before `to`
+    let mut open_conn = sqlx::PgConnection::connect(&fx.db.url).await.unwrap();
+    let mut open = open_conn.begin().await.unwrap();
+    sqlx::query(touch)
+        .bind(&risks[..2])
+        .execute(&mut *open)
+        .await
+        .unwrap();
+    let open_xid: String = sqlx::query_scalar("SELECT pg_current_xact_id()::text")
+        .fetch_one(&mut *open)
+        .await
+        .unwrap();
+    // a later transaction commits first, so the open one is below xmax
+    sqlx::query(touch)
+        .bind(&risks[2..])
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    let from = common::snapshot(&fx.pool).await;
+    assert!(
+        from.xip.contains(&open_xid.parse().unwrap()),
+        "the open transaction {open_xid} is in progress in {from}"
+    );
+    // later commits of two changes each, then the open one commits
+    for _ in 0..3 {
+        sqlx::query(touch)
+            .bind(&risks[2..])
+            .execute(&fx.pool)
+            .await
+            .unwrap();
+    }
+    open.commit().await.unwrap();
+    let to = common::snapshot(&fx.pool).await;
+    let expected: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT xid::text, seq FROM change_log \
+         WHERE pg_visible_in_snapshot(xid, $2::text::pg_snapshot) \
+           AND NOT pg_visible_in_snapshot(xid, $1::text::pg_snapshot) ORDER BY xid, seq",
+    )
+    .bind(from.to_string())
+    .bind(to.to_string())
+    .fetch_all(&fx.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        expected.len(),
+        8,
+        "2 changes in the open transaction, 6 after"
+    );
+    let expected: Vec<(u64, i64)> = expected
+        .into_iter()
+        .map(|(x, s)| (x.parse().unwrap(), s))
+        .collect();
+    for page_size in [1, 2, 3, 100] {
+        let mut conn = fx.pool.acquire().await.unwrap();
+        let (mut read, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = read_page(&mut *conn, &from, &to, cursor, page_size)
+                .await
+                .unwrap();
+            read.extend(page.iter().map(|c| (c.xid, c.seq)));
+            cursor = read.last().copied();
+            if (page.len() as i64) < page_size {
+                break;
+            }
+        }
+        assert_eq!(read, expected, "pages of {page_size}");
+    }
+}
