@@ -38,9 +38,9 @@ pub struct ApiArgs {
     /// Longest wait, in milliseconds, for a requested index position.
     #[arg(long, env = "CERTSCOPE_MAX_POSITION_WAIT_MS", default_value_t = ApiConfig::DEFAULT_POSITION_WAIT_MS)]
     pub max_position_wait_ms: u64,
-    /// Responses kept in the cache.
-    #[arg(long, env = "CERTSCOPE_CACHE_ENTRIES", default_value_t = ApiConfig::DEFAULT_CACHE_ENTRIES)]
-    pub cache_entries: u64,
+    /// MiB of responses kept in the cache (0 turns it off).
+    #[arg(long, env = "CERTSCOPE_CACHE_MIB", default_value_t = ApiConfig::DEFAULT_CACHE_MIB)]
+    pub cache_mib: u64,
     /// Live events queued per connection before it is dropped as a slow consumer.
     #[arg(long, env = "CERTSCOPE_EVENT_QUEUE", default_value_t = EventConfig::DEFAULT_QUEUE)]
     pub event_queue: usize,
@@ -166,7 +166,7 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     c.rate_per_ip = args.rate_per_ip;
     c.burst_per_ip = args.rate_per_ip * 2.0;
     c.max_position_wait = Duration::from_millis(args.max_position_wait_ms);
-    c.cache_entries = args.cache_entries;
+    c.cache_bytes = args.cache_mib.saturating_mul(1 << 20);
     let limits = &mut c.search_limits;
     if let Some(n) = args.search_concurrency {
         if n == 0 {

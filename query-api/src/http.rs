@@ -328,18 +328,30 @@ impl IntoResponse for Cached {
 /// Responses keyed by (organization scope, request, pinned searcher): a cached
 /// answer is never stale (a new searcher is a new key) and never foreign (the
 /// scope is in the key). Concurrent identical requests share one computation.
+/// Weighed in bytes (key and body): under a stream of changes every commit
+/// makes new keys, and a search body with its facets runs to tens of
+/// kilobytes, so a count of entries bounded nothing in particular.
 pub struct ResponseCache {
     cache: moka::future::Cache<String, Cached>,
 }
 
 impl ResponseCache {
-    pub fn new(entries: u64) -> Self {
+    pub fn new(max_bytes: u64) -> Self {
         Self {
             cache: moka::future::Cache::builder()
-                .max_capacity(entries)
+                .max_capacity(max_bytes)
+                .weigher(|key: &String, value: &Cached| {
+                    let bytes = key.len() + value.body.len() + value.position.len();
+                    u32::try_from(bytes).unwrap_or(u32::MAX)
+                })
                 .time_to_idle(Duration::from_secs(300))
                 .build(),
         }
+    }
+
+    /// (entries, bytes held) as of the cache's last housekeeping.
+    pub fn figures(&self) -> (u64, u64) {
+        (self.cache.entry_count(), self.cache.weighted_size())
     }
 
     pub async fn get_or_compute<F>(&self, key: String, compute: F) -> Result<Cached, ApiError>

@@ -56,8 +56,8 @@ pub struct ApiConfig {
     pub burst_per_ip: f64,
     /// Longest wait for a `min_position` before 503.
     pub max_position_wait: Duration,
-    /// Cached responses kept.
-    pub cache_entries: u64,
+    /// Bytes of cached responses kept (0: no cache).
+    pub cache_bytes: u64,
     /// Live events: queues, limits, retention.
     pub events: events::EventConfig,
     /// When set, `/metrics` requires this bearer token.
@@ -74,7 +74,7 @@ impl ApiConfig {
     pub const DEFAULT_RATE_PER_TOKEN: f64 = 200.0;
     pub const DEFAULT_RATE_PER_IP: f64 = 500.0;
     pub const DEFAULT_POSITION_WAIT_MS: u64 = 5_000;
-    pub const DEFAULT_CACHE_ENTRIES: u64 = 2_000;
+    pub const DEFAULT_CACHE_MIB: u64 = 32;
 
     pub fn new(jwt_secret: Vec<u8>) -> Self {
         Self {
@@ -88,7 +88,7 @@ impl ApiConfig {
             rate_per_ip: Self::DEFAULT_RATE_PER_IP,
             burst_per_ip: 2.0 * Self::DEFAULT_RATE_PER_IP,
             max_position_wait: Duration::from_millis(Self::DEFAULT_POSITION_WAIT_MS),
-            cache_entries: Self::DEFAULT_CACHE_ENTRIES,
+            cache_bytes: Self::DEFAULT_CACHE_MIB << 20,
             events: events::EventConfig::default(),
             metrics_token: None,
             providers: Vec::new(),
@@ -124,7 +124,7 @@ impl Api {
         Self {
             keys: Keys::new(&config.jwt_secret),
             search: search::SearchService::default(),
-            cache: http::ResponseCache::new(config.cache_entries),
+            cache: http::ResponseCache::new(config.cache_bytes),
             limiter: http::RateLimiter::default(),
             routes: RouteMetrics::default(),
             labels: moka::sync::Cache::builder()

@@ -527,7 +527,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     queries.extend(questions(&db.pool, b.questions).await?);
 
     // the server, as a child process with the cache off
-    let server = BenchServer::start(global, index, &["--cache-entries", "0"]).await?;
+    let server = BenchServer::start(global, index, &["--cache-mib", "0"]).await?;
     let token = server.token(&db, &slug).await?;
     let (http, base) = (server.http.clone(), server.base.clone());
     let target = std::sync::Arc::new(Target {
