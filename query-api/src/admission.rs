@@ -100,12 +100,37 @@ impl Standing {
     }
 }
 
+/// Why a search was refused: which limit it met.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shed {
+    /// `queue` searches were already waiting.
+    QueueFull,
+    /// It waited `overload_wait` while the queue stood.
+    Overloaded,
+    /// It waited `max_wait` in a burst.
+    Burst,
+}
+
+impl Shed {
+    pub const ALL: [Shed; 3] = [Shed::QueueFull, Shed::Overloaded, Shed::Burst];
+
+    /// The `reason` label on `/metrics`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Shed::QueueFull => "queue_full",
+            Shed::Overloaded => "overloaded",
+            Shed::Burst => "burst_wait",
+        }
+    }
+}
+
 /// The gate every uncached search passes.
 pub struct Admission {
     limits: Limits,
     turns: Arc<Semaphore>,
     waiting: AtomicUsize,
-    shed: AtomicU64,
+    /// Refusals by [`Shed`] reason, in [`Shed::ALL`] order.
+    shed: [AtomicU64; 3],
     standing: Mutex<Standing>,
 }
 
@@ -124,7 +149,7 @@ impl Admission {
             limits,
             turns: Arc::new(Semaphore::new(limits.concurrency.max(1))),
             waiting: AtomicUsize::new(0),
-            shed: AtomicU64::new(0),
+            shed: Default::default(),
             standing: Mutex::new(Standing::new(limits.overload_interval)),
         }
     }
@@ -141,13 +166,13 @@ impl Admission {
         }
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.queue {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(self.refuse(what));
+            return Err(self.refuse(what, Shed::QueueFull));
         }
         let _waiting = Waiting(&self.waiting);
-        let patience = if self.overloaded() {
-            self.limits.overload_wait
+        let (patience, reason) = if self.overloaded() {
+            (self.limits.overload_wait, Shed::Overloaded)
         } else {
-            self.limits.max_wait
+            (self.limits.max_wait, Shed::Burst)
         };
         let turn = tokio::time::timeout(patience, self.turns.clone().acquire_owned()).await;
         let now = Instant::now();
@@ -155,7 +180,7 @@ impl Admission {
         match turn {
             Ok(Ok(permit)) => Ok(permit),
             // the semaphore is never closed; a timeout is the busy server
-            _ => Err(self.refuse(what)),
+            _ => Err(self.refuse(what, reason)),
         }
     }
 
@@ -174,8 +199,8 @@ impl Admission {
             .overloaded
     }
 
-    fn refuse(&self, what: &str) -> ApiError {
-        self.shed.fetch_add(1, Ordering::Relaxed);
+    fn refuse(&self, what: &str, reason: Shed) -> ApiError {
+        self.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
         ApiError::Unavailable {
             message: format!(
                 "the server is at capacity ({} {what} running, {} waiting): try again in a second",
@@ -187,7 +212,12 @@ impl Admission {
 
     /// Searches refused since start (exported on `/metrics`).
     pub fn shed(&self) -> u64 {
-        self.shed.load(Ordering::Relaxed)
+        self.shed.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Searches refused since start for `reason`.
+    pub fn shed_for(&self, reason: Shed) -> u64 {
+        self.shed[reason as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -220,6 +250,7 @@ mod tests {
         );
         assert!(refused.to_string().contains("at capacity"), "{refused}");
         assert_eq!(g.shed(), 1);
+        assert_eq!(g.shed_for(Shed::QueueFull), 1, "no room to wait");
         drop(held);
         drop(g.enter("searches").await.expect("a turn once one is free"));
     }
@@ -246,6 +277,7 @@ mod tests {
             "gave up after {waited:?}"
         );
         assert_eq!(g.shed(), 1);
+        assert_eq!(g.shed_for(Shed::Burst), 1, "waited the long wait");
     }
 
     #[tokio::test]
@@ -342,6 +374,11 @@ mod tests {
         assert!(
             waited >= Duration::from_millis(20) && waited < Duration::from_secs(1),
             "gave up after the overload wait, not the burst wait: {waited:?}"
+        );
+        assert_eq!(
+            Shed::ALL.map(|r| g.shed_for(r)),
+            [0, 1, 0],
+            "counted as overload"
         );
     }
 }

@@ -65,11 +65,12 @@ fn http_figures(out: &mut String, state: &AppState) {
     let caches: Vec<_> = search
         .cache_figures()
         .into_iter()
+        .chain([("search_responses", state.api.cache.figures())])
         .chain(state.api.reports.cache_figures())
         .collect();
     let _ = writeln!(
         out,
-        "# HELP certscope_cache_entries entries of the bounded in-memory caches (search columns and statistics by segment, report models, rendered PDFs)\n# TYPE certscope_cache_entries gauge"
+        "# HELP certscope_cache_entries entries of the bounded in-memory caches (search columns and statistics by segment, search responses, report models, rendered PDFs)\n# TYPE certscope_cache_entries gauge"
     );
     for (cache, (entries, _)) in &caches {
         let _ = writeln!(
@@ -273,7 +274,47 @@ pub async fn metrics(
         "searches and suggestions answered 503 because the server was at capacity",
         state.api.admission.shed(),
     );
-    let position = state.views.borrow().as_ref().map(|v| v.position.clone());
+    let _ = writeln!(
+        out,
+        "# HELP certscope_searches_shed_by_reason those refusals by the limit met: queue_full (the waiting line was full), overloaded (waited the short overload wait while the queue stood), burst_wait (waited the longest wait)\n# TYPE certscope_searches_shed_by_reason gauge"
+    );
+    for reason in crate::admission::Shed::ALL {
+        let _ = writeln!(
+            out,
+            "certscope_searches_shed_by_reason{{reason=\"{}\"}} {}",
+            reason.as_str(),
+            state.api.admission.shed_for(reason)
+        );
+    }
+    let (position, segments) = {
+        let view = state.views.borrow();
+        let view = view.as_ref();
+        let segments = view.map(|v| {
+            // the searcher's own segment list: what a search walks
+            let searcher = v.reader.searcher();
+            let readers = searcher.segment_readers();
+            let deleted: u64 = readers
+                .iter()
+                .map(|r| u64::from(r.num_deleted_docs()))
+                .sum();
+            (readers.len(), deleted)
+        });
+        (view.map(|v| v.position.clone()), segments)
+    };
+    if let Some((count, deleted)) = segments {
+        gauge(
+            &mut out,
+            "certscope_index_segments",
+            "segments of the published index view",
+            count,
+        );
+        gauge(
+            &mut out,
+            "certscope_index_deleted_documents",
+            "deleted documents the published view's segments still hold (until merged away)",
+            deleted,
+        );
+    }
     gauge(
         &mut out,
         "certscope_index_open",
