@@ -210,11 +210,19 @@ const SERVER_FIGURES: [&str; 4] = [
     "certscope_index_deleted_documents",
 ];
 
+/// The server's `/metrics` page, if it answered.
+async fn metrics_page(http: &reqwest::Client, base: &str) -> Option<String> {
+    http.get(format!("{base}/metrics"))
+        .send()
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()
+}
+
 async fn server_figures(http: &reqwest::Client, base: &str) -> [f64; 4] {
-    let page = match http.get(format!("{base}/metrics")).send().await {
-        Ok(r) => r.text().await.ok(),
-        Err(_) => None,
-    };
+    let page = metrics_page(http, base).await;
     SERVER_FIGURES.map(|name| page.as_deref().map_or(f64::NAN, |p| metric_sum(p, name)))
 }
 
@@ -444,15 +452,14 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         closed.extend(sub.closed);
     }
     bar.finish_and_clear();
-    let shed_by_reason = match http.get(format!("{base}/metrics")).send().await {
-        Ok(r) => r.text().await.unwrap_or_default(),
-        Err(_) => String::new(),
-    }
-    .lines()
-    .filter_map(|l| l.strip_prefix("certscope_searches_shed_by_reason"))
-    .map(str::to_owned)
-    .collect::<Vec<_>>()
-    .join(", ");
+    let shed_by_reason = metrics_page(&http, &base)
+        .await
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.strip_prefix("certscope_searches_shed_by_reason"))
+        .map(str::to_owned)
+        .collect::<Vec<_>>()
+        .join(", ");
     server.stop().await;
 
     // by window: six windows of the run (five minutes each for 30 minutes)
