@@ -86,6 +86,11 @@ pub struct ApiArgs {
     /// queue counts as standing (overload), in milliseconds.
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_INTERVAL_MS", default_value_t = Limits::DEFAULT_OVERLOAD_INTERVAL_MS)]
     pub search_overload_interval_ms: u64,
+    /// Publish new index segments without decoding their columns and recent
+    /// statistics first (their first searches pay it): for measuring what
+    /// warming saves (`bench search`).
+    #[arg(long, env = "CERTSCOPE_NO_SEARCH_WARMING")]
+    pub no_search_warming: bool,
     /// Seconds between WebSocket pings and SSE keep-alives.
     #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = EventConfig::DEFAULT_HEARTBEAT_SECS)]
     pub event_heartbeat_secs: u64,
@@ -184,6 +189,7 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
         bail!("--search-overload-interval-ms must be at least 1");
     }
     limits.overload_interval = Duration::from_millis(args.search_overload_interval_ms);
+    c.warm_searchers = !args.no_search_warming;
     if args.event_queue == 0 || args.event_connections_per_token == 0 || args.event_rooms == 0 {
         bail!("event queue, connection and room limits must be at least 1");
     }

@@ -231,6 +231,19 @@ pub fn set_aside(dir: &Path, reason: &Unusable) -> Result<Option<PathBuf>, Store
     Ok(Some(aside))
 }
 
+/// Work done on each new searcher before a reader hands it out (tantivy's
+/// [`tantivy::Warmer`]): the API decodes the columns and statistics a search
+/// would otherwise decode on its first touch of a new segment. Held weakly: a
+/// warmer dropped by its owner is skipped.
+#[derive(Clone, Default)]
+pub struct Warmers(pub Vec<std::sync::Weak<dyn tantivy::Warmer>>);
+
+impl std::fmt::Debug for Warmers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Warmers({})", self.0.len())
+    }
+}
+
 fn mmap_directory(dir: &Path) -> Result<MmapDirectory, StoreError> {
     MmapDirectory::open(dir).map_err(|e| tv(dir)(e.into()))
 }
@@ -247,15 +260,42 @@ impl IndexStore {
         let directory = mmap_directory(dir)?;
         let index = Index::create(directory.clone(), schema, tantivy::IndexSettings::default())
             .map_err(tv(dir))?;
-        Self::with_index(dir, index, directory, fields, writer_memory, threads)
+        Self::with_index(
+            dir,
+            index,
+            directory,
+            fields,
+            writer_memory,
+            threads,
+            &Warmers::default(),
+        )
     }
 
     /// Opens an index that `inspect` found usable.
     pub fn open(dir: &Path, writer_memory: usize, threads: usize) -> Result<Self, StoreError> {
+        Self::open_warmed(dir, writer_memory, threads, &Warmers::default())
+    }
+
+    /// [`IndexStore::open`], with `warmers` run on every new searcher (the
+    /// first one included) before this store's reader hands it out.
+    pub fn open_warmed(
+        dir: &Path,
+        writer_memory: usize,
+        threads: usize,
+        warmers: &Warmers,
+    ) -> Result<Self, StoreError> {
         let directory = mmap_directory(dir)?;
         let index = Index::open(directory.clone()).map_err(tv(dir))?;
         let (_, fields) = schema::build();
-        Self::with_index(dir, index, directory, fields, writer_memory, threads)
+        Self::with_index(
+            dir,
+            index,
+            directory,
+            fields,
+            writer_memory,
+            threads,
+            warmers,
+        )
     }
 
     fn with_index(
@@ -265,6 +305,7 @@ impl IndexStore {
         fields: Fields,
         writer_memory: usize,
         threads: usize,
+        warmers: &Warmers,
     ) -> Result<Self, StoreError> {
         schema::register_tokenizers(&index);
         let writer: IndexWriter = index
@@ -281,6 +322,7 @@ impl IndexStore {
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
+            .warmers(warmers.0.clone())
             .try_into()
             .map_err(tv(dir))?;
         Ok(Self {

@@ -48,6 +48,9 @@ pub struct IndexerConfig {
     /// place (a directory deleted or damaged under it is rebuilt).
     pub check_interval: Duration,
     pub progress: bool,
+    /// Run on every new searcher before it is published (see
+    /// [`index_store::Warmers`]).
+    pub warmers: index_store::Warmers,
 }
 
 impl IndexerConfig {
@@ -67,6 +70,7 @@ impl IndexerConfig {
             prune_interval: Duration::from_secs(300),
             check_interval: Duration::from_secs(2),
             progress: false,
+            warmers: index_store::Warmers::default(),
         }
     }
 }
@@ -320,7 +324,7 @@ async fn open_or_rebuild(
             metrics.rebuilds.fetch_add(1, Ordering::Relaxed);
         }
     }
-    let store = IndexStore::open(dir, config.writer_memory, 1)?;
+    let store = IndexStore::open_warmed(dir, config.writer_memory, 1, &config.warmers)?;
     let payload = store.payload().ok_or(IndexerError::NoPosition)?;
     let position = index_store::position_of(&payload).ok_or(IndexerError::NoPosition)?;
     Ok(Live {

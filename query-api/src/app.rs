@@ -4,6 +4,7 @@
 //! what production runs.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use certscope_indexer::{IndexerConfig, IndexerError, IndexerHandle};
 use sqlx::PgPool;
@@ -55,13 +56,18 @@ impl Application {
     /// [`Application::run_until_stopped`].
     pub fn build(
         databases: Databases,
-        indexer: IndexerConfig,
+        mut indexer: IndexerConfig,
         api: ApiConfig,
         listener: TcpListener,
     ) -> Self {
         let stop = CancellationToken::new();
+        let api = Arc::new(crate::Api::new(api));
+        if api.config.warm_searchers {
+            // no search pays the first touch of a new segment
+            indexer.warmers = api.search.warmers();
+        }
         let indexer = certscope_indexer::spawn(indexer, stop.clone());
-        let state = AppState::new(
+        let state = AppState::with_api(
             databases.read,
             indexer.views.clone(),
             Some(indexer.metrics.clone()),

@@ -66,6 +66,9 @@ pub struct ApiConfig {
     pub providers: Vec<sso::ProviderConfig>,
     /// Load shedding: searches running and waiting at once, longest wait.
     pub search_limits: admission::Limits,
+    /// Whether new searchers are warmed before the indexer publishes them
+    /// (search::warm); off only to measure what warming saves.
+    pub warm_searchers: bool,
 }
 
 impl ApiConfig {
@@ -93,6 +96,7 @@ impl ApiConfig {
             metrics_token: None,
             providers: Vec::new(),
             search_limits: admission::Limits::for_this_machine(),
+            warm_searchers: true,
         }
     }
 }
@@ -165,12 +169,23 @@ impl AppState {
         indexer: Option<Arc<IndexerMetrics>>,
         config: ApiConfig,
     ) -> Self {
-        let events = Arc::new(events::EventHub::new(config.events.clone()));
+        Self::with_api(pool, views, indexer, Arc::new(Api::new(config)))
+    }
+
+    /// [`AppState::new`] with the API's services built already (their search
+    /// warmer must be handed to the indexer before it starts).
+    pub fn with_api(
+        pool: PgPool,
+        views: tokio::sync::watch::Receiver<Option<IndexView>>,
+        indexer: Option<Arc<IndexerMetrics>>,
+        api: Arc<Api>,
+    ) -> Self {
+        let events = Arc::new(events::EventHub::new(api.config.events.clone()));
         Self {
             pool,
             views,
             indexer,
-            api: Arc::new(Api::new(config)),
+            api,
             events,
         }
     }

@@ -49,6 +49,17 @@ fn http_figures(out: &mut String, state: &AppState) {
         "# TYPE certscope_search_executions_total counter\ncertscope_search_executions_total {}",
         search.executed.load(Relaxed)
     );
+    histogram(
+        out,
+        "certscope_search_warm_seconds",
+        "time to warm each new searcher (decode new segments' columns, compute recent statistics on large ones) before the indexer publishes it",
+        &search.warmer.latency,
+    );
+    let _ = writeln!(
+        out,
+        "# TYPE certscope_search_warmed_segments_total counter\ncertscope_search_warmed_segments_total {}",
+        search.warmer.segments.load(Relaxed)
+    );
     let (pinning, pinned) = search.pinned.figures();
     gauge(
         out,

@@ -265,6 +265,10 @@ impl Default for ColumnCache {
 }
 
 impl ColumnCache {
+    pub fn contains(&self, segment: &SegmentId) -> bool {
+        self.cache.contains_key(segment)
+    }
+
     pub fn get(&self, reader: &SegmentReader) -> tantivy::Result<Arc<SegmentColumns>> {
         let id = reader.segment_id();
         if let Some(c) = self.cache.get(&id) {

@@ -14,6 +14,7 @@ pub mod parser;
 pub mod pinned;
 pub mod stats;
 pub mod vocabulary;
+pub mod warm;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::ops::Bound;
@@ -219,6 +220,8 @@ pub struct SearchService {
     columns: columns::ColumnCache,
     /// When the caches were last swept, and the segments they kept.
     swept: Mutex<(Instant, LiveSegments)>,
+    /// Fills the caches for each new searcher before it is published.
+    pub warmer: Arc<warm::SearchWarmer>,
 }
 
 /// Observes the time from its creation to its drop.
@@ -247,25 +250,36 @@ fn search_executor() -> tantivy::Executor {
 
 impl Default for SearchService {
     fn default() -> Self {
+        let columns = columns::ColumnCache::default();
+        let stats = StatsCache::default();
         Self {
-            stats: StatsCache::default(),
+            warmer: Arc::new(warm::SearchWarmer::new(columns.clone(), stats.clone())),
+            stats,
             pinned: PinnedSearchers::default(),
             executed: Default::default(),
             latency: certscope_indexer::metrics::Histogram::new(&[
                 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
             ]),
             executor: search_executor(),
-            columns: columns::ColumnCache::default(),
+            columns,
             swept: Mutex::new((Instant::now(), LiveSegments::default())),
         }
     }
 }
 
 impl SearchService {
+    /// What the indexer runs on each new searcher before publishing it (give
+    /// it to [`certscope_indexer::IndexerConfig::warmers`]).
+    pub fn warmers(&self) -> certscope_indexer::index_store::Warmers {
+        let warmer: Arc<dyn tantivy::Warmer> = self.warmer.clone();
+        certscope_indexer::index_store::Warmers(vec![Arc::downgrade(&warmer)])
+    }
+
     /// At most every [`SWEEP_INTERVAL`], drops the cached columns and
-    /// statistics of segments that no pinned searcher holds. Every search runs
-    /// on a pinned searcher, so a segment a search may still read is never
-    /// swept (a searcher evicted from the pins mid-search at worst recomputes).
+    /// statistics of segments that no pinned searcher holds and the searcher
+    /// warmed last does not. Every search runs on a pinned searcher, so a
+    /// segment a search may still read is never swept (a searcher evicted from
+    /// the pins mid-search at worst recomputes).
     pub fn sweep(&self) {
         let Ok(mut swept) = self.swept.try_lock() else {
             return; // another search is sweeping
@@ -273,7 +287,16 @@ impl SearchService {
         if swept.0.elapsed() < SWEEP_INTERVAL {
             return;
         }
-        let live: LiveSegments = Arc::new(self.pinned.segments());
+        let mut live = self.pinned.segments();
+        live.extend(
+            self.warmer
+                .latest
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .iter()
+                .copied(),
+        );
+        let live: LiveSegments = Arc::new(live);
         if live != swept.1 {
             self.columns.retain(&live);
             self.stats.retain(&live);

@@ -12,7 +12,9 @@
 //! (see [`super::SearchService`]'s sweep). Like tantivy's own statistics,
 //! deleted documents still count until their segment is merged.
 
-use std::sync::Arc;
+use std::collections::{HashSet, VecDeque};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use moka::sync::Cache;
 use tantivy::index::SegmentId;
@@ -75,10 +77,26 @@ impl Visible {
     }
 }
 
+/// A statistic some search computed on a segment that lacked it: what
+/// warming computes on the next large new segment, before a search asks.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Wanted {
+    Docs(Visible),
+    Tokens(Visible, Field),
+    DocFreq(Visible, Term),
+}
+
+/// How many of the statistics searches computed last are remembered for
+/// warming (a query asks for a few dozen: its words, their spellings, and the
+/// per-field totals).
+const REMEMBERED: usize = 4096;
+
 /// Cache of per-segment, per-organization statistics, shared by all requests.
 #[derive(Clone)]
 pub struct StatsCache {
     cache: Cache<Key, u64>,
+    /// The statistics searches computed most recently, oldest first.
+    recent: Arc<Mutex<VecDeque<Wanted>>>,
 }
 
 impl Default for StatsCache {
@@ -89,6 +107,7 @@ impl Default for StatsCache {
                 .weigher(|k: &Key, _| k.weight())
                 .support_invalidation_closures()
                 .build(),
+            recent: Arc::default(),
         }
     }
 }
@@ -101,6 +120,18 @@ impl StatsCache {
         let _ = self
             .cache
             .invalidate_entries_if(move |key, _| !live.contains(key.segment()));
+    }
+
+    /// Whether the document frequency of `term` for `visible` on `segment` is
+    /// cached.
+    #[cfg(test)]
+    pub fn holds_doc_freq(&self, segment: SegmentId, visible: &Visible, term: &Term) -> bool {
+        self.cache.contains_key(&Key::DocFreq(
+            segment,
+            visible.clone(),
+            term.field().field_id(),
+            term.serialized_value_bytes().to_vec(),
+        ))
     }
 
     /// Runs the cache's pending housekeeping (tests read exact figures).
@@ -127,8 +158,88 @@ impl StatsCache {
             org_field: fields.org_id,
             certification_field: fields.certification_id,
             visible,
+            remember: true,
         }
     }
+
+    fn remember(&self, wanted: Wanted) {
+        let mut recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+        if recent.len() == REMEMBERED {
+            recent.pop_front();
+        }
+        recent.push_back(wanted);
+    }
+
+    /// Computes on `searcher`'s segments that lack them the statistics searches
+    /// computed most recently (newest first), then each organization's
+    /// document count and its title and body token totals, until `budget` is
+    /// spent. Returns how many statistics it computed over all segments (those
+    /// already cached cost a lookup).
+    pub fn warm(
+        &self,
+        searcher: &Searcher,
+        fields: &certscope_indexer::schema::Fields,
+        budget: Duration,
+    ) -> tantivy::Result<usize> {
+        let started = Instant::now();
+        let recent: Vec<Wanted> = {
+            let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
+            recent.iter().rev().cloned().collect()
+        };
+        let everyone = organizations(searcher, fields.org_id)?
+            .into_iter()
+            .map(|org| Visible {
+                org,
+                certifications: None,
+            })
+            .flat_map(|v| {
+                [
+                    Wanted::Docs(v.clone()),
+                    Wanted::Tokens(v.clone(), fields.title),
+                    Wanted::Tokens(v, fields.body),
+                ]
+            });
+        let mut seen = HashSet::new();
+        let mut computed = 0;
+        for wanted in recent.into_iter().chain(everyone) {
+            if started.elapsed() >= budget {
+                break;
+            }
+            if !seen.insert(wanted.clone()) {
+                continue;
+            }
+            let visible = match &wanted {
+                Wanted::Docs(v) | Wanted::Tokens(v, _) | Wanted::DocFreq(v, _) => v.clone(),
+            };
+            let mut stats = self.provider(searcher, fields, visible);
+            stats.remember = false;
+            match &wanted {
+                Wanted::Docs(_) => drop(stats.total_num_docs()?),
+                Wanted::Tokens(_, field) => drop(stats.total_num_tokens(*field)?),
+                Wanted::DocFreq(_, term) => drop(stats.doc_freq(term)?),
+            }
+            computed += 1;
+        }
+        Ok(computed)
+    }
+}
+
+/// The organizations with documents in `searcher` (the shared catalogue's 0
+/// aside).
+fn organizations(searcher: &Searcher, org_field: Field) -> tantivy::Result<Vec<u64>> {
+    let mut orgs = std::collections::BTreeSet::new();
+    for segment in searcher.segment_readers() {
+        let inverted = segment.inverted_index(org_field)?;
+        let mut terms = inverted.terms().stream()?;
+        while terms.advance() {
+            if let Ok(bytes) = <[u8; 8]>::try_from(terms.key()) {
+                // u64 terms are stored big-endian
+                orgs.insert(u64::from_be_bytes(bytes));
+            }
+        }
+    }
+    orgs.remove(&SHARED_ORG);
+    Ok(orgs.into_iter().collect())
 }
 
 /// A [`Bm25StatisticsProvider`] for what one caller sees, on one searcher.
@@ -138,6 +249,9 @@ pub struct OrgStats<'a> {
     org_field: Field,
     certification_field: Field,
     visible: Visible,
+    /// Whether statistics computed here are remembered for warming (not
+    /// when warming computes them).
+    remember: bool,
 }
 
 /// Which documents of a segment count: by organization, and for auditors by
@@ -242,6 +356,9 @@ impl OrgStats<'_> {
             n
         };
         self.cache.cache.insert(key, n);
+        if self.remember {
+            self.cache.remember(Wanted::Docs(self.visible.clone()));
+        }
         Ok(n)
     }
 }
@@ -249,6 +366,7 @@ impl OrgStats<'_> {
 impl Bm25StatisticsProvider for OrgStats<'_> {
     fn total_num_tokens(&self, field: Field) -> tantivy::Result<u64> {
         let mut total = 0;
+        let mut missed = false;
         for segment in self.searcher.segment_readers() {
             let key = Key::Tokens(segment.segment_id(), self.visible.clone(), field.field_id());
             if let Some(n) = self.cache.cache.get(&key) {
@@ -260,6 +378,11 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
             self.for_each_visible_doc(segment, |doc| n += u64::from(norms.fieldnorm(doc)))?;
             self.cache.cache.insert(key, n);
             total += n;
+            missed = true;
+        }
+        if missed && self.remember {
+            self.cache
+                .remember(Wanted::Tokens(self.visible.clone(), field));
         }
         Ok(total)
     }
@@ -274,6 +397,7 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
 
     fn doc_freq(&self, term: &Term) -> tantivy::Result<u64> {
         let mut total = 0;
+        let mut missed = false;
         for segment in self.searcher.segment_readers() {
             let key = Key::DocFreq(
                 segment.segment_id(),
@@ -288,6 +412,11 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
             let n = segment_doc_freq(segment, term, &self.counted(segment)?)?;
             self.cache.cache.insert(key, n);
             total += n;
+            missed = true;
+        }
+        if missed && self.remember {
+            self.cache
+                .remember(Wanted::DocFreq(self.visible.clone(), term.clone()));
         }
         Ok(total)
     }
