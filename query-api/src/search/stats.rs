@@ -409,7 +409,11 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
                 total += n;
                 continue;
             }
-            let n = segment_doc_freq(segment, term, &self.counted(segment)?)?;
+            let n = if self.visible.certifications.is_none() {
+                org_doc_freq(segment, term, self.org_field, self.visible.org)?
+            } else {
+                segment_doc_freq(segment, term, &self.counted(segment)?)?
+            };
             self.cache.cache.insert(key, n);
             total += n;
             missed = true;
@@ -420,6 +424,90 @@ impl Bm25StatisticsProvider for OrgStats<'_> {
         }
         Ok(total)
     }
+}
+
+/// What reading a posting list costs besides its documents, counted in
+/// documents (for choosing the cheaper way to count).
+const LIST_COST: u64 = 64;
+
+/// Documents in `segment` that contain `term` and belong to `org` or the shared
+/// catalogue: as [`segment_doc_freq`] counts them, without reading a column per
+/// document. Each organization's documents are a posting list of `org_field`,
+/// so the count is a sum of intersections, computed by leapfrogging (the
+/// shorter list seeks in the longer one): either of the visible organizations'
+/// lists with the term's, or, when that is cheaper (the caller's organization
+/// holds most of the segment), the term's document count less its
+/// intersections with every other organization's list.
+fn org_doc_freq(
+    segment: &SegmentReader,
+    term: &Term,
+    org_field: Field,
+    org: u64,
+) -> tantivy::Result<u64> {
+    let inverted = segment.inverted_index(term.field())?;
+    let Some(info) = inverted.get_term_info(term)? else {
+        return Ok(0);
+    };
+    let term_docs = u64::from(info.doc_freq);
+    let orgs_index = segment.inverted_index(org_field)?;
+    let mut visible = Vec::new();
+    let mut hidden = Vec::new();
+    let mut stream = orgs_index.terms().stream()?;
+    while stream.advance() {
+        let Ok(bytes) = <[u8; 8]>::try_from(stream.key()) else {
+            continue;
+        };
+        let o = u64::from_be_bytes(bytes);
+        let docs = u64::from(stream.value().doc_freq);
+        if o == org || o == SHARED_ORG {
+            visible.push((o, docs));
+        } else {
+            hidden.push((o, docs));
+        }
+    }
+    let cost = |lists: &[(u64, u64)]| -> u64 {
+        lists
+            .iter()
+            .map(|(_, docs)| (*docs).min(term_docs) + LIST_COST)
+            .sum()
+    };
+    let complement = cost(&hidden) < cost(&visible);
+    let mut n = 0;
+    for (o, _) in if complement { &hidden } else { &visible } {
+        let Some(mut members) = orgs_index.read_postings(
+            &Term::from_field_u64(org_field, *o),
+            IndexRecordOption::Basic,
+        )?
+        else {
+            continue;
+        };
+        let mut holders = inverted.read_postings_from_terminfo(&info, IndexRecordOption::Basic)?;
+        n += intersection_len(&mut members, &mut holders);
+    }
+    Ok(if complement {
+        term_docs.saturating_sub(n)
+    } else {
+        n
+    })
+}
+
+/// Documents in both `a` and `b`, by leapfrogging: the list behind seeks to the
+/// other's document (posting lists skip whole blocks).
+fn intersection_len(a: &mut impl DocSet, b: &mut impl DocSet) -> u64 {
+    let (mut x, mut y) = (a.doc(), b.doc());
+    let mut n = 0;
+    while x != TERMINATED && y != TERMINATED {
+        if x == y {
+            n += 1;
+            x = a.advance();
+            y = b.advance();
+        } else if x < y {
+            x = a.seek(y);
+        } else {
+            y = b.seek(x);
+        }
+    }
+    n
 }
 
 /// Documents in `segment` that contain `term` and count for the caller.
@@ -441,4 +529,72 @@ fn segment_doc_freq(
         doc = postings.advance();
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use certscope_indexer::schema;
+    use rand::{Rng, SeedableRng};
+    use tantivy::{Index, TantivyDocument, doc};
+
+    use super::*;
+
+    /// Segments of several organizations (one holding most documents, as the
+    /// benchmark's does), the shared catalogue, and deleted documents.
+    #[test]
+    fn counting_by_intersections_matches_counting_document_by_document() {
+        let (schema, fields) = schema::build();
+        let index = Index::create_in_ram(schema);
+        schema::register_tokenizers(&index);
+        let mut writer = index.writer_with_num_threads(1, 50_000_000).unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(7);
+        let words = ["access", "audit", "backup", "control", "encryption", "log"];
+        for round in 0..3 {
+            for id in 0..4_000u64 {
+                let org = match rng.random_range(0..100) {
+                    0..=69 => 1,
+                    70..=79 => 2,
+                    80..=89 => 3,
+                    90..=94 => 4,
+                    _ => SHARED_ORG,
+                };
+                let title: Vec<&str> = words
+                    .iter()
+                    .filter(|_| rng.random_bool(0.3))
+                    .copied()
+                    .collect();
+                let doc: TantivyDocument = doc!(
+                    fields.kind => "evidence",
+                    fields.id => round * 10_000 + id,
+                    fields.org_id => org,
+                    fields.title => title.join(" "),
+                );
+                writer.add_document(doc).unwrap();
+            }
+            // deleted documents still count, as tantivy's statistics do
+            writer.delete_term(Term::from_field_u64(fields.id, round * 10_000 + 5));
+            writer.commit().unwrap();
+        }
+        let searcher = index.reader().unwrap().searcher();
+        assert_eq!(searcher.segment_readers().len(), 3);
+        for segment in searcher.segment_readers() {
+            for org in [1, 2, 3, 4, 5] {
+                let visible = Visible {
+                    org,
+                    certifications: None,
+                };
+                let counted =
+                    Counted::new(segment, &visible, fields.org_id, fields.certification_id)
+                        .unwrap();
+                for word in words.iter().chain(&["absent"]) {
+                    let term = Term::from_field_text(fields.title, word);
+                    assert_eq!(
+                        org_doc_freq(segment, &term, fields.org_id, org).unwrap(),
+                        segment_doc_freq(segment, &term, &counted).unwrap(),
+                        "organization {org}, {word}"
+                    );
+                }
+            }
+        }
+    }
 }
