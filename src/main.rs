@@ -257,6 +257,10 @@ enum BenchCommand {
         /// <a control title's words>"): most-words matching, stop words.
         #[arg(long, default_value_t = 0)]
         questions: usize,
+        /// Certscope alone: no PostgreSQL full-text search or ILIKE (for the
+        /// scaling curve, where PostgreSQL takes minutes per pass).
+        #[arg(long)]
+        certscope_only: bool,
         #[command(flatten)]
         index: IndexArgs,
     },
@@ -495,6 +499,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             seconds,
             ilike_queries,
             questions,
+            certscope_only,
             index,
         }) => {
             let b = bench::search::SearchBench {
@@ -504,6 +509,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 seconds,
                 ilike_queries,
                 questions,
+                certscope_only,
             };
             bench::search::run(&cli.global, &index, b).await
         }

@@ -230,6 +230,15 @@ fn conditions(q: &BenchQuery) -> String {
 const FACETS_SQL: &str = "SELECT kind, status, framework, family, owner, certification_id, count(*) FROM m \
      GROUP BY GROUPING SETS ((kind), (status), (framework), (family), (owner), (certification_id))";
 
+/// The matching rows' facet columns, and only those: whole rows, bodies
+/// included, were PostgreSQL's to copy before (issue 20: a fair comparison).
+fn facet_rows(cond: &str) -> String {
+    format!(
+        "WITH m AS MATERIALIZED (SELECT kind, status, framework, family, owner, certification_id \
+         FROM bench_fts WHERE {cond}) {FACETS_SQL}"
+    )
+}
+
 /// The same search on PostgreSQL full-text search: hits with headlines, then
 /// totals and facet counts by GROUP BY.
 async fn pg_fts(pool: &PgPool, org: i64, q: &BenchQuery) -> anyhow::Result<()> {
@@ -251,9 +260,7 @@ async fn pg_fts(pool: &PgPool, org: i64, q: &BenchQuery) -> anyhow::Result<()> {
         .bind(&q.text)
         .fetch_all(pool)
         .await?;
-    let facets =
-        format!("WITH m AS MATERIALIZED (SELECT * FROM bench_fts WHERE {cond}) {FACETS_SQL}");
-    sqlx::query(sqlx::AssertSqlSafe(facets))
+    sqlx::query(sqlx::AssertSqlSafe(facet_rows(&cond)))
         .bind(org)
         .bind(&q.text)
         .fetch_all(pool)
@@ -278,9 +285,7 @@ async fn pg_ilike(pool: &PgPool, org: i64, q: &BenchQuery) -> anyhow::Result<()>
     let patterns: Vec<String> = q.words.iter().map(|w| format!("%{w}%")).collect();
     let hits =
         format!("SELECT kind, id, title FROM bench_fts WHERE {cond} ORDER BY {order} LIMIT 20");
-    let facets =
-        format!("WITH m AS MATERIALIZED (SELECT * FROM bench_fts WHERE {cond}) {FACETS_SQL}");
-    for sql in [hits, facets] {
+    for sql in [hits, facet_rows(&cond)] {
         let mut query = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(org);
         for p in &patterns {
             query = query.bind(p);
@@ -504,6 +509,78 @@ async fn open_loop(
     Ok(f)
 }
 
+/// How many queries `first_searches` times (one of each type, in rotation order).
+const FIRST_SEARCHES: usize = 6;
+
+/// The first searches after a start, with and without warming (issue 20):
+/// each server is started on the same index, then the first query of each
+/// type is timed on its first run and again on its second. Without warming,
+/// the first searches decode every segment's columns and compute their
+/// statistics; with it, the server did that before it was ready.
+async fn first_searches(
+    global: &GlobalArgs,
+    index: &IndexArgs,
+    db: &crate::database::Database,
+    org: i64,
+    slug: &str,
+    queries: &[BenchQuery],
+) -> anyhow::Result<()> {
+    let mut picked: Vec<&BenchQuery> = Vec::new();
+    for q in queries {
+        if picked.len() < FIRST_SEARCHES && !picked.iter().any(|p| p.label == q.label) {
+            picked.push(q);
+        }
+    }
+    println!(
+        "\nfirst searches after a start ({} queries, one per type; ms on the first run / the second)",
+        picked.len()
+    );
+    println!(
+        "{:<16} {:>10} {:>12} {:>12} {:>12}",
+        "server", "ready s", "first sum", "first max", "second max"
+    );
+    for (mode, extra) in [
+        (
+            "not warmed",
+            &["--cache-mib", "0", "--no-search-warming"][..],
+        ),
+        ("warmed", &["--cache-mib", "0"][..]),
+    ] {
+        let started = Instant::now();
+        let server = BenchServer::start(global, index, extra).await?;
+        let ready = started.elapsed().as_secs_f64();
+        let target = Target {
+            http: server.http.clone(),
+            base: server.base.clone(),
+            token: server.token(db, slug).await?,
+            pool: db.pool.clone(),
+            org,
+        };
+        let mut runs = [Vec::new(), Vec::new()];
+        for run in &mut runs {
+            for q in &picked {
+                let t = Instant::now();
+                anyhow::ensure!(
+                    target.run(System::Certscope, q).await? == Answer::Answered,
+                    "a first search was refused"
+                );
+                run.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        let max = |v: &[f64]| v.iter().copied().fold(0.0, f64::max);
+        println!(
+            "{:<16} {:>10.1} {:>12.1} {:>12.1} {:>12.1}",
+            mode,
+            ready,
+            runs[0].iter().sum::<f64>(),
+            max(&runs[0]),
+            max(&runs[1])
+        );
+        server.stop().await;
+    }
+    Ok(())
+}
+
 pub struct SearchBench {
     pub queries: usize,
     pub clients: usize,
@@ -512,6 +589,8 @@ pub struct SearchBench {
     pub ilike_queries: usize,
     /// Officer questions appended to the rotation.
     pub questions: usize,
+    /// Skip PostgreSQL (full-text search and ILIKE).
+    pub certscope_only: bool,
 }
 
 pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyhow::Result<()> {
@@ -522,9 +601,16 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     let db = database::open(global).await?;
     let (org, slug, evidence) = largest_org(&db).await?;
     println!("organization {slug}: {evidence} evidence rows");
-    ensure_fts(&db.pool).await?;
+    let systems: &[System] = if b.certscope_only {
+        &[System::Certscope]
+    } else {
+        ensure_fts(&db.pool).await?;
+        &[System::Certscope, System::Fts]
+    };
     let mut queries = queries(&db.pool, b.queries).await?;
     queries.extend(questions(&db.pool, b.questions).await?);
+
+    first_searches(global, index, &db, org, &slug, &queries).await?;
 
     // the server, as a child process with the cache off
     let server = BenchServer::start(global, index, &["--cache-mib", "0"]).await?;
@@ -539,14 +625,14 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     });
 
     let style = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")?;
-    let warm = ProgressBar::new((queries.len() * 2) as u64)
+    let warm = ProgressBar::new((queries.len() * systems.len()) as u64)
         .with_style(style)
         .with_message("warming up");
     for q in &queries {
-        target.run(System::Certscope, q).await?;
-        warm.inc(1);
-        target.run(System::Fts, q).await?;
-        warm.inc(1);
+        for &system in systems {
+            target.run(system, q).await?;
+            warm.inc(1);
+        }
     }
     warm.finish_and_clear();
     let (_, hwm_warm) = server.memory();
@@ -560,14 +646,14 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         "system", "mode", "n", "p50 ms", "p99 ms", "max ms", "req/s"
     );
     let mut p99 = std::collections::HashMap::new();
-    for system in [System::Certscope, System::Fts] {
+    for &system in systems {
         let f = closed_loop(&target, system, &queries, 1).await?;
         println!("{}", f.line(system, "closed loop, 1 client"));
         println!("{}", f.by_label(&queries));
         p99.insert(system.name(), f.pct(0.99));
     }
     let mut capacity = 0.0;
-    for system in [System::Certscope, System::Fts] {
+    for &system in systems {
         let f = closed_loop(&target, system, &queries, b.clients).await?;
         println!(
             "{}",
@@ -577,7 +663,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
             capacity = f.ms.len() as f64 / f.seconds.max(1e-9);
         }
     }
-    for system in [System::Certscope, System::Fts] {
+    for &system in systems {
         let f = open_loop(&target, system, &queries, b.rate, b.seconds).await?;
         println!(
             "{}",
@@ -612,7 +698,8 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         refused.pct(0.5),
         refused.pct(0.99),
     );
-    let ilike: Vec<BenchQuery> = queries.iter().take(b.ilike_queries).cloned().collect();
+    let ilike_queries = if b.certscope_only { 0 } else { b.ilike_queries };
+    let ilike: Vec<BenchQuery> = queries.iter().take(ilike_queries).cloned().collect();
     if !ilike.is_empty() {
         let f = closed_loop(&target, System::Ilike, &ilike, 1).await?;
         println!("{}", f.line(System::Ilike, "closed loop, 1 client"));
@@ -621,11 +708,12 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     }
     let (rss, hwm) = server.memory();
     let ours = p99[System::Certscope.name()];
-    let theirs = p99[System::Fts.name()];
-    println!(
-        "\np99 with one client: certscope {ours:.2} ms, postgres FTS {theirs:.2} ms ({:.1}x)",
-        theirs / ours
-    );
+    if let Some(theirs) = p99.get(System::Fts.name()) {
+        println!(
+            "\np99 with one client: certscope {ours:.2} ms, postgres FTS {theirs:.2} ms ({:.1}x)",
+            theirs / ours
+        );
+    }
     println!(
         "server memory: {:.0} MiB resident now, {:.0} MiB peak ({:.0} MiB peak after warm-up)",
         rss as f64 / 1024.0,
