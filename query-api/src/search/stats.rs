@@ -229,17 +229,33 @@ impl StatsCache {
 fn organizations(searcher: &Searcher, org_field: Field) -> tantivy::Result<Vec<u64>> {
     let mut orgs = std::collections::BTreeSet::new();
     for segment in searcher.segment_readers() {
-        let inverted = segment.inverted_index(org_field)?;
-        let mut terms = inverted.terms().stream()?;
-        while terms.advance() {
-            if let Ok(bytes) = <[u8; 8]>::try_from(terms.key()) {
-                // u64 terms are stored big-endian
-                orgs.insert(u64::from_be_bytes(bytes));
-            }
-        }
+        orgs.extend(
+            segment_organizations(segment, org_field)?
+                .into_iter()
+                .map(|(o, _)| o),
+        );
     }
     orgs.remove(&SHARED_ORG);
     Ok(orgs.into_iter().collect())
+}
+
+/// Each organization with documents in `segment` (the shared catalogue's 0
+/// included), with how many: the terms of `org_field` and their document
+/// counts.
+fn segment_organizations(
+    segment: &SegmentReader,
+    org_field: Field,
+) -> tantivy::Result<Vec<(u64, u64)>> {
+    let inverted = segment.inverted_index(org_field)?;
+    let mut terms = inverted.terms().stream()?;
+    let mut orgs = Vec::new();
+    while terms.advance() {
+        // u64 terms are stored big-endian
+        if let Ok(bytes) = <[u8; 8]>::try_from(terms.key()) {
+            orgs.push((u64::from_be_bytes(bytes), u64::from(terms.value().doc_freq)));
+        }
+    }
+    Ok(orgs)
 }
 
 /// A [`Bm25StatisticsProvider`] for what one caller sees, on one searcher.
@@ -450,21 +466,9 @@ fn org_doc_freq(
     };
     let term_docs = u64::from(info.doc_freq);
     let orgs_index = segment.inverted_index(org_field)?;
-    let mut visible = Vec::new();
-    let mut hidden = Vec::new();
-    let mut stream = orgs_index.terms().stream()?;
-    while stream.advance() {
-        let Ok(bytes) = <[u8; 8]>::try_from(stream.key()) else {
-            continue;
-        };
-        let o = u64::from_be_bytes(bytes);
-        let docs = u64::from(stream.value().doc_freq);
-        if o == org || o == SHARED_ORG {
-            visible.push((o, docs));
-        } else {
-            hidden.push((o, docs));
-        }
-    }
+    let (visible, hidden): (Vec<_>, Vec<_>) = segment_organizations(segment, org_field)?
+        .into_iter()
+        .partition(|(o, _)| *o == org || *o == SHARED_ORG);
     let cost = |lists: &[(u64, u64)]| -> u64 {
         lists
             .iter()
