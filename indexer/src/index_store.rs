@@ -319,6 +319,7 @@ impl IndexStore {
         if let Err(e) = writer.garbage_collect_files().wait() {
             tracing::warn!(index = %dir.display(), error = %e, "index garbage collection on open failed");
         }
+        step_past_last_commit(&writer);
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)
@@ -394,6 +395,7 @@ impl IndexStore {
     /// Drops uncommitted work (after a failed cycle, so that a retry starts clean).
     pub fn rollback(&mut self) -> Result<(), StoreError> {
         self.writer.rollback().map_err(tv(&self.dir))?;
+        step_past_last_commit(&self.writer);
         Ok(())
     }
 
@@ -494,6 +496,19 @@ impl IndexStore {
     }
 }
 
+/// Spends the opstamp a newly opened or rolled back writer would hand its
+/// first operation. tantivy starts counting at the last commit's opstamp,
+/// which is also the delete stamp of every segment that commit wrote deletes
+/// for; a delete stamped with it is then skipped for those segments by a merge
+/// of committed segments (whose target is that same opstamp), while the merged
+/// segment's delete cursor moves past it: the deleted document stays alive
+/// for good. The crash loop found one (a row deleted in PostgreSQL, alive in
+/// the index after a restart); `a_delete_right_after_reopening_is_not_lost_in_a_merge`
+/// reproduces it. An empty batch takes a stamp and queues nothing.
+fn step_past_last_commit(writer: &IndexWriter) {
+    let _ = writer.run(Vec::<tantivy::indexer::UserOperation>::new());
+}
+
 /// The position a payload describes.
 pub fn position_of(payload: &CommitPayload) -> Option<IndexPosition> {
     Some(IndexPosition {
@@ -544,6 +559,95 @@ mod tests {
                 "{damage}"
             );
         }
+    }
+
+    /// A document keyed `kind:id`, as the indexer writes them.
+    fn keyed(fields: &Fields, kind: Kind, id: i64) -> TantivyDocument {
+        let mut doc = TantivyDocument::new();
+        doc.add_text(fields.key, doc_key(kind, id));
+        doc.add_text(fields.kind, kind.as_str());
+        doc.add_u64(fields.id, id as u64);
+        doc
+    }
+
+    fn alive(store: &IndexStore, kind: Kind, id: i64) -> usize {
+        let term = Term::from_field_text(store.fields.key, &doc_key(kind, id));
+        let query = tantivy::query::TermQuery::new(term, tantivy::schema::IndexRecordOption::Basic);
+        store
+            .reader()
+            .searcher()
+            .search(&query, &tantivy::collector::Count)
+            .unwrap()
+    }
+
+    fn payload() -> CommitPayload {
+        CommitPayload {
+            schema_version: schema::SCHEMA_VERSION,
+            snapshot: "10:10:".into(),
+            generation: 0,
+            built_at: String::new(),
+        }
+    }
+
+    /// Committed segments `[one document, two documents with the first of
+    /// them deleted]`: the second one's deletes stamped with the last commit.
+    fn two_segments(dir: &Path) -> (tantivy::index::SegmentId, tantivy::index::SegmentId) {
+        let mut store = IndexStore::create(dir, 15 << 20, 1).unwrap();
+        store.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
+        let f = store.fields.clone();
+        store.add(keyed(&f, Kind::Evidence, 1)).unwrap();
+        store.commit(&payload()).unwrap();
+        store.add(keyed(&f, Kind::Evidence, 2)).unwrap();
+        store.add(keyed(&f, Kind::Evidence, 3)).unwrap();
+        store.commit(&payload()).unwrap();
+        store.replace(Kind::Evidence, [2], Vec::new()).unwrap();
+        store.commit(&payload()).unwrap();
+        let metas = store.index.searchable_segment_metas().unwrap();
+        let id_of = |max_doc| metas.iter().find(|m| m.max_doc() == max_doc).unwrap().id();
+        let ids = (id_of(1), id_of(2));
+        store.close().unwrap();
+        ids
+    }
+
+    /// tantivy hands the first operation of a newly opened (or rolled back)
+    /// writer the opstamp of the last commit, which is also the delete stamp
+    /// of the segments that commit wrote deletes for. A merge of committed
+    /// segments targets that opstamp: it applies the new delete to the other
+    /// segments but skips the one already stamped with it, and the merged
+    /// segment takes the first segment's delete cursor, past the delete. The
+    /// document it should have removed stays alive for good: after a restart
+    /// (a SIGKILL, the crash loop found it) or a failed cycle, a deleted row
+    /// or a stale version beside the new one.
+    #[test]
+    fn a_delete_right_after_reopening_is_not_lost_in_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = two_segments(dir.path());
+        let mut store = IndexStore::open(dir.path(), 15 << 20, 1).unwrap();
+        store.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
+        store.replace(Kind::Evidence, [3], Vec::new()).unwrap();
+        // the merge policy's order: the larger segment is not first here
+        store.writer.merge(&[one, two]).wait().unwrap();
+        store.commit(&payload()).unwrap();
+        assert_eq!(alive(&store, Kind::Evidence, 3), 0, "the delete was lost");
+        assert_eq!(alive(&store, Kind::Evidence, 1), 1);
+    }
+
+    #[test]
+    fn a_delete_right_after_a_rollback_is_not_lost_in_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let (one, two) = two_segments(dir.path());
+        let mut store = IndexStore::open(dir.path(), 15 << 20, 1).unwrap();
+        store.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
+        store
+            .add(keyed(&store.fields.clone(), Kind::Evidence, 4))
+            .unwrap();
+        store.rollback().unwrap();
+        store.set_merge_policy(Box::new(tantivy::merge_policy::NoMergePolicy));
+        store.replace(Kind::Evidence, [3], Vec::new()).unwrap();
+        store.writer.merge(&[one, two]).wait().unwrap();
+        store.commit(&payload()).unwrap();
+        assert_eq!(alive(&store, Kind::Evidence, 3), 0, "the delete was lost");
+        assert_eq!(alive(&store, Kind::Evidence, 4), 0, "rolled back");
     }
 
     #[test]

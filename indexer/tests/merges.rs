@@ -66,6 +66,39 @@ fn payload(generation: u64) -> CommitPayload {
     }
 }
 
+fn evidence(fields: &certscope_indexer::schema::Fields, id: i64, round: u64) -> TantivyDocument {
+    let mut d = TantivyDocument::default();
+    d.add_text(
+        fields.key,
+        certscope_indexer::schema::doc_key(Kind::Evidence, id),
+    );
+    d.add_text(fields.kind, Kind::Evidence.as_str());
+    d.add_u64(fields.id, id as u64);
+    d.add_text(fields.title, format!("evidence {id} revision {round}"));
+    d
+}
+
+fn aggressive_merges() -> Box<dyn tantivy::merge_policy::MergePolicy> {
+    let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+    policy.set_min_num_segments(2);
+    policy.set_min_layer_size(1);
+    Box::new(policy)
+}
+
+/// How many live documents each key has.
+fn copies(store: &IndexStore, keys: i64) -> Vec<(i64, usize)> {
+    let searcher = store.reader().searcher();
+    (0..keys)
+        .map(|id| {
+            let term = certscope_indexer::schema::key_term(&store.fields, Kind::Evidence, id);
+            let n = searcher
+                .search(&TermQuery::new(term, IndexRecordOption::Basic), &Count)
+                .unwrap();
+            (id, n)
+        })
+        .collect()
+}
+
 /// Segment files in `dir` (everything but tantivy's metadata and locks).
 fn segment_files(dir: &std::path::Path) -> BTreeSet<String> {
     std::fs::read_dir(dir)
@@ -179,4 +212,73 @@ fn merges_racing_updates_lose_nothing_and_leak_no_files() {
             .as_deref()
             .map(|s| &s[..s.len().min(160)])
     );
+}
+
+/// A writer reopened (a restart) or rolled back (a failed cycle) between
+/// rounds, with merges running at once: the first delete after either must
+/// reach every segment, merged or not. Before the indexer spent the opstamp
+/// tantivy hands out again after a reopen, keys kept a stale second copy here
+/// (and the crash loop once found a deleted row alive; RELIABILITY.md, "A
+/// lost delete after the writer reopened").
+#[test]
+fn deletes_right_after_reopening_or_rolling_back_reach_merged_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = IndexStore::create(dir.path(), 16 << 20, 1).unwrap();
+    store.set_merge_policy(aggressive_merges());
+    let fields = store.fields.clone();
+    const KEYS: i64 = 16;
+    let all: Vec<i64> = (0..KEYS).collect();
+    let docs = all.iter().map(|id| evidence(&fields, *id, 0)).collect();
+    store.replace(Kind::Evidence, all, docs).unwrap();
+    store.commit(&payload(0)).unwrap();
+    // a fixed pseudo-random walk over the keys (a 64-bit LCG)
+    let mut state = 20_261_202u64;
+    let mut next_key = || {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) % KEYS as u64) as i64
+    };
+    let mut reopened = false;
+    for round in 1..300u64 {
+        // small segments pile up unmerged; the first round after a reopen or
+        // a rollback merges them while its delete is pending (the merge
+        // targets the last commit, as after a restart)
+        store.set_merge_policy(if reopened {
+            aggressive_merges()
+        } else {
+            Box::new(tantivy::merge_policy::NoMergePolicy)
+        });
+        // two keys per round: segments that keep a live document after a
+        // later round's deletes
+        let mut ids = vec![next_key(), next_key()];
+        ids.dedup();
+        let docs = ids.iter().map(|id| evidence(&fields, *id, round)).collect();
+        store.replace(Kind::Evidence, ids.clone(), docs).unwrap();
+        store.commit(&payload(round)).unwrap();
+        reopened = true;
+        match round % 4 {
+            0 => {
+                store.close().unwrap();
+                store = IndexStore::open(dir.path(), 16 << 20, 1).unwrap();
+            }
+            1 => {
+                let docs = ids.iter().map(|id| evidence(&fields, *id, 9_999)).collect();
+                store.replace(Kind::Evidence, ids, docs).unwrap();
+                store.rollback().unwrap();
+            }
+            _ => reopened = false,
+        }
+        let wrong: Vec<(i64, usize)> = copies(&store, KEYS)
+            .into_iter()
+            .filter(|(_, n)| *n != 1)
+            .collect();
+        assert!(
+            wrong.is_empty(),
+            "round {round}: keys without exactly one live document: {wrong:?}"
+        );
+    }
+    store.close().unwrap();
+    let store = IndexStore::open(dir.path(), 16 << 20, 1).unwrap();
+    assert!(copies(&store, KEYS).iter().all(|(_, n)| *n == 1));
 }
