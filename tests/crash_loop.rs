@@ -2,7 +2,8 @@
 //! while concurrent writers insert, update and delete (with rollbacks and long
 //! transactions): afterwards the index holds exactly PostgreSQL's
 //! (kind, id, version) set. `CERTSCOPE_CRASH_SECONDS` and `CERTSCOPE_CRASH_KILLS`
-//! make it a soak (defaults: 20 s, 6 kills); `CERTSCOPE_CRASH_SEED` replays one run.
+//! make it a soak (defaults: 20 s, 6 kills); `CERTSCOPE_CRASH_SEED` replays one run
+//! (as far as timing allows); `CERTSCOPE_CRASH_LOG` sets the indexers' log filter.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -45,7 +46,10 @@ fn start_indexer(url: &str, index_dir: &Path) -> Indexer {
                 "--index-dir",
             ])
             .arg(index_dir)
-            .env("RUST_LOG", "warn")
+            .env(
+                "RUST_LOG",
+                std::env::var("CERTSCOPE_CRASH_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -285,14 +289,45 @@ fn reindex(url: &str, index_dir: &Path) -> Command {
 }
 
 async fn assert_index_equals_database(index_dir: &Path, pool: &PgPool) {
-    let (index, fields, _) = index_store::open_read_only(index_dir).unwrap();
+    let (index, fields, payload) = index_store::open_read_only(index_dir).unwrap();
     let in_index = verify::index_triples(&index.reader().unwrap().searcher(), &fields).unwrap();
     let in_db = verify::database_triples(pool).await.unwrap();
-    assert!(
-        in_index == in_db,
-        "{}",
-        verify::describe_difference(&in_index, &in_db, 5)
-    );
+    if in_index != in_db {
+        // a rare failure must explain itself: what the change log says of
+        // each differing row, and where the index stands
+        let mut story = String::new();
+        let differing = in_index.symmetric_difference(&in_db).take(5);
+        for (kind, id, _) in differing {
+            let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
+                "SELECT xid::text, seq, op::text, recorded_at::text FROM change_log \
+                 WHERE entity = $1 AND row_id = $2 ORDER BY xid, seq",
+            )
+            .bind(kind)
+            .bind(id)
+            .fetch_all(pool)
+            .await
+            .unwrap_or_default();
+            story.push_str(&format!("\n  change log of {kind} {id}: {rows:?}"));
+        }
+        let segments: Vec<String> = index
+            .searchable_segment_metas()
+            .unwrap_or_default()
+            .iter()
+            .map(|m| {
+                format!(
+                    "{}:{}-{}",
+                    m.id().short_uuid_string(),
+                    m.max_doc(),
+                    m.num_deleted_docs()
+                )
+            })
+            .collect();
+        panic!(
+            "{}\n  index position {:?}\n  segments {segments:?}{story}",
+            verify::describe_difference(&in_index, &in_db, 5),
+            payload.map(|p| p.snapshot)
+        );
+    }
 }
 
 /// A rebuild writes into `<index>.staging` and swaps it in only once committed:
