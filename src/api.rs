@@ -91,6 +91,11 @@ pub struct ApiArgs {
     /// warming saves (`bench search`).
     #[arg(long, env = "CERTSCOPE_NO_SEARCH_WARMING")]
     pub no_search_warming: bool,
+    /// Reports computed (or board PDFs rendered) at once; more wait their
+    /// turn. Default: half the cores, at least one, so that cold reports
+    /// leave cores to searches.
+    #[arg(long, env = "CERTSCOPE_REPORT_CONCURRENCY")]
+    pub report_concurrency: Option<usize>,
     /// Seconds between WebSocket pings and SSE keep-alives.
     #[arg(long, env = "CERTSCOPE_EVENT_HEARTBEAT_SECS", default_value_t = EventConfig::DEFAULT_HEARTBEAT_SECS)]
     pub event_heartbeat_secs: u64,
@@ -190,6 +195,12 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
     }
     limits.overload_interval = Duration::from_millis(args.search_overload_interval_ms);
     c.warm_searchers = !args.no_search_warming;
+    if let Some(n) = args.report_concurrency {
+        if n == 0 {
+            bail!("--report-concurrency must be at least 1");
+        }
+        c.report_concurrency = n;
+    }
     if args.event_queue == 0 || args.event_connections_per_token == 0 || args.event_rooms == 0 {
         bail!("event queue, connection and room limits must be at least 1");
     }

@@ -69,6 +69,8 @@ pub struct ApiConfig {
     /// Whether new searchers are warmed before the indexer publishes them
     /// (search::warm); off only to measure what warming saves.
     pub warm_searchers: bool,
+    /// Reports computed or PDFs rendered at once; more wait their turn.
+    pub report_concurrency: usize,
 }
 
 impl ApiConfig {
@@ -97,7 +99,18 @@ impl ApiConfig {
             providers: Vec::new(),
             search_limits: admission::Limits::for_this_machine(),
             warm_searchers: true,
+            report_concurrency: Self::default_report_concurrency(),
         }
+    }
+
+    /// Half the cores this process may use, at least one: a burst of cold
+    /// reports (each a parallel aggregation beside PostgreSQL's own work)
+    /// leaves the other half to searches. On two cores, two reports at once
+    /// made a search's p99 2.4x its unloaded figure, one at a time 1.3x
+    /// (BENCHMARKS.md, "Searches while cold reports compute").
+    pub fn default_report_concurrency() -> usize {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        (cores / 2).max(1)
     }
 }
 
@@ -135,7 +148,7 @@ impl Api {
                 .max_capacity(100_000)
                 .time_to_live(Duration::from_secs(60))
                 .build(),
-            reports: metrics_routes::ReportService::default(),
+            reports: metrics_routes::ReportService::new(config.report_concurrency),
             organizations: auth::Organizations::default(),
             vocabularies: moka::future::Cache::builder()
                 .max_capacity(10_000)

@@ -29,8 +29,9 @@ use crate::search::params::parse_position;
 pub(crate) struct ReportService {
     reports: moka::future::Cache<String, Arc<Report>>,
     pdfs: moka::future::Cache<String, Bytes>,
-    /// At most this many reports are computed or rendered at once, so that
-    /// a burst of cold reports leaves the cores to searches.
+    /// At most this many reports are computed or rendered at once
+    /// ([`crate::ApiConfig::report_concurrency`]), so that a burst of cold
+    /// reports leaves cores to searches.
     permits: Semaphore,
     computed: AtomicU64,
     /// Unique to this process, so that tags never match across restarts.
@@ -101,8 +102,9 @@ fn serialized_len(value: &impl serde::Serialize) -> usize {
     count.0
 }
 
-impl Default for ReportService {
-    fn default() -> Self {
+impl ReportService {
+    /// Computing or rendering at most `concurrency` reports at once.
+    pub(crate) fn new(concurrency: usize) -> Self {
         Self {
             reports: moka::future::Cache::builder()
                 .max_capacity(REPORT_CACHE_BYTES)
@@ -116,7 +118,7 @@ impl Default for ReportService {
                 .weigher(|key: &String, pdf: &Bytes| weight(key.len() + pdf.len()))
                 .time_to_idle(Duration::from_secs(600))
                 .build(),
-            permits: Semaphore::new(2),
+            permits: Semaphore::new(concurrency.max(1)),
             computed: AtomicU64::new(0),
             nonce: rand::random(),
         }
@@ -643,6 +645,28 @@ pub async fn board(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Beyond the concurrency a report waits for a turn (searches keep the
+    /// other cores); a concurrency of 0 still computes one.
+    #[tokio::test]
+    async fn reports_take_turns_beyond_their_concurrency() {
+        let wait = Duration::from_millis(50);
+        let one = ReportService::new(1);
+        let first = one.permit().await.unwrap();
+        assert!(
+            tokio::time::timeout(wait, one.permit()).await.is_err(),
+            "a second report computed beside the first"
+        );
+        drop(first);
+        assert!(tokio::time::timeout(wait, one.permit()).await.is_ok());
+
+        let two = ReportService::new(2);
+        let _a = two.permit().await.unwrap();
+        assert!(tokio::time::timeout(wait, two.permit()).await.is_ok());
+
+        let none = ReportService::new(0);
+        assert!(tokio::time::timeout(wait, none.permit()).await.is_ok());
+    }
 
     #[test]
     fn the_pdf_cache_key_holds_the_whole_report_key_not_its_tag() {
