@@ -1,7 +1,8 @@
 //! `certscope bench search`: the same rotating queries against Certscope over
 //! HTTP, PostgreSQL full-text search (tsvector + GIN, facets by GROUP BY) and
 //! ILIKE '%term%', in one run on the same data; closed loop (1 and N clients) and
-//! open loop at a fixed rate; the server's resident memory.
+//! open loop at a fixed rate; searches beside cold reports; the server's
+//! resident memory.
 //!
 //! The server runs as a child process (`certscope serve`, response cache off), so
 //! its memory is its own and every request executes a real search.
@@ -509,6 +510,138 @@ async fn open_loop(
     Ok(f)
 }
 
+/// Cold reports computed one after another by each of `clients` tasks while
+/// `stop` is unset (365 at most): every request names a horizon never asked
+/// before, so the server loads and aggregates the report anew. Returns each
+/// report's milliseconds.
+async fn cold_reports(
+    target: &std::sync::Arc<Target>,
+    clients: u32,
+    stop: &std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> tokio::task::JoinSet<anyhow::Result<Vec<f64>>> {
+    use certscope_reports::section::Section;
+    let mut tasks = tokio::task::JoinSet::new();
+    for client in 0..clients {
+        let (target, stop) = (target.clone(), stop.clone());
+        tasks.spawn(async move {
+            let mut ms = Vec::new();
+            let mut n = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                // one report (every section of it) per parameter set: a
+                // horizon never asked before makes it cold (horizons are
+                // 1..=365; the other phases ask for no report)
+                let k = (client + clients * n) as usize;
+                n += 1;
+                if k >= 365 {
+                    break;
+                }
+                let section = Section::ALL[k % Section::ALL.len()];
+                let horizon = 1 + k;
+                let url = format!(
+                    "{}/v1/metrics/{}?horizon_days={horizon}",
+                    target.base,
+                    section.as_str()
+                );
+                let started = Instant::now();
+                let r = target
+                    .http
+                    .get(url)
+                    .bearer_auth(&target.token)
+                    .send()
+                    .await?;
+                let status = r.status();
+                let body = r.bytes().await?;
+                if !status.is_success() {
+                    bail!(
+                        "cold report {}: {status}: {}",
+                        section.as_str(),
+                        String::from_utf8_lossy(&body)
+                    );
+                }
+                ms.push(started.elapsed().as_secs_f64() * 1e3);
+            }
+            anyhow::Ok(ms)
+        });
+    }
+    tasks
+}
+
+/// Passes over the queries in each half of `beside_reports`.
+const PASSES: usize = 4;
+
+/// Searches while two clients ask for cold reports, one after another (issue
+/// 20's "search p99 while two cold reports compute"), beside the same searches
+/// unloaded, on a server computing one report per two cores at once (the
+/// default) and on one computing twice as many.
+async fn beside_reports(
+    global: &GlobalArgs,
+    index: &IndexArgs,
+    db: &crate::database::Database,
+    org: i64,
+    slug: &str,
+    queries: &[BenchQuery],
+) -> anyhow::Result<()> {
+    let default = certscope_query_api::ApiConfig::default_report_concurrency();
+    println!(
+        "\nsearches (1 client, {} queries) while two clients ask for cold reports, one after another",
+        PASSES * queries.len()
+    );
+    println!(
+        "{:<20} {:>16} {:>16} {:>8} {:>22}",
+        "reports at once", "alone p50/p99", "beside p50/p99", "ratio", "cold reports n p50/p99"
+    );
+    for (label, concurrency) in [
+        (format!("{default} (default)"), default),
+        (format!("{}", 2 * default), 2 * default),
+    ] {
+        let n = concurrency.to_string();
+        let server = BenchServer::start(
+            global,
+            index,
+            &["--cache-mib", "0", "--report-concurrency", &n],
+        )
+        .await?;
+        let target = std::sync::Arc::new(Target {
+            http: server.http.clone(),
+            base: server.base.clone(),
+            token: server.token(db, slug).await?,
+            pool: db.pool.clone(),
+            org,
+        });
+        for q in queries {
+            target.run(System::Certscope, q).await?;
+        }
+        // several passes: a p99 of a few hundred searches moves with one stall
+        let passes: Vec<BenchQuery> = (0..PASSES).flat_map(|_| queries.iter().cloned()).collect();
+        let alone = closed_loop(&target, System::Certscope, &passes, 1).await?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut reports = cold_reports(&target, 2, &stop).await;
+        let beside = closed_loop(&target, System::Certscope, &passes, 1).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let mut report_ms = Vec::new();
+        while let Some(r) = reports.join_next().await {
+            report_ms.extend(r??);
+        }
+        let beside = beside?;
+        println!(
+            "{:<20} {:>16} {:>16} {:>7.2}x {:>22}",
+            label,
+            format!("{:.1}/{:.1}", alone.pct(0.5), alone.pct(0.99)),
+            format!("{:.1}/{:.1}", beside.pct(0.5), beside.pct(0.99)),
+            beside.pct(0.99) / alone.pct(0.99),
+            format!(
+                "{} {:.0}/{:.0}",
+                report_ms.len(),
+                super::pct(&report_ms, 0.5),
+                super::pct(&report_ms, 0.99)
+            ),
+        );
+        server.stop().await;
+    }
+    println!("    (target: search p99 < 30 ms while two cold reports compute)");
+    Ok(())
+}
+
 /// How many queries `first_searches` times (one of each type, in rotation order).
 const FIRST_SEARCHES: usize = 6;
 
@@ -611,6 +744,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     queries.extend(questions(&db.pool, b.questions).await?);
 
     first_searches(global, index, &db, org, &slug, &queries).await?;
+    beside_reports(global, index, &db, org, &slug, &queries).await?;
 
     // the server, as a child process with the cache off
     let server = BenchServer::start(global, index, &["--cache-mib", "0"]).await?;
