@@ -298,15 +298,14 @@ async fn assert_index_equals_database(index_dir: &Path, pool: &PgPool) {
         let mut story = String::new();
         let differing = in_index.symmetric_difference(&in_db).take(5);
         for (kind, id, _) in differing {
-            let rows: Vec<(String, i64, String, String)> = sqlx::query_as(
+            let rows: Result<Vec<(String, i64, String, String)>, _> = sqlx::query_as(
                 "SELECT xid::text, seq, op::text, recorded_at::text FROM change_log \
                  WHERE entity = $1 AND row_id = $2 ORDER BY xid, seq",
             )
             .bind(kind)
             .bind(id)
             .fetch_all(pool)
-            .await
-            .unwrap_or_default();
+            .await;
             story.push_str(&format!("\n  change log of {kind} {id}: {rows:?}"));
         }
         let segments: Vec<String> = index

@@ -219,7 +219,7 @@ fn merges_racing_updates_lose_nothing_and_leak_no_files() {
 /// reach every segment, merged or not. Before the indexer spent the opstamp
 /// tantivy hands out again after a reopen, keys kept a stale second copy here
 /// (and the crash loop once found a deleted row alive; RELIABILITY.md, "A
-/// lost delete after the writer reopened").
+/// lost delete after the index writer reopened").
 #[test]
 fn deletes_right_after_reopening_or_rolling_back_reach_merged_segments() {
     let dir = tempfile::tempdir().unwrap();
