@@ -106,8 +106,8 @@ impl ApiConfig {
     /// Half the cores this process may use, at least one: a burst of cold
     /// reports (each an aggregation beside PostgreSQL's own work) leaves the
     /// other half to searches. On two cores, beside two report clients, a
-    /// search's p99 was 64-77 ms with two reports at once and 52-54 ms with
-    /// one (37-43 ms alone; BENCHMARKS.md, "Searches while cold reports
+    /// search's p99 was 64-81 ms with two reports at once and 52-61 ms with
+    /// one (37-46 ms alone; BENCHMARKS.md, "Searches while cold reports
     /// compute").
     pub fn default_report_concurrency() -> usize {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
