@@ -127,20 +127,7 @@ fn merges_racing_updates_lose_nothing_and_leak_no_files() {
         let ids: Vec<i64> = (0..KEYS)
             .filter(|k| (*k as u64 + round).is_multiple_of(3))
             .collect();
-        let docs = ids
-            .iter()
-            .map(|id| {
-                let mut d = TantivyDocument::default();
-                d.add_text(
-                    fields.key,
-                    certscope_indexer::schema::doc_key(Kind::Evidence, *id),
-                );
-                d.add_text(fields.kind, Kind::Evidence.as_str());
-                d.add_u64(fields.id, *id as u64);
-                d.add_text(fields.title, format!("evidence {id} revision {round}"));
-                d
-            })
-            .collect();
+        let docs = ids.iter().map(|id| evidence(&fields, *id, round)).collect();
         store
             .replace(Kind::Evidence, ids.iter().copied(), docs)
             .unwrap();
@@ -149,16 +136,7 @@ fn merges_racing_updates_lose_nothing_and_leak_no_files() {
             let rest: Vec<i64> = (0..KEYS).filter(|k| !ids.contains(k)).collect();
             let docs = rest
                 .iter()
-                .map(|id| {
-                    let mut d = TantivyDocument::default();
-                    d.add_text(
-                        fields.key,
-                        certscope_indexer::schema::doc_key(Kind::Evidence, *id),
-                    );
-                    d.add_text(fields.kind, Kind::Evidence.as_str());
-                    d.add_u64(fields.id, *id as u64);
-                    d
-                })
+                .map(|id| evidence(&fields, *id, round))
                 .collect();
             store.replace(Kind::Evidence, rest, docs).unwrap();
         }

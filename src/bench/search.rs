@@ -321,6 +321,34 @@ struct Target {
     org: i64,
 }
 
+/// What every phase of the bench shares: where the servers it starts find
+/// their data, and whom they search as.
+struct Bench<'a> {
+    global: &'a GlobalArgs,
+    index: &'a IndexArgs,
+    db: &'a crate::database::Database,
+    org: i64,
+    slug: &'a str,
+}
+
+impl Bench<'_> {
+    /// A server of this bench, started with `extra` arguments.
+    async fn start(&self, extra: &[&str]) -> anyhow::Result<BenchServer> {
+        BenchServer::start(self.global, self.index, extra).await
+    }
+
+    /// Requests to `server` as an officer of the organization.
+    async fn target_on(&self, server: &BenchServer) -> anyhow::Result<Target> {
+        Ok(Target {
+            http: server.http.clone(),
+            base: server.base.clone(),
+            token: server.token(self.db, self.slug).await?,
+            pool: self.db.pool.clone(),
+            org: self.org,
+        })
+    }
+}
+
 /// What became of one request.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Answer {
@@ -574,14 +602,7 @@ const PASSES: usize = 4;
 /// unloaded, on a server computing one report at a time and on one computing
 /// two at once (the fixed figure before `--report-concurrency`; its default
 /// is half the server's cores).
-async fn beside_reports(
-    global: &GlobalArgs,
-    index: &IndexArgs,
-    db: &crate::database::Database,
-    org: i64,
-    slug: &str,
-    queries: &[BenchQuery],
-) -> anyhow::Result<()> {
+async fn beside_reports(bench: &Bench<'_>, queries: &[BenchQuery]) -> anyhow::Result<()> {
     println!(
         "\nsearches (1 client, {} queries) while two clients ask for cold reports, one after another",
         PASSES * queries.len()
@@ -592,19 +613,10 @@ async fn beside_reports(
     );
     for (label, concurrency) in [("1", 1), ("2 (before)", 2)] {
         let n = concurrency.to_string();
-        let server = BenchServer::start(
-            global,
-            index,
-            &["--cache-mib", "0", "--report-concurrency", &n],
-        )
-        .await?;
-        let target = std::sync::Arc::new(Target {
-            http: server.http.clone(),
-            base: server.base.clone(),
-            token: server.token(db, slug).await?,
-            pool: db.pool.clone(),
-            org,
-        });
+        let server = bench
+            .start(&["--cache-mib", "0", "--report-concurrency", &n])
+            .await?;
+        let target = std::sync::Arc::new(bench.target_on(&server).await?);
         for q in queries {
             target.run(System::Certscope, q).await?;
         }
@@ -650,14 +662,7 @@ const FIRST_SEARCHES: usize = 6;
 /// type is timed on its first run and again on its second. Without warming,
 /// the first searches decode every segment's columns and compute their
 /// statistics; with it, the server did that before it was ready.
-async fn first_searches(
-    global: &GlobalArgs,
-    index: &IndexArgs,
-    db: &crate::database::Database,
-    org: i64,
-    slug: &str,
-    queries: &[BenchQuery],
-) -> anyhow::Result<()> {
+async fn first_searches(bench: &Bench<'_>, queries: &[BenchQuery]) -> anyhow::Result<()> {
     let mut picked: Vec<&BenchQuery> = Vec::new();
     for q in queries {
         if picked.len() < FIRST_SEARCHES && !picked.iter().any(|p| p.label == q.label) {
@@ -680,15 +685,9 @@ async fn first_searches(
         ("warmed", &["--cache-mib", "0"][..]),
     ] {
         let started = Instant::now();
-        let server = BenchServer::start(global, index, extra).await?;
+        let server = bench.start(extra).await?;
         let ready = started.elapsed().as_secs_f64();
-        let target = Target {
-            http: server.http.clone(),
-            base: server.base.clone(),
-            token: server.token(db, slug).await?,
-            pool: db.pool.clone(),
-            org,
-        };
+        let target = bench.target_on(&server).await?;
         let mut runs = [Vec::new(), Vec::new()];
         for run in &mut runs {
             for q in &picked {
@@ -743,20 +742,19 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     let mut queries = queries(&db.pool, b.queries).await?;
     queries.extend(questions(&db.pool, b.questions).await?);
 
-    first_searches(global, index, &db, org, &slug, &queries).await?;
-    beside_reports(global, index, &db, org, &slug, &queries).await?;
+    let bench = Bench {
+        global,
+        index,
+        db: &db,
+        org,
+        slug: &slug,
+    };
+    first_searches(&bench, &queries).await?;
+    beside_reports(&bench, &queries).await?;
 
     // the server, as a child process with the cache off
-    let server = BenchServer::start(global, index, &["--cache-mib", "0"]).await?;
-    let token = server.token(&db, &slug).await?;
-    let (http, base) = (server.http.clone(), server.base.clone());
-    let target = std::sync::Arc::new(Target {
-        http,
-        base,
-        token,
-        pool: db.pool.clone(),
-        org,
-    });
+    let server = bench.start(&["--cache-mib", "0"]).await?;
+    let target = std::sync::Arc::new(bench.target_on(&server).await?);
 
     let style = ProgressStyle::with_template("{msg} {bar:30} {pos}/{len}")?;
     let warm = ProgressBar::new((queries.len() * systems.len()) as u64)
