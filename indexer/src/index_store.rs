@@ -378,10 +378,20 @@ impl IndexStore {
             path: self.dir.clone(),
             source: std::io::Error::other(e),
         })?;
+        let t = std::time::Instant::now();
         let mut prepared = self.writer.prepare_commit().map_err(tv(&self.dir))?;
+        let prepare = t.elapsed();
         prepared.set_payload(&json);
         prepared.commit().map_err(tv(&self.dir))?;
+        let commit = t.elapsed();
         self.reader.reload().map_err(tv(&self.dir))?;
+        let ms = |d: std::time::Duration| d.as_secs_f64() * 1e3;
+        tracing::trace!(
+            prepare_ms = ms(prepare),
+            commit_ms = ms(commit - prepare),
+            reload_ms = ms(t.elapsed() - commit),
+            "index committed"
+        );
         // tantivy's MmapDirectory remembers every file it ever mapped (a
         // path and a weak reference each) and forgets the dead ones only
         // when asked for its cache figures: at 200 changes/s, segments come

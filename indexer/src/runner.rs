@@ -452,8 +452,18 @@ async fn run(
 
     let mut listener: Option<PgListener> = None;
     let mut backoff = Backoff::new();
-    let mut last_prune = Instant::now() - config.prune_interval;
-    let mut last_lag = Instant::now() - Duration::from_secs(60);
+    // the lag figures and the change log's pruning run beside the loop: a
+    // prune scans up to the retained row count (0.5 s at a million rows) and
+    // must not hold up the changes waiting to be indexed
+    let stop_housekeeping = cancel.child_token();
+    let housekeeping = tokio::spawn(housekeeping(
+        pool.clone(),
+        config.retention,
+        config.prune_interval,
+        tx.subscribe(),
+        metrics.clone(),
+        stop_housekeeping.clone(),
+    ));
     let mut last_count = Instant::now();
     let mut last_check = Instant::now();
     loop {
@@ -475,19 +485,22 @@ async fn run(
         let woke = match listener.as_mut() {
             Some(l) => tokio::select! {
                 () = cancel.cancelled() => break,
-                n = l.recv() => n.map(|_| ()).map_err(|e| e.to_string()),
-                () = tokio::time::sleep(config.poll_interval) => Ok(()),
+                n = l.recv() => n.map(|_| true).map_err(|e| e.to_string()),
+                () = tokio::time::sleep(config.poll_interval) => Ok(false),
             },
             None => tokio::select! {
                 () = cancel.cancelled() => break,
-                () = tokio::time::sleep(config.poll_interval) => Ok(()),
+                () = tokio::time::sleep(config.poll_interval) => Ok(false),
             },
         };
-        if let Err(error) = woke {
-            tracing::warn!(error, "notification connection lost; reconnecting");
-            listener = None;
-            backoff.wait(&cancel).await;
-            continue;
+        match woke {
+            Ok(notified) => tracing::trace!(notified, "indexer woke"),
+            Err(error) => {
+                tracing::warn!(error, "notification connection lost; reconnecting");
+                listener = None;
+                backoff.wait(&cancel).await;
+                continue;
+            }
         }
         // let a burst accumulate, then drain what is already queued
         tokio::time::sleep(config.batch_window).await;
@@ -580,27 +593,9 @@ async fn run(
                 continue;
             }
         }
-        if last_lag.elapsed() > Duration::from_secs(2) {
-            if let Ok((pending, oldest)) =
-                change_feed::pending(&pool, &live.position.snapshot, 1_000_000).await
-            {
-                metrics.pending_changes.store(pending, Ordering::Relaxed);
-                let behind = oldest.map_or(0, |t| {
-                    (chrono::Utc::now() - t).num_milliseconds().max(0) as u64
-                });
-                metrics.behind_millis.store(behind, Ordering::Relaxed);
-            }
-            last_lag = Instant::now();
-        }
-        if last_prune.elapsed() > config.prune_interval {
-            match change_feed::prune(&pool, config.retention).await {
-                Ok(0) => {}
-                Ok(deleted) => tracing::info!(deleted, "pruned change log"),
-                Err(e) => tracing::warn!(error = %e, "change log pruning failed"),
-            }
-            last_prune = Instant::now();
-        }
     }
+    stop_housekeeping.cancel();
+    let _ = housekeeping.await;
     // the listener holds a pooled connection: close() would wait for it forever
     drop(listener);
     live.store.close()?;
@@ -628,6 +623,50 @@ pub async fn catch_up(config: &IndexerConfig) -> Result<IndexPosition, IndexerEr
     Ok(position)
 }
 
+/// Every 2 s the indexer's lag (changes committed but not yet searchable, and
+/// the age of the oldest), every `prune_interval` the change log's pruning,
+/// never below what the published index has applied.
+async fn housekeeping(
+    pool: PgPool,
+    retention: Retention,
+    prune_interval: Duration,
+    mut views: watch::Receiver<Option<IndexView>>,
+    metrics: Arc<IndexerMetrics>,
+    cancel: CancellationToken,
+) {
+    let mut last_prune: Option<Instant> = None;
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let Some(applied) = views
+            .borrow_and_update()
+            .as_ref()
+            .map(|v| v.position.snapshot.clone())
+        else {
+            continue;
+        };
+        if let Ok((pending, oldest)) = change_feed::pending(&pool, &applied, 1_000_000).await {
+            metrics.pending_changes.store(pending, Ordering::Relaxed);
+            let behind = oldest.map_or(0, |t| {
+                (chrono::Utc::now() - t).num_milliseconds().max(0) as u64
+            });
+            metrics.behind_millis.store(behind, Ordering::Relaxed);
+        }
+        if last_prune.is_none_or(|t| t.elapsed() >= prune_interval) {
+            match change_feed::prune(&pool, retention, &applied).await {
+                Ok(0) => {}
+                Ok(deleted) => tracing::info!(deleted, "pruned change log"),
+                Err(e) => tracing::warn!(error = %e, "change log pruning failed"),
+            }
+            last_prune = Some(Instant::now());
+        }
+    }
+}
+
 /// One pass: everything committed since the position. Returns whether the
 /// position moved.
 async fn cycle(
@@ -636,11 +675,14 @@ async fn cycle(
     live: &mut Live,
     metrics: &IndexerMetrics,
 ) -> Result<bool, IndexerError> {
+    let begun = Instant::now();
     let mut conn = pool.acquire().await.during(Operation::Connecting)?;
+    let acquire_ms = begun.elapsed().as_secs_f64() * 1e3;
     let to = change_feed::current_snapshot(&mut *conn, Operation::ReadingChanges).await?;
     if to == live.position.snapshot {
         return Ok(false);
     }
+    let durable = Instant::now();
     // everything `to` counts as finished becomes durable before any of it is
     // indexed (intermediate commits included) or `to` becomes the position,
     // stored or only held in memory: crash recovery must not reuse those ids
@@ -654,6 +696,8 @@ async fn cycle(
     }
     let from = live.position.snapshot.clone();
     let unchanged = live.payload.clone();
+    let durable_ms = durable.elapsed().as_secs_f64() * 1e3;
+    let reading = Instant::now();
     let mut cursor = None;
     let mut applied = sync::Applied::default();
     loop {
@@ -690,11 +734,11 @@ async fn cycle(
         generation: position.generation,
         built_at: live.payload.built_at.clone(),
     };
+    let read_ms = reading.elapsed().as_secs_f64() * 1e3;
     let started = Instant::now();
     live.store.commit(&payload)?;
-    metrics
-        .commit_seconds
-        .observe(started.elapsed().as_secs_f64());
+    let commit = started.elapsed();
+    metrics.commit_seconds.observe(commit.as_secs_f64());
     metrics.batch_changes.observe(changes as f64);
     metrics.batch_docs.observe(docs as f64);
     metrics
@@ -704,6 +748,10 @@ async fn cycle(
         changes,
         docs,
         generation = position.generation,
+        acquire_ms,
+        durable_ms,
+        read_ms,
+        commit_ms = commit.as_secs_f64() * 1e3,
         "index advanced"
     );
     Arc::make_mut(&mut live.versions).record(&applied, position.generation);

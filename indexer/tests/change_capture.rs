@@ -477,3 +477,103 @@ async fn changes_read_page_by_page_come_once_each_in_commit_order() {
         assert_eq!(read, expected, "pages of {page_size}");
     }
 }
+
+/// The change log is pruned beside the indexer's cycles, not between them (a
+/// prune reads up to the retained row count: half a second at a million rows,
+/// which every change waiting to be indexed used to wait for). So a prune
+/// must never delete a change the index has not applied, whatever the
+/// retention: below the applied position's xmin only.
+#[tokio::test]
+async fn pruning_keeps_every_change_the_index_has_not_applied() {
+    use certscope_indexer::change_feed::{Retention, prune, pruned_below};
+    let fx = Fixture::seeded().await;
+    let handle = fx.start();
+    let applied = fx.caught_up(&handle).await.position;
+    handle.stop().unwrap();
+    let risks: Vec<i64> = sqlx::query_scalar("SELECT id FROM risks ORDER BY id LIMIT 5")
+        .fetch_all(&fx.pool)
+        .await
+        .unwrap();
+    for id in &risks {
+        sqlx::query("UPDATE risks SET title = title || ' (after)' WHERE id = $1")
+            .bind(id)
+            .execute(&fx.pool)
+            .await
+            .unwrap();
+    }
+    let counts = || async {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT count(*) FILTER (WHERE xid < $1::text::xid8), \
+                    count(*) FILTER (WHERE xid >= $1::text::xid8) FROM change_log",
+        )
+        .bind(applied.snapshot.xmin.to_string())
+        .fetch_one(&fx.pool)
+        .await
+        .unwrap()
+    };
+    let (before, unapplied) = counts().await;
+    assert!(before > 0, "the seed's changes are applied");
+    assert!(unapplied >= 5, "the updates after the position");
+
+    let keep_nothing = Retention {
+        max_age: Duration::ZERO,
+        max_rows: 0,
+    };
+    let deleted = prune(&fx.pool, keep_nothing, &applied.snapshot)
+        .await
+        .unwrap();
+    assert_eq!(deleted, before as u64, "every applied change goes");
+    assert_eq!(counts().await, (0, unapplied), "no unapplied change goes");
+    let horizon = pruned_below(&fx.pool).await.unwrap();
+    assert!(
+        horizon <= applied.snapshot.xmin,
+        "{horizon} > {}",
+        applied.snapshot.xmin
+    );
+
+    // and the index follows them from its position, without a rebuild
+    let handle = fx.start();
+    let view = fx.caught_up(&handle).await;
+    assert!(
+        view.position.generation > applied.generation,
+        "advanced, not rebuilt"
+    );
+    for id in &risks {
+        let doc = document(&view, Kind::Risk, *id).unwrap();
+        assert!(text(&view, &doc, view.fields.title).ends_with(" (after)"));
+    }
+    fx.assert_converged(&handle).await;
+}
+
+/// The row bound: the newest `max_rows` changes are kept at most. (The count
+/// is read only when PostgreSQL's statistics put the log near the bound, so
+/// this waits for them: the seed's connection has reported its inserts.)
+#[tokio::test]
+async fn pruning_by_count_keeps_at_most_the_newest_rows() {
+    use certscope_indexer::change_feed::{Retention, prune};
+    let fx = Fixture::seeded().await;
+    let rows = || async {
+        sqlx::query_scalar::<_, i64>("SELECT count(*) FROM change_log")
+            .fetch_one(&fx.pool)
+            .await
+            .unwrap()
+    };
+    let before = rows().await;
+    assert!(before > 1_000, "the seed's changes: {before}");
+    let retention = Retention {
+        max_age: Duration::from_secs(86_400),
+        max_rows: 100,
+    };
+    let everything = common::snapshot(&fx.pool).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut deleted = 0;
+    while deleted == 0 && Instant::now() < deadline {
+        deleted = prune(&fx.pool, retention, &everything).await.unwrap();
+        if deleted == 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    let after = rows().await;
+    assert_eq!(after, before - deleted as i64);
+    assert!(after <= 100, "{after} rows kept");
+}
