@@ -598,8 +598,46 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         );
     }
     println!("searches the server refused, by the limit they met: {shed_by_reason}");
+    for m in moments(&searches, &reports) {
+        println!("{m}");
+    }
     if let Some(c) = closed.first() {
         println!("first early close: {c}");
     }
     db.close().await
+}
+
+/// The moments searches failed: failures less than two seconds apart are one
+/// moment, told with the cold reports that were computing then (a report's
+/// outcome is stamped when it ended), so a run says what coincided with them.
+fn moments(searches: &[Outcome], reports: &[Outcome]) -> Vec<String> {
+    let mut failed: Vec<&Outcome> = searches.iter().filter(|o| !o.ok()).collect();
+    failed.sort_by(|a, b| a.at.total_cmp(&b.at));
+    let mut groups: Vec<Vec<&Outcome>> = Vec::new();
+    for o in failed {
+        match groups.last_mut() {
+            Some(g) if g.last().is_some_and(|l| o.at - l.at < 2.0) => g.push(o),
+            _ => groups.push(vec![o]),
+        }
+    }
+    groups
+        .iter()
+        .map(|g| {
+            let (from, to) = (g[0].at, g[g.len() - 1].at);
+            let beside: Vec<String> = reports
+                .iter()
+                .filter(|r| r.at - r.ms / 1e3 <= to + 0.5 && r.at >= from - 0.5)
+                .map(|r| format!("{:.0} ms", r.ms))
+                .collect();
+            format!(
+                "  refusals at {from:.1}-{to:.1} s: {} searches; cold reports computing then: {}",
+                g.len(),
+                if beside.is_empty() {
+                    "none".to_owned()
+                } else {
+                    beside.join(", ")
+                }
+            )
+        })
+        .collect()
 }
