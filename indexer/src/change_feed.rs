@@ -263,10 +263,9 @@ async fn prune_log(
     }
     // The row bound reads the index backwards to the `max_rows`-th newest
     // change: 0.5 s at a million rows (measured), about ten times that at the
-    // default ten million. It is
-    // read only when PostgreSQL's figures (the planner's row count, or the
-    // statistics' live rows) put the log within 10 % of the bound, or when
-    // there are none.
+    // default ten million. It is read only when PostgreSQL's figures (the
+    // planner's row count, or the statistics' live rows) put the log within
+    // 10 % of the bound, or when there are none.
     let boundary: Option<String> = sqlx::query_scalar(
         "WITH by_age AS (SELECT max(xid) AS x FROM change_log WHERE recorded_at < now() - make_interval(secs => $1)), \
               by_count AS (SELECT xid AS x FROM change_log \
