@@ -439,6 +439,23 @@ impl Figures {
         format!("    p50/p99 ms by type: {}", out.join(", "))
     }
 
+    /// The `n` slowest searches, slowest first: where the tail comes from.
+    fn slowest(&self, queries: &[BenchQuery], n: usize) -> String {
+        let mut timed: Vec<(f64, usize)> = self
+            .ms
+            .iter()
+            .copied()
+            .zip(self.query.iter().copied())
+            .collect();
+        timed.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let out: Vec<String> = timed
+            .iter()
+            .take(n)
+            .map(|(ms, i)| format!("{ms:.1} {} `{}`", queries[*i].label, queries[*i].http))
+            .collect();
+        format!("    slowest ms: {}", out.join(", "))
+    }
+
     fn line(&self, system: System, mode: &str) -> String {
         format!(
             "{:<18} {:<26} {:>6} {:>9.2} {:>9.2} {:>9.2} {:>9.1}{}",
@@ -782,6 +799,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         let f = closed_loop(&target, system, &queries, 1).await?;
         println!("{}", f.line(system, "closed loop, 1 client"));
         println!("{}", f.by_label(&queries));
+        println!("{}", f.slowest(&queries, 5));
         p99.insert(system.name(), f.pct(0.99));
     }
     let mut capacity = 0.0;
