@@ -81,7 +81,7 @@ fn http_figures(out: &mut String, state: &AppState) {
         .collect();
     let _ = writeln!(
         out,
-        "# HELP certscope_cache_entries entries of the bounded in-memory caches (search columns and statistics by segment, search responses, report models, rendered PDFs)\n# TYPE certscope_cache_entries gauge"
+        "# HELP certscope_cache_entries entries of the bounded in-memory caches (search facet and sort columns, visible documents and statistics by segment, search responses, report models, rendered PDFs)\n# TYPE certscope_cache_entries gauge"
     );
     for (cache, (entries, _)) in &caches {
         let _ = writeln!(

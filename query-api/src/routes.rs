@@ -537,7 +537,7 @@ pub async fn suggest(
         let turn = api.admission.enter("searches").await?;
         let items = tokio::task::spawn_blocking(move || {
             let _turn = turn;
-            crate::search::suggest(&api.search.stats, &pinned, &fields, &scope, &q, limit)
+            crate::search::suggest(&api.search, &pinned, &fields, &scope, &q, limit)
         })
         .await
         .map_err(|e| ApiError::internal("running a suggestion", e))??;

@@ -441,8 +441,8 @@ pub struct SegmentState {
     active: Vec<usize>,
     counted: Vec<usize>,
     uses_due: bool,
-    sort_num: Option<One<u64>>,
-    sort_date: Option<One<tantivy::DateTime>>,
+    /// Date and number sorts: the decoded column.
+    sort_values: Option<columns::SortValues>,
     sort_str: Option<StrColumn>,
     total: u64,
     heap: BinaryHeap<Entry>,
@@ -531,11 +531,13 @@ impl Collector for SearchCollector<'_> {
             .filter(|i| plan.facets.contains(&slots[*i].facet))
             .collect();
         let uses_due = slots.iter().any(|s| s.kind == SlotKind::Due);
-        let (mut sort_num, mut sort_date, mut sort_str) = (None, None, None);
+        let (mut sort_values, mut sort_str) = (None, None);
         match plan.sort.by {
             SortBy::Relevance => {}
-            SortBy::Number(name) => sort_num = Some(One::new(ff.u64(name)?)),
-            SortBy::Date(name) => sort_date = Some(One::new(ff.date(name)?)),
+            SortBy::Number(name) => {
+                sort_values = Some(self.columns.sort_values(reader, name, false)?)
+            }
+            SortBy::Date(name) => sort_values = Some(self.columns.sort_values(reader, name, true)?),
             SortBy::Title => sort_str = str_col(reader, "title_sort")?,
         }
         Ok(SegmentState {
@@ -546,8 +548,7 @@ impl Collector for SearchCollector<'_> {
             active,
             counted,
             uses_due,
-            sort_num,
-            sort_date,
+            sort_values,
             sort_str,
             total: 0,
             heap: BinaryHeap::with_capacity(plan.limit + 1),
@@ -613,18 +614,14 @@ impl SegmentState {
     fn primary(&mut self, doc: DocId, score: Score) -> Primary {
         match self.plan.sort.by {
             SortBy::Relevance => Primary::Num(f64::from(score)),
-            SortBy::Number(_) => self
-                .sort_num
+            SortBy::Number(_) | SortBy::Date(_) => match self
+                .sort_values
                 .as_ref()
-                .and_then(|c| c.get(doc))
-                .map_or(Primary::Missing, |v| Primary::Num(v as f64)),
-            SortBy::Date(_) => self
-                .sort_date
-                .as_ref()
-                .and_then(|c| c.get(doc))
-                .map_or(Primary::Missing, |v| {
-                    Primary::Num(v.into_timestamp_secs() as f64)
-                }),
+                .map_or(columns::NO_VALUE, |v| v[doc as usize])
+            {
+                columns::NO_VALUE => Primary::Missing,
+                v => Primary::Num(v as f64),
+            },
             SortBy::Title => {
                 let ord = self.sort_str.as_ref().and_then(|c| c.ords().first(doc));
                 match (ord, &self.sort_str) {

@@ -13,6 +13,7 @@ pub mod params;
 pub mod parser;
 pub mod pinned;
 pub mod stats;
+pub mod visible;
 pub mod vocabulary;
 pub mod warm;
 
@@ -42,6 +43,7 @@ use cursor::Cursor;
 use params::SearchParams;
 pub use pinned::{Pinned, PinnedSearchers, searcher_id};
 use stats::{SHARED_ORG, StatsCache};
+use visible::{Visible, VisibleCache};
 pub use vocabulary::Vocabulary;
 
 const SNIPPET_CHARS: usize = 180;
@@ -145,8 +147,9 @@ fn json_value(v: &OwnedValue) -> Option<Value> {
 
 /// The tenancy filter: the caller's organization (an auditor: only its
 /// certifications) plus the shared control catalogue. Added by the server to
-/// every query; no parameter reaches it.
-pub fn tenancy(fields: &Fields, scope: &Scope) -> Box<dyn Query> {
+/// every query; no parameter reaches it. Matches score nothing; the documents
+/// are computed once per segment and scope (see [`visible`]).
+pub fn tenancy(fields: &Fields, scope: &Scope, visible: &VisibleCache) -> Box<dyn Query> {
     let org = |id: u64| -> Box<dyn Query> {
         Box::new(TermQuery::new(
             Term::from_field_u64(fields.org_id, id),
@@ -184,13 +187,14 @@ pub fn tenancy(fields: &Fields, scope: &Scope) -> Box<dyn Query> {
             )),
         ),
     ]));
-    Box::new(ConstScoreQuery::new(
-        Box::new(BooleanQuery::new(vec![
+    Box::new(Visible {
+        key: scope.cache_key().into(),
+        inner: Box::new(BooleanQuery::new(vec![
             (Occur::Should, own),
             (Occur::Should, shared),
         ])),
-        0.0,
-    ))
+        cache: visible.clone(),
+    })
 }
 
 fn filter(q: Box<dyn Query>) -> (Occur, Box<dyn Query>) {
@@ -218,6 +222,8 @@ pub struct SearchService {
     /// Segments of one search are collected in parallel on these threads.
     executor: tantivy::Executor,
     columns: columns::ColumnCache,
+    /// The documents each scope may see, per segment.
+    visible: VisibleCache,
     /// When the caches were last swept, and the segments they kept.
     swept: Mutex<(Instant, LiveSegments)>,
     /// Fills the caches for each new searcher before it is published.
@@ -262,6 +268,7 @@ impl Default for SearchService {
             ]),
             executor: search_executor(),
             columns,
+            visible: VisibleCache::default(),
             swept: Mutex::new((Instant::now(), LiveSegments::default())),
         }
     }
@@ -299,15 +306,20 @@ impl SearchService {
         let live: LiveSegments = Arc::new(live);
         if live != swept.1 {
             self.columns.retain(&live);
+            self.visible.retain(&live);
             self.stats.retain(&live);
         }
         *swept = (Instant::now(), live);
     }
 
-    /// (entries, bytes) of the decoded-column and statistics caches.
-    pub fn cache_figures(&self) -> [(&'static str, (u64, u64)); 2] {
+    /// (entries, bytes) of the decoded facet and sort columns, the
+    /// visible-document and the statistics caches.
+    pub fn cache_figures(&self) -> [(&'static str, (u64, u64)); 4] {
+        let [columns, sorts] = self.columns.figures();
         [
-            ("search_columns", self.columns.figures()),
+            ("search_columns", columns),
+            ("search_sort_columns", sorts),
+            ("search_visible", self.visible.figures()),
             ("search_statistics", self.stats.figures()),
         ]
     }
@@ -366,7 +378,15 @@ impl SearchService {
         };
         let run = |words: compile::Words| -> Result<_, ApiError> {
             let (text, matching) = compile_text(searcher, fields, &stats, p, vocabulary, words)?;
-            let query = filtered_query(searcher, fields, scope, p, text.as_deref(), today)?;
+            let query = filtered_query(
+                searcher,
+                fields,
+                scope,
+                &self.visible,
+                p,
+                text.as_deref(),
+                today,
+            )?;
             let fruit =
                 searcher.search_with_executor(&query, &collector, &self.executor, scoring())?;
             Ok((text, matching, fruit))
@@ -530,6 +550,7 @@ fn filtered_query(
     searcher: &Searcher,
     fields: &Fields,
     scope: &Scope,
+    visible: &VisibleCache,
     p: &SearchParams,
     text: Option<&dyn Query>,
     today: i64,
@@ -539,7 +560,9 @@ fn filtered_query(
     if let Some(t) = text {
         clauses.push((Occur::Must, t.box_clone()));
     }
-    clauses.push(filter(tenancy(fields, scope)));
+    // unwrapped: where the scope sees a whole segment its `AllScorer` leaves
+    // the intersection (it scores nothing either way)
+    clauses.push((Occur::Must, tenancy(fields, scope, visible)));
     if let Some(kind) = p.kind {
         clauses.push(filter(Box::new(TermQuery::new(
             Term::from_field_text(fields.kind, kind.as_str()),
@@ -565,9 +588,12 @@ fn filtered_query(
         ))));
     }
     let due = p.selections.get(collect::Facet::Due);
-    if !due.is_empty() {
+    if !due.is_empty() && text.is_none() {
         // nothing due later than the widest bucket can pass or count: an
-        // exact pre-filter that spares visiting far-future and undated items
+        // exact pre-filter that spares visiting far-future and undated items.
+        // Not beside a text query: there it leads nothing and is seeked for
+        // every match (a seventh of a common word's search, by `perf`), while
+        // the collector tests the same buckets from its decoded deadlines
         let days = if p.facets.contains(&collect::Facet::Due) {
             DueBucket::WIDEST_DAYS
         } else {
@@ -818,7 +844,7 @@ const SUGGESTED_KINDS: [Kind; 4] = [
 /// quality the kinds take turns, so one kind never fills the list.
 /// (Requirements repeat their control's title and are not suggested.)
 pub fn suggest(
-    stats_cache: &StatsCache,
+    service: &SearchService,
     pinned: &Pinned,
     fields: &Fields,
     scope: &Scope,
@@ -828,7 +854,9 @@ pub fn suggest(
     use tantivy::collector::TopDocs;
     use tantivy::query::FuzzyTermQuery;
     let searcher = &pinned.searcher;
-    let stats = stats_cache.provider(searcher, fields, stats::Visible::of(scope));
+    let stats = service
+        .stats
+        .provider(searcher, fields, stats::Visible::of(scope));
     let analyzer = searcher
         .index()
         .tokenizers()
@@ -922,7 +950,7 @@ pub fn suggest(
             let query = BooleanQuery::new(vec![
                 (Occur::Must, Box::new(BooleanQuery::new(ladder))),
                 (Occur::Must, kind_term(Kind::Control)),
-                filter(tenancy(fields, scope)),
+                filter(tenancy(fields, scope, &service.visible)),
             ]);
             let top = searcher.search(&query, &TopDocs::with_limit(limit * 2).order_by_score())?;
             for (_, addr) in top {
@@ -970,7 +998,7 @@ pub fn suggest(
         let query = BooleanQuery::new(vec![
             (Occur::Must, tantivy::query::QueryClone::box_clone(&title)),
             (Occur::Must, kind_term(*kind)),
-            filter(tenancy(fields, scope)),
+            filter(tenancy(fields, scope, &service.visible)),
         ]);
         let top = searcher.search_with_statistics_provider(
             &query,
@@ -1043,25 +1071,51 @@ mod tests {
         assert_eq!(stats.total_num_docs().unwrap(), 2);
         for segment in &segments {
             service.columns.get(segment).unwrap();
+            service
+                .columns
+                .sort_values(segment, "due_date", true)
+                .unwrap();
         }
-        service.columns.settle();
-        service.stats.settle();
-        let [(_, (columns, column_bytes)), (_, (figures, figure_bytes))] = service.cache_figures();
+        let scope = Scope {
+            user_id: 1,
+            org_id: 7,
+            role: crate::auth::Role::Officer,
+            certifications: None,
+        };
+        let own = tenancy(&fields, &scope, &service.visible);
+        assert_eq!(own.count(&searcher).unwrap(), 2);
+        let settle = || {
+            service.columns.settle();
+            service.visible.settle();
+            service.stats.settle();
+        };
+        settle();
+        let [
+            (_, (columns, column_bytes)),
+            (_, (sorts, sort_bytes)),
+            (_, (visible, visible_bytes)),
+            (_, (figures, figure_bytes)),
+        ] = service.cache_figures();
         assert_eq!(
-            (columns, figures),
-            (2, 4),
-            "per segment: its docs and a doc freq"
+            (columns, sorts, visible, figures),
+            (2, 2, 2, 4),
+            "per segment: its columns, a sort column, the scope's documents, its docs and a doc freq"
         );
-        assert!(column_bytes > 0 && figure_bytes > 0);
+        assert!(column_bytes > 0 && sort_bytes > 0 && visible_bytes > 0 && figure_bytes > 0);
 
         // the first segment merged away: only the second's entries stay
         let live: LiveSegments = Arc::new([segments[1].segment_id()].into());
         service.columns.retain(&live);
+        service.visible.retain(&live);
         service.stats.retain(&live);
-        service.columns.settle();
-        service.stats.settle();
-        let [(_, (columns, _)), (_, (figures, _))] = service.cache_figures();
-        assert_eq!((columns, figures), (1, 2));
+        settle();
+        let [
+            (_, (columns, _)),
+            (_, (sorts, _)),
+            (_, (visible, _)),
+            (_, (figures, _)),
+        ] = service.cache_figures();
+        assert_eq!((columns, sorts, visible, figures), (1, 1, 1, 2));
         // and what stays still answers
         assert_eq!(stats.doc_freq(&term).unwrap(), 2);
     }

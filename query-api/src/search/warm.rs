@@ -70,7 +70,15 @@ impl tantivy::Warmer for SearchWarmer {
             }
             new += 1;
             large |= segment.max_doc() >= STATISTICS_MIN_DOCS;
-            if let Err(e) = self.columns.get(segment) {
+            // the facet columns, and the orders of a search and a listing
+            // without a query (`-updated_at`, `due_date`: see `params`)
+            let warmed = self.columns.get(segment).and_then(|_| {
+                for field in ["updated_at", "due_date"] {
+                    self.columns.sort_values(segment, field, true)?;
+                }
+                Ok(())
+            });
+            if let Err(e) = warmed {
                 // a search on this segment will try again and report it
                 tracing::warn!(segment = %id.short_uuid_string(), error = %e, "warming a segment's columns failed");
             }
@@ -162,6 +170,12 @@ mod tests {
         let first = reader.searcher();
         let small = first.segment_readers()[0].segment_id();
         assert!(service.columns.contains(&small), "columns decoded on open");
+        service.columns.settle();
+        assert_eq!(
+            service.columns.figures()[1].0,
+            2,
+            "and the two default orders' sort columns"
+        );
         // a search asks for a document frequency: remembered
         let stats = service.stats.provider(&first, &fields, visible.clone());
         assert_eq!(stats.doc_freq(&access).unwrap(), 1);
