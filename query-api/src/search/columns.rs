@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use certscope_domain::Kind;
 use moka::sync::Cache;
-use tantivy::columnar::{Column, StrColumn};
+use tantivy::columnar::{Column, ColumnIndex, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, SegmentReader};
 
@@ -141,11 +141,9 @@ impl SegmentColumns {
         // (none when closed), so the due buckets need no status here
         let deadline: Column<tantivy::DateTime> = ff.date("deadline")?;
         let mut open_due = vec![NO_DATE; n as usize];
-        for doc in 0..n {
-            if let Some(d) = deadline.first(doc) {
-                open_due[doc as usize] = d.into_timestamp_secs();
-            }
-        }
+        first_values(&deadline, n, |doc, d| {
+            open_due[doc as usize] = d.into_timestamp_secs();
+        });
         let cert_col: Column<u64> = ff.u64("certification_id")?;
         let mut certification = vec![NONE; n as usize];
         let mut multi = HashMap::new();
@@ -219,6 +217,37 @@ impl SegmentColumns {
             control,
             control_terms,
         })
+    }
+}
+
+/// Calls `put` with each document's first value, in document order. An
+/// optional column (most dates) is read in one pass over its documents and
+/// values, instead of a rank lookup per document.
+fn first_values<T>(col: &Column<T>, n: u32, mut put: impl FnMut(DocId, T))
+where
+    T: PartialOrd + Copy + std::fmt::Debug + Send + Sync + 'static,
+{
+    match &col.index {
+        ColumnIndex::Empty { .. } => {}
+        ColumnIndex::Full => {
+            for (doc, v) in (0..n).zip(col.values.iter()) {
+                put(doc, v);
+            }
+        }
+        ColumnIndex::Optional(index) => {
+            for (doc, v) in index.iter_non_null_docs().zip(col.values.iter()) {
+                if doc < n {
+                    put(doc, v);
+                }
+            }
+        }
+        ColumnIndex::Multivalued(_) => {
+            for doc in 0..n {
+                if let Some(v) = col.first(doc) {
+                    put(doc, v);
+                }
+            }
+        }
     }
 }
 
@@ -312,19 +341,15 @@ impl ColumnCache {
         let mut values = vec![NO_VALUE; n as usize];
         if date {
             let col: Column<tantivy::DateTime> = ff.date(field)?;
-            for (doc, v) in (0..n).zip(values.iter_mut()) {
-                if let Some(d) = col.first(doc) {
-                    *v = d.into_timestamp_secs();
-                }
-            }
+            first_values(&col, n, |doc, d| {
+                values[doc as usize] = d.into_timestamp_secs();
+            });
         } else {
             let col: Column<u64> = ff.u64(field)?;
-            for (doc, v) in (0..n).zip(values.iter_mut()) {
-                if let Some(x) = col.first(doc) {
-                    // scores and counts: far below 2^63
-                    *v = i64::try_from(x).unwrap_or(i64::MAX);
-                }
-            }
+            first_values(&col, n, |doc, x| {
+                // scores and counts: far below 2^63
+                values[doc as usize] = i64::try_from(x).unwrap_or(i64::MAX);
+            });
         }
         let values = Arc::new(values);
         self.sorts.insert(key, values.clone());
@@ -359,5 +384,57 @@ impl ColumnCache {
             (self.cache.entry_count(), self.cache.weighted_size()),
             (self.sorts.entry_count(), self.sorts.weighted_size()),
         ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use certscope_indexer::schema;
+    use tantivy::{DateTime, Index, TantivyDocument, doc};
+
+    use super::*;
+
+    #[test]
+    fn sort_columns_decode_to_each_documents_first_value() {
+        let (schema, fields) = schema::build();
+        let index = Index::create_in_ram(schema);
+        schema::register_tokenizers(&index);
+        let mut writer = index.writer_with_num_threads(1, 50_000_000).unwrap();
+        // dates on some documents only (an optional column), a score on all
+        // (a full one)
+        for i in 0..300u64 {
+            let mut doc: TantivyDocument = doc!(
+                fields.kind => "risk",
+                fields.id => i,
+                fields.residual_score => i * 7 % 25,
+            );
+            if i % 3 != 0 {
+                doc.add_date(
+                    fields.due_date,
+                    DateTime::from_timestamp_secs(1_700_000_000 + (i as i64) * 86_400),
+                );
+            }
+            writer.add_document(doc).unwrap();
+        }
+        writer.commit().unwrap();
+        let searcher = index.reader().unwrap().searcher();
+        let reader = searcher.segment_reader(0);
+        let cache = ColumnCache::default();
+        let dates = cache.sort_values(reader, "due_date", true).unwrap();
+        let scores = cache.sort_values(reader, "residual_score", false).unwrap();
+        let ff = reader.fast_fields();
+        let (date_col, score_col) = (
+            ff.date("due_date").unwrap(),
+            ff.u64("residual_score").unwrap(),
+        );
+        for doc in 0..reader.max_doc() {
+            let want = date_col
+                .first(doc)
+                .map_or(NO_VALUE, |d| d.into_timestamp_secs());
+            assert_eq!(dates[doc as usize], want, "due_date of #{doc}");
+            let want = score_col.first(doc).map_or(NO_VALUE, |v| v as i64);
+            assert_eq!(scores[doc as usize], want, "residual_score of #{doc}");
+        }
+        assert_eq!(dates.iter().filter(|d| **d == NO_VALUE).count(), 100);
     }
 }
