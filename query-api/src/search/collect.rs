@@ -531,15 +531,11 @@ impl Collector for SearchCollector<'_> {
             .filter(|i| plan.facets.contains(&slots[*i].facet))
             .collect();
         let uses_due = slots.iter().any(|s| s.kind == SlotKind::Due);
-        let (mut sort_values, mut sort_str) = (None, None);
-        match plan.sort.by {
-            SortBy::Relevance => {}
-            SortBy::Number(name) => {
-                sort_values = Some(self.columns.sort_values(reader, name, false)?)
-            }
-            SortBy::Date(name) => sort_values = Some(self.columns.sort_values(reader, name, true)?),
-            SortBy::Title => sort_str = str_col(reader, "title_sort")?,
-        }
+        let sort_values = self.columns.sort_values(reader, plan.sort.by)?;
+        let sort_str = match plan.sort.by {
+            SortBy::Title => str_col(reader, "title_sort")?,
+            _ => None,
+        };
         Ok(SegmentState {
             segment,
             ids: One::new(ff.u64("id")?),

@@ -14,7 +14,7 @@ use tantivy::columnar::{Column, ColumnIndex, StrColumn};
 use tantivy::index::SegmentId;
 use tantivy::{DocId, SegmentReader};
 
-use super::collect::Facet;
+use super::collect::{Facet, SortBy};
 
 /// No value for this document.
 pub const NONE: u32 = u32::MAX;
@@ -324,17 +324,21 @@ impl ColumnCache {
         Ok(loaded)
     }
 
-    /// The values of date (`date`) or number sort column `field` per
-    /// document of the segment.
+    /// The values per document of the date or number column `by` sorts on
+    /// (`None` for orders that read no such column: relevance, title).
     pub fn sort_values(
         &self,
         reader: &SegmentReader,
-        field: &'static str,
-        date: bool,
-    ) -> tantivy::Result<SortValues> {
+        by: SortBy,
+    ) -> tantivy::Result<Option<SortValues>> {
+        let (field, date) = match by {
+            SortBy::Date(field) => (field, true),
+            SortBy::Number(field) => (field, false),
+            SortBy::Relevance | SortBy::Title => return Ok(None),
+        };
         let key = (reader.segment_id(), field);
         if let Some(v) = self.sorts.get(&key) {
-            return Ok(v);
+            return Ok(Some(v));
         }
         let n = reader.max_doc();
         let ff = reader.fast_fields();
@@ -353,7 +357,7 @@ impl ColumnCache {
         }
         let values = Arc::new(values);
         self.sorts.insert(key, values.clone());
-        Ok(values)
+        Ok(Some(values))
     }
 
     /// Drops the entries of segments not in `live`.
@@ -420,8 +424,14 @@ mod tests {
         let searcher = index.reader().unwrap().searcher();
         let reader = searcher.segment_reader(0);
         let cache = ColumnCache::default();
-        let dates = cache.sort_values(reader, "due_date", true).unwrap();
-        let scores = cache.sort_values(reader, "residual_score", false).unwrap();
+        let dates = cache
+            .sort_values(reader, SortBy::Date("due_date"))
+            .unwrap()
+            .unwrap();
+        let scores = cache
+            .sort_values(reader, SortBy::Number("residual_score"))
+            .unwrap()
+            .unwrap();
         let ff = reader.fast_fields();
         let (date_col, score_col) = (
             ff.date("due_date").unwrap(),

@@ -1073,7 +1073,7 @@ mod tests {
             service.columns.get(segment).unwrap();
             service
                 .columns
-                .sort_values(segment, "due_date", true)
+                .sort_values(segment, collect::SortBy::Date("due_date"))
                 .unwrap();
         }
         let scope = Scope {

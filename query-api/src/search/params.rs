@@ -396,6 +396,15 @@ pub fn keyword_value(field: &str, v: &str) -> Result<String, String> {
     }
 }
 
+/// The orders of a search and of a listing without a query (the defaults
+/// below): the ones whose columns are decoded before a searcher is published.
+pub fn unqueried_orders() -> impl Iterator<Item = SortBy> {
+    [Route::Search, Route::Listing(Kind::Evidence)]
+        .into_iter()
+        .filter_map(|route| parse_sort(None, false, route).ok())
+        .map(|sort| sort.by)
+}
+
 fn parse_sort(text: Option<&str>, has_query: bool, route: Route) -> Result<Sort, ApiError> {
     let default = match (has_query, route) {
         (true, _) => "relevance",

@@ -70,11 +70,11 @@ impl tantivy::Warmer for SearchWarmer {
             }
             new += 1;
             large |= segment.max_doc() >= STATISTICS_MIN_DOCS;
-            // the facet columns, and the orders of a search and a listing
-            // without a query (`-updated_at`, `due_date`: see `params`)
+            // the facet columns, and the columns of the orders a search and
+            // a listing take without a query
             let warmed = self.columns.get(segment).and_then(|_| {
-                for field in ["updated_at", "due_date"] {
-                    self.columns.sort_values(segment, field, true)?;
+                for by in super::params::unqueried_orders() {
+                    self.columns.sort_values(segment, by)?;
                 }
                 Ok(())
             });
