@@ -81,6 +81,11 @@ impl Facet {
 
 const DAY: i64 = 86_400;
 
+/// Relative margin below the page's worst score within which block-max WAND
+/// still offers documents: summing a few f32 term scores in another order
+/// moves them by a few parts in 10^7.
+const PRUNE_MARGIN: Score = 1e-4;
+
 /// Selected values per facet; empty means no selection.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Selections(pub [Vec<String>; Facet::COUNT]);
@@ -330,6 +335,8 @@ struct Slot {
     due_selected: u8,
     /// For auditors: the certification ids that may be counted.
     visible: Option<Vec<u64>>,
+    /// Whether its facet is counted (asked for), not only selected.
+    counted: bool,
     /// Counts by ordinal or id (dense), or by id beyond the dense range.
     counts: Vec<u64>,
     sparse: HashMap<u64, u64>,
@@ -441,6 +448,8 @@ pub struct SegmentState {
     active: Vec<usize>,
     counted: Vec<usize>,
     uses_due: bool,
+    /// Today's day number (the plan's `today` is the start of a UTC day).
+    today: i64,
     /// Date and number sorts: the decoded column.
     sort_values: Option<columns::SortValues>,
     sort_str: Option<StrColumn>,
@@ -484,6 +493,7 @@ impl Collector for SearchCollector<'_> {
                 selected: Vec::new(),
                 due_selected: 0,
                 visible: None,
+                counted: false,
                 counts: Vec::new(),
                 sparse: HashMap::new(),
                 due_counts: [0; DueBucket::ALL.len()],
@@ -527,9 +537,12 @@ impl Collector for SearchCollector<'_> {
         let active = (0..slots.len())
             .filter(|i| !plan.selections.get(slots[*i].facet).is_empty())
             .collect();
-        let counted = (0..slots.len())
+        let counted: Vec<usize> = (0..slots.len())
             .filter(|i| plan.facets.contains(&slots[*i].facet))
             .collect();
+        for &i in &counted {
+            slots[i].counted = true;
+        }
         let uses_due = slots.iter().any(|s| s.kind == SlotKind::Due);
         let sort_values = self.columns.sort_values(reader, plan.sort.by)?;
         let sort_str = match plan.sort.by {
@@ -544,6 +557,7 @@ impl Collector for SearchCollector<'_> {
             active,
             counted,
             uses_due,
+            today: plan.today.div_euclid(DAY),
             sort_values,
             sort_str,
             total: 0,
@@ -554,8 +568,10 @@ impl Collector for SearchCollector<'_> {
         })
     }
 
+    /// Scores order the page; a search that only counts (no page) reads no
+    /// term frequencies.
     fn requires_scoring(&self) -> bool {
-        self.plan.sort.by == SortBy::Relevance
+        self.plan.limit > 0 && self.plan.sort.by == SortBy::Relevance
     }
 
     fn merge_fruits(&self, fruits: Vec<Fruit>) -> tantivy::Result<Fruit> {
@@ -597,6 +613,33 @@ impl Collector for SearchCollector<'_> {
 }
 
 impl SegmentState {
+    /// Under a relevance order, the score a document must exceed to have a
+    /// chance at the page, for block-max WAND (`search::top`): below the
+    /// page's worst score by a margin far wider than the rounding by which the
+    /// pruned scorer's sums may differ from the exact ones, so that a document
+    /// tied with the worst (and ahead of it by kind and id) is still offered.
+    pub(super) fn prune_below(&self) -> Score {
+        if self.plan.limit == 0 || self.heap.len() < self.plan.limit {
+            return Score::MIN;
+        }
+        match self.heap.peek().map(|worst| &worst.key.primary) {
+            Some(Primary::Num(worst)) => {
+                let worst = *worst as Score;
+                worst - (worst.abs() * PRUNE_MARGIN).max(Score::MIN_POSITIVE)
+            }
+            _ => Score::MIN,
+        }
+    }
+
+    /// Whether the document is of a kind `collapse=control` groups (a
+    /// catalogue control or a requirement).
+    pub(super) fn is_grouped_kind(&self, doc: DocId) -> bool {
+        let kind = self.cols.kind[doc as usize];
+        columns::GROUPED_KINDS
+            .iter()
+            .any(|k| k.index() as u8 == kind)
+    }
+
     /// Bit mask of the due buckets the document falls in (the domain's rule).
     #[inline(always)]
     fn due_mask(&self, doc: DocId) -> u8 {
@@ -604,7 +647,7 @@ impl SegmentState {
         if due == columns::NO_DATE {
             return 0;
         }
-        DueBucket::mask((due - self.plan.today).div_euclid(DAY))
+        DueBucket::mask(i64::from(due) - self.today)
     }
 
     fn primary(&mut self, doc: DocId, score: Score) -> Primary {
@@ -741,8 +784,9 @@ impl SegmentCollector for SegmentState {
             }
         }
         if failed != usize::MAX {
-            if self.counted.contains(&failed) {
-                self.slots[failed].count(cols, doc, due);
+            let slot = &mut self.slots[failed];
+            if slot.counted {
+                slot.count(cols, doc, due);
             }
             return;
         }

@@ -20,8 +20,17 @@ use super::collect::{Facet, SortBy};
 pub const NONE: u32 = u32::MAX;
 /// Several values: see `multi`.
 pub const MANY: u32 = u32::MAX - 1;
+
+/// The UTC day a time falls on, in days since 1970 (saturating far beyond).
+pub fn day_number(secs: i64) -> i32 {
+    let day = secs.div_euclid(86_400);
+    i32::try_from(day).unwrap_or(if day < 0 { i32::MIN } else { NO_DATE - 1 })
+}
+
+/// The kinds `collapse=control` folds into one result per control.
+pub const GROUPED_KINDS: [Kind; 2] = [Kind::Control, Kind::Requirement];
 /// No due date.
-pub const NO_DATE: i64 = i64::MAX;
+pub const NO_DATE: i32 = i32::MAX;
 
 /// A keyword column: each document's term ordinal, and the terms.
 pub struct Keyword {
@@ -59,8 +68,10 @@ pub struct SegmentColumns {
     pub multi: HashMap<DocId, Vec<u64>>,
     /// The largest single certification id, for sizing dense counts.
     pub max_certification: u32,
-    /// The deadline still to meet (seconds), `NO_DATE` when none (closed).
-    pub open_due: Vec<i64>,
+    /// The day (UTC, days since 1970) of the deadline still to meet,
+    /// `NO_DATE` when none (closed): a day number, so that a search's due
+    /// buckets cost a subtraction per document, not a division.
+    pub open_due: Vec<i32>,
     /// The control a catalogue control or a requirement is (its ordinal in
     /// `control_terms`; `NONE` for other kinds): what `collapse=control` groups by.
     pub control: Vec<u32>,
@@ -106,7 +117,7 @@ impl SegmentColumns {
             |terms: &[String]| -> u64 { terms.iter().map(|t| t.len() as u64 + 24).sum::<u64>() };
         let terms: u64 = self.terms.iter().flatten().map(|t| strings(t)).sum();
         let multi: u64 = self.multi.values().map(|v| 48 + 8 * v.len() as u64).sum();
-        n * (1 + 12 + 4 + 8 + 4 + wide * 4) + terms + strings(&self.control_terms) + multi
+        n * (1 + 12 + 4 + 4 + 4 + wide * 4) + terms + strings(&self.control_terms) + multi
     }
 
     fn load(reader: &SegmentReader) -> tantivy::Result<Self> {
@@ -142,7 +153,7 @@ impl SegmentColumns {
         let deadline: Column<tantivy::DateTime> = ff.date("deadline")?;
         let mut open_due = vec![NO_DATE; n as usize];
         first_values(&deadline, n, |doc, d| {
-            open_due[doc as usize] = d.into_timestamp_secs();
+            open_due[doc as usize] = day_number(d.into_timestamp_secs());
         });
         let cert_col: Column<u64> = ff.u64("certification_id")?;
         let mut certification = vec![NONE; n as usize];
@@ -193,7 +204,7 @@ impl SegmentColumns {
             Some(k) => (k.ords, k.terms),
             None => (vec![NONE; n as usize], vec![]),
         };
-        let groups = [Kind::Control.index() as u8, Kind::Requirement.index() as u8];
+        let groups = GROUPED_KINDS.map(|k| k.index() as u8);
         for (c, k) in control.iter_mut().zip(&kind) {
             if !groups.contains(k) {
                 *c = NONE;

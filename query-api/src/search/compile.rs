@@ -8,8 +8,8 @@ use std::collections::BTreeSet;
 use certscope_domain::Kind;
 use certscope_indexer::schema::{Fields, normalize_ident};
 use tantivy::query::{
-    AllQuery, Bm25StatisticsProvider, BooleanQuery, BoostQuery, ConstScoreQuery, EmptyQuery,
-    FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery,
+    AllQuery, Bm25StatisticsProvider, BooleanQuery, BoostQuery, BoostWeight, ConstScoreQuery,
+    EmptyQuery, EnableScoring, FuzzyTermQuery, Occur, PhraseQuery, Query, TermQuery, Weight,
 };
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::{TextAnalyzer, TokenStream};
@@ -137,6 +137,59 @@ fn term_query(field: Field, text: &str) -> Box<dyn Query> {
     ))
 }
 
+/// A term's query with a boost. Unlike tantivy's `BoostQuery`, which hides
+/// what it wraps, it can be recognised: a union of these is what block-max
+/// WAND can prune ([`is_term_union`]). Weighs exactly as `BoostQuery` does.
+#[derive(Clone, Debug)]
+struct BoostedTerm {
+    query: TermQuery,
+    boost: f32,
+}
+
+impl Query for BoostedTerm {
+    fn weight(&self, scoring: EnableScoring<'_>) -> tantivy::Result<Box<dyn Weight>> {
+        let weight = self.query.weight(scoring)?;
+        Ok(if scoring.is_scoring_enabled() {
+            Box::new(BoostWeight::new(weight, self.boost))
+        } else {
+            weight
+        })
+    }
+
+    fn query_terms<'a>(&'a self, visitor: &mut dyn FnMut(&'a Term, bool)) {
+        self.query.query_terms(visitor);
+    }
+}
+
+fn boosted_term(field: Field, text: &str, by: f32) -> Box<dyn Query> {
+    let query = TermQuery::new(
+        Term::from_field_text(field, text),
+        IndexRecordOption::WithFreqs,
+    );
+    if (by - 1.0).abs() < f32::EPSILON {
+        boxed(query)
+    } else {
+        boxed(BoostedTerm { query, boost: by })
+    }
+}
+
+/// Whether a text query is a plain union of (boosted) terms, the shape whose
+/// best hits tantivy finds by block-max WAND, skipping the blocks of postings
+/// that cannot reach the page: a single word in every text field, with its
+/// spellings and corrections.
+pub fn is_term_union(query: &dyn Query) -> bool {
+    let Some(union) = query.downcast_ref::<BooleanQuery>() else {
+        return false;
+    };
+    union.clauses().len() >= 2
+        && union.get_minimum_number_should_match() <= 1
+        && union.clauses().iter().all(|(occur, q)| {
+            *occur == Occur::Should
+                && (q.downcast_ref::<TermQuery>().is_some()
+                    || q.downcast_ref::<BoostedTerm>().is_some())
+        })
+}
+
 /// Whether a word is an identifier (`AC-2(1)`, `ac-2.1`, a file name, a hash)
 /// rather than an ordinary word: identifiers are matched exactly, never fuzzily.
 pub fn is_identifier(word: &str) -> bool {
@@ -239,7 +292,7 @@ impl Compiler<'_> {
     fn token(&self, scope: Scope, token: &str, raw: Option<&str>) -> Vec<Box<dyn Query>> {
         let mut clauses = Vec::new();
         for (field, b, _) in self.text_fields(scope) {
-            clauses.push(boost(term_query(field, token), b));
+            clauses.push(boosted_term(field, token, b));
         }
         let Some(raw) = raw else {
             return clauses;
@@ -254,7 +307,7 @@ impl Compiler<'_> {
                 && self.known(&t) > 0
             {
                 for (field, b, _) in self.text_fields(scope) {
-                    clauses.push(boost(term_query(field, &t), b));
+                    clauses.push(boosted_term(field, &t, b));
                 }
                 also.push(t);
             }
@@ -294,7 +347,7 @@ impl Compiler<'_> {
         for t in &also[spellings..] {
             for (field, b, _) in self.text_fields(scope) {
                 if field == self.fields.title || field == self.fields.body {
-                    clauses.push(boost(term_query(field, t), BOOST_FUZZY * b));
+                    clauses.push(boosted_term(field, t, BOOST_FUZZY * b));
                 }
             }
         }

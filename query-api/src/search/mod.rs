@@ -13,6 +13,7 @@ pub mod params;
 pub mod parser;
 pub mod pinned;
 pub mod stats;
+pub mod top;
 pub mod visible;
 pub mod vocabulary;
 pub mod warm;
@@ -228,6 +229,9 @@ pub struct SearchService {
     swept: Mutex<(Instant, LiveSegments)>,
     /// Fills the caches for each new searcher before it is published.
     pub warmer: Arc<warm::SearchWarmer>,
+    /// Whether a union of terms under a relevance order finds its page by
+    /// block-max WAND (`top`); off only to compare against one pass.
+    prune: bool,
 }
 
 /// Observes the time from its creation to its drop.
@@ -270,11 +274,21 @@ impl Default for SearchService {
             columns,
             visible: VisibleCache::default(),
             swept: Mutex::new((Instant::now(), LiveSegments::default())),
+            prune: true,
         }
     }
 }
 
 impl SearchService {
+    /// Every search in one pass, scoring every match: what the two-pass
+    /// search is checked against.
+    pub fn without_pruning(self) -> Self {
+        Self {
+            prune: false,
+            ..self
+        }
+    }
+
     /// What the indexer runs on each new searcher before publishing it (give
     /// it to [`certscope_indexer::IndexerConfig::warmers`]).
     pub fn warmers(&self) -> certscope_indexer::index_store::Warmers {
@@ -365,37 +379,56 @@ impl SearchService {
                 .map(|c| c.iter().map(|id| *id as u64).collect()),
             collapse: p.collapse,
         };
+        let scored = || EnableScoring::enabled_from_statistics_provider(&stats, searcher);
+        let unscored = || EnableScoring::disabled_from_searcher(searcher);
         let collector = SearchCollector {
-            plan,
+            plan: plan.clone(),
             columns: &self.columns,
         };
-        let scoring = || {
-            if collector.requires_scoring() {
-                EnableScoring::enabled_from_statistics_provider(&stats, searcher)
-            } else {
-                EnableScoring::disabled_from_searcher(searcher)
-            }
+        // a union of terms under a relevance order: counted unscored first,
+        // its page found by block-max WAND after (`top`)
+        let two_passes = |text: Option<&dyn Query>| {
+            self.prune
+                && plan.sort.by == collect::SortBy::Relevance
+                && text.is_some_and(compile::is_term_union)
+        };
+        let counter = SearchCollector {
+            plan: Plan {
+                limit: 0,
+                ..plan.clone()
+            },
+            columns: &self.columns,
         };
         let run = |words: compile::Words| -> Result<_, ApiError> {
             let (text, matching) = compile_text(searcher, fields, &stats, p, vocabulary, words)?;
-            let query = filtered_query(
+            let filters = filters(
                 searcher,
                 fields,
                 scope,
                 &self.visible,
                 p,
-                text.as_deref(),
+                text.is_some(),
                 today,
             )?;
-            let fruit =
-                searcher.search_with_executor(&query, &collector, &self.executor, scoring())?;
-            Ok((text, matching, fruit))
+            let query = filtered_query(text.as_deref(), &filters);
+            let paged = !two_passes(text.as_deref());
+            let fruit = if paged {
+                let scoring = if collector.requires_scoring() {
+                    scored()
+                } else {
+                    unscored()
+                };
+                searcher.search_with_executor(&query, &collector, &self.executor, scoring)?
+            } else {
+                searcher.search_with_executor(&query, &counter, &self.executor, unscored())?
+            };
+            Ok((text, matching, filters, fruit, paged))
         };
         // every content word of a question first; when few documents hold
         // them all, most of them (those with all first); when none holds
         // most, any one. Deterministic on a cursor's pinned searcher, so
         // later pages take the same path.
-        let (mut text, mut matching, mut fruit) = run(compile::Words::All)?;
+        let (mut text, mut matching, mut filters, mut fruit, mut paged) = run(compile::Words::All)?;
         let relaxable = |m: &Option<compile::Matching>, words: compile::Words| {
             m.as_ref().is_some_and(|m| {
                 m.required > 1
@@ -404,10 +437,53 @@ impl SearchService {
         };
         if fruit.total < compile::FEW_WITH_EVERY_WORD && relaxable(&matching, compile::Words::Most)
         {
-            (text, matching, fruit) = run(compile::Words::Most)?;
+            (text, matching, filters, fruit, paged) = run(compile::Words::Most)?;
         }
         if fruit.total == 0 && relaxable(&matching, compile::Words::Any) {
-            (text, matching, fruit) = run(compile::Words::Any)?;
+            (text, matching, filters, fruit, paged) = run(compile::Words::Any)?;
+        }
+        if !paged
+            && fruit.total > 0
+            && let Some(text) = &text
+        {
+            let grouped = match plan.collapse {
+                true => {
+                    let kinds = columns::GROUPED_KINDS
+                        .iter()
+                        .map(|k| -> (Occur, Box<dyn Query>) {
+                            (
+                                Occur::Should,
+                                Box::new(TermQuery::new(
+                                    Term::from_field_text(fields.kind, k.as_str()),
+                                    IndexRecordOption::Basic,
+                                )),
+                            )
+                        })
+                        .collect();
+                    let mut filters = filters
+                        .iter()
+                        .map(|(o, q)| (*o, q.box_clone()))
+                        .collect::<Vec<_>>();
+                    filters.push(filter(Box::new(BooleanQuery::new(kinds))));
+                    Some(filtered_query(Some(text.as_ref()), &filters).weight(scored())?)
+                }
+                false => None,
+            };
+            let top = top::TopScored {
+                page: SearchCollector {
+                    plan: Plan {
+                        facets: Vec::new(),
+                        ..plan.clone()
+                    },
+                    columns: &self.columns,
+                },
+                filter: BooleanQuery::new(filters).weight(unscored())?,
+                grouped,
+            };
+            let page =
+                searcher.search_with_executor(text.as_ref(), &top, &self.executor, scored())?;
+            fruit.hits = page.hits;
+            fruit.groups = page.groups;
         }
         let matching = matching
             .filter(|m| m.required < m.words || !m.ignored.is_empty())
@@ -544,22 +620,33 @@ fn compile_text(
     Ok((query, compiler.matching.into_inner()))
 }
 
-/// The text query under the filters the server adds (tenancy) and the ones the
-/// request asks for (kind, date ranges, a due pre-filter).
-fn filtered_query(
+/// Clauses of a Boolean query.
+type Clauses = Vec<(Occur, Box<dyn Query>)>;
+
+/// The text query under the filters.
+fn filtered_query(text: Option<&dyn Query>, filters: &[(Occur, Box<dyn Query>)]) -> BooleanQuery {
+    BooleanQuery::new(
+        text.map(|t| (Occur::Must, t.box_clone()))
+            .into_iter()
+            .chain(filters.iter().map(|(o, q)| (*o, q.box_clone())))
+            .collect(),
+    )
+}
+
+/// The filters the server adds (tenancy) and the ones the request asks for
+/// (kind, date ranges, a due pre-filter), around a text query or none. None of
+/// them scores.
+fn filters(
     searcher: &Searcher,
     fields: &Fields,
     scope: &Scope,
     visible: &VisibleCache,
     p: &SearchParams,
-    text: Option<&dyn Query>,
+    text: bool,
     today: i64,
-) -> Result<BooleanQuery, ApiError> {
+) -> Result<Clauses, ApiError> {
     let schema = searcher.index().schema();
-    let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
-    if let Some(t) = text {
-        clauses.push((Occur::Must, t.box_clone()));
-    }
+    let mut clauses: Clauses = Vec::new();
     // unwrapped: where the scope sees a whole segment its `AllScorer` leaves
     // the intersection (it scores nothing either way)
     clauses.push((Occur::Must, tenancy(fields, scope, visible)));
@@ -588,7 +675,7 @@ fn filtered_query(
         ))));
     }
     let due = p.selections.get(collect::Facet::Due);
-    if !due.is_empty() && text.is_none() {
+    if !due.is_empty() && !text {
         // nothing due later than the widest bucket can pass or count: an
         // exact pre-filter that spares visiting far-future and undated items.
         // Not beside a text query: there it leads nothing and is seeked for
@@ -610,7 +697,7 @@ fn filtered_query(
             Bound::Excluded(Term::from_field_date(fields.deadline, until)),
         ))));
     }
-    Ok(BooleanQuery::new(clauses))
+    Ok(clauses)
 }
 
 /// The page's documents as hits; what an auditor may not see of a risk's

@@ -165,3 +165,17 @@ impl PinnedSearchers {
         (pins.uses.len(), pins.searchers.len())
     }
 }
+
+#[cfg(test)]
+impl Pinned {
+    /// A searcher pinned at a made-up position, for tests of the search alone.
+    pub(crate) fn of(searcher: Searcher) -> Pinned {
+        let snapshot = certscope_indexer::Snapshot::parse("1:1:").expect("a valid position");
+        Pinned {
+            id: searcher_id(&searcher),
+            searcher,
+            position: snapshot.to_string(),
+            snapshot,
+        }
+    }
+}
