@@ -19,10 +19,10 @@ use std::sync::Arc;
 
 use moka::sync::Cache;
 use tantivy::index::SegmentId;
-use tantivy::query::{
-    AllScorer, BitSetDocSet, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight,
+use tantivy::query::{AllScorer, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight};
+use tantivy::{
+    BitSet, DocId, DocSet, Score, SeekDangerResult, SegmentReader, TERMINATED, TantivyError,
 };
-use tantivy::{BitSet, DocId, DocSet, Score, SegmentReader, TERMINATED, TantivyError};
 
 /// Visible documents by (segment, scope key), weighed in bytes.
 #[derive(Clone)]
@@ -140,19 +140,18 @@ impl Weight for VisibleWeight {
         Ok(match docs.len() as u32 {
             0 => Box::new(EmptyScorer),
             n if n == max_doc => Box::new(AllScorer::new(max_doc)),
-            n => Box::new(VisibleScorer {
-                // a copy of an eighth of a byte per document, per search
-                docs: BitSetDocSet::from((*docs).clone()),
+            n => Box::new(VisibleScorer::new(
+                docs,
                 // membership is a word lookup, so a set of more than an
                 // eighth of the segment follows whatever else is intersected
                 // (a text query is advanced, not seeked); a sparse one (a
                 // small organization in a large segment) leads
-                cost: if u64::from(n) * 8 >= u64::from(max_doc) {
+                if u64::from(n) * 8 >= u64::from(max_doc) {
                     u64::from(max_doc) * 8
                 } else {
                     u64::from(n)
                 },
-            }),
+            )),
         })
     }
 
@@ -167,30 +166,86 @@ impl Weight for VisibleWeight {
     }
 }
 
-/// The visible documents of one segment; scores nothing.
+/// The visible documents of one segment; scores nothing. Reads the cached set
+/// itself (no copy per search); when it follows a text query in an
+/// intersection, testing a document is one bit (`seek_danger`), not a search
+/// for the next member.
 struct VisibleScorer {
-    docs: BitSetDocSet,
+    docs: Arc<BitSet>,
+    doc: DocId,
     cost: u64,
 }
 
-impl DocSet for VisibleScorer {
+impl VisibleScorer {
+    fn new(docs: Arc<BitSet>, cost: u64) -> Self {
+        let mut scorer = VisibleScorer { docs, doc: 0, cost };
+        scorer.doc = scorer.first_from(0);
+        scorer
+    }
+
+    /// The first visible document at or after `from`, or `TERMINATED`.
+    fn first_from(&self, from: DocId) -> DocId {
+        if from >= self.docs.max_value() {
+            return TERMINATED;
+        }
+        let word = |bucket: u32| u64::from_le_bytes(self.docs.tinyset(bucket).into_bytes());
+        let bucket = from / 64;
+        let here = word(bucket) & (u64::MAX << (from % 64));
+        if here != 0 {
+            return bucket * 64 + here.trailing_zeros();
+        }
+        match self.docs.first_non_empty_bucket(bucket + 1) {
+            Some(next) => next * 64 + word(next).trailing_zeros(),
+            None => TERMINATED,
+        }
+    }
+
     #[inline]
+    fn contains(&self, doc: DocId) -> bool {
+        doc < self.docs.max_value() && self.docs.contains(doc)
+    }
+}
+
+impl DocSet for VisibleScorer {
     fn advance(&mut self) -> DocId {
-        self.docs.advance()
+        if self.doc != TERMINATED {
+            self.doc = self.first_from(self.doc + 1);
+        }
+        self.doc
     }
 
     #[inline]
     fn seek(&mut self, target: DocId) -> DocId {
-        self.docs.seek(target)
+        if target > self.doc {
+            self.doc = if self.contains(target) {
+                target
+            } else {
+                self.first_from(target)
+            };
+        }
+        self.doc
+    }
+
+    #[inline]
+    fn seek_danger(&mut self, target: DocId) -> SeekDangerResult {
+        if target >= TERMINATED {
+            return SeekDangerResult::SeekLowerBound(TERMINATED);
+        }
+        if self.contains(target) {
+            self.doc = target;
+            SeekDangerResult::Found
+        } else {
+            SeekDangerResult::SeekLowerBound(target + 1)
+        }
     }
 
     #[inline]
     fn doc(&self) -> DocId {
-        self.docs.doc()
+        self.doc
     }
 
     fn size_hint(&self) -> u32 {
-        self.docs.size_hint()
+        self.docs.len() as u32
     }
 
     fn cost(&self) -> u64 {
@@ -320,5 +375,70 @@ mod tests {
         cache.settle();
         // one set per segment and scope
         assert_eq!(cache.figures().0, 12);
+    }
+
+    #[test]
+    fn the_scorer_walks_seeks_and_tests_like_a_bit_set() {
+        use tantivy::query::BitSetDocSet;
+        let mut seed = 11u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        // dense, sparse, empty tail, one member, sizes off the word boundary
+        for (max, per_mille) in [
+            (1_000u32, 900u64),
+            (4_097, 30),
+            (64, 500),
+            (129, 2),
+            (700, 1),
+        ] {
+            let mut set = BitSet::with_max_value(max);
+            for doc in 0..max {
+                if next(1_000) < per_mille {
+                    set.insert(doc);
+                }
+            }
+            if set.len() == 0 {
+                set.insert(max - 1);
+            }
+            let set = Arc::new(set);
+            let mut expected = BitSetDocSet::from((*set).clone());
+            let mut scorer = VisibleScorer::new(set.clone(), 0);
+            // walking
+            while expected.doc() != TERMINATED {
+                assert_eq!(scorer.doc(), expected.doc());
+                assert_eq!(scorer.advance(), expected.advance());
+            }
+            assert_eq!(scorer.advance(), TERMINATED);
+            // seeking to increasing targets
+            let mut expected = BitSetDocSet::from((*set).clone());
+            let mut scorer = VisibleScorer::new(set.clone(), 0);
+            let mut target = 0;
+            while target < max + 10 {
+                assert_eq!(
+                    scorer.seek(target),
+                    expected.seek(target),
+                    "seek {target} of {max}"
+                );
+                target += 1 + next(40) as u32;
+            }
+            // testing membership
+            let mut scorer = VisibleScorer::new(set.clone(), 0);
+            for target in (0..max + 3).filter(|_| next(3) == 0) {
+                match scorer.seek_danger(target) {
+                    SeekDangerResult::Found => {
+                        assert!(set.contains(target));
+                        assert_eq!(scorer.doc(), target);
+                    }
+                    SeekDangerResult::SeekLowerBound(bound) => {
+                        assert!(target >= max || !set.contains(target));
+                        assert!(bound > target);
+                    }
+                }
+            }
+        }
     }
 }
