@@ -79,8 +79,6 @@ impl Facet {
     }
 }
 
-const DAY: i64 = 86_400;
-
 /// Relative margin below the page's worst score within which block-max WAND
 /// still offers documents: summing a few f32 term scores in another order
 /// moves them by a few parts in 10^7.
@@ -557,7 +555,7 @@ impl Collector for SearchCollector<'_> {
             active,
             counted,
             uses_due,
-            today: plan.today.div_euclid(DAY),
+            today: i64::from(columns::day_number(plan.today)),
             sort_values,
             sort_str,
             total: 0,

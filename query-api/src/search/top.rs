@@ -80,18 +80,7 @@ impl Collector for TopScored<'_> {
             if !is_alive(doc) || (grouping && state.is_grouped_kind(doc)) {
                 return None;
             }
-            let at = match filter.doc() {
-                d if d < doc => filter.seek(doc),
-                d => d,
-            };
-            if at != doc {
-                return None;
-            }
-            let at = match exact.doc() {
-                d if d < doc => exact.seek(doc),
-                d => d,
-            };
-            (at == doc).then(|| exact.score())
+            (on(filter.as_mut(), doc) && on(exact.as_mut(), doc)).then(|| exact.score())
         };
         weight.for_each_pruning(Score::MIN, reader, &mut |doc, _pruned_score| {
             if let Some(score) = offer(&state, doc) {
@@ -101,6 +90,13 @@ impl Collector for TopScored<'_> {
         })?;
         Ok(state.harvest())
     }
+}
+
+/// Whether `docs`, moved forward to `doc` if behind it, holds it (nominees
+/// come in increasing order, so nothing is ever sought backwards).
+fn on(docs: &mut dyn DocSet, doc: DocId) -> bool {
+    let at = docs.doc();
+    (if at < doc { docs.seek(doc) } else { at }) == doc
 }
 
 #[cfg(test)]
