@@ -79,6 +79,67 @@ impl<T: TokenStream> TokenStream for MemoStemmerStream<'_, T> {
     }
 }
 
+/// Keeps the first `n` characters of each token. A sha256 is indexed by its
+/// first [`crate::schema::SHA256_INDEXED_CHARS`] characters: a term
+/// dictionary (an FST) of a million whole hashes cost more CPU than anything
+/// else in a rebuild, and every merge rebuilds it.
+#[derive(Clone, Copy)]
+pub struct KeepChars(pub usize);
+
+impl TokenFilter for KeepChars {
+    type Tokenizer<T: Tokenizer> = KeepCharsFilter<T>;
+
+    fn transform<T: Tokenizer>(self, tokenizer: T) -> KeepCharsFilter<T> {
+        KeepCharsFilter {
+            inner: tokenizer,
+            n: self.0,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct KeepCharsFilter<T> {
+    inner: T,
+    n: usize,
+}
+
+impl<T: Tokenizer> Tokenizer for KeepCharsFilter<T> {
+    type TokenStream<'a> = KeepCharsStream<T::TokenStream<'a>>;
+
+    fn token_stream<'a>(&'a mut self, text: &'a str) -> Self::TokenStream<'a> {
+        KeepCharsStream {
+            tail: self.inner.token_stream(text),
+            n: self.n,
+        }
+    }
+}
+
+pub struct KeepCharsStream<T> {
+    tail: T,
+    n: usize,
+}
+
+impl<T: TokenStream> TokenStream for KeepCharsStream<T> {
+    fn advance(&mut self) -> bool {
+        if !self.tail.advance() {
+            return false;
+        }
+        let token = self.tail.token_mut();
+        if let Some((end, _)) = token.text.char_indices().nth(self.n) {
+            token.text.truncate(end);
+        }
+        true
+    }
+
+    fn token(&self) -> &Token {
+        self.tail.token()
+    }
+
+    fn token_mut(&mut self) -> &mut Token {
+        self.tail.token_mut()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tantivy::tokenizer::{Language, LowerCaser, SimpleTokenizer, Stemmer, TextAnalyzer};
@@ -111,6 +172,21 @@ mod tests {
             tokens(&mut ours, text),
             tokens(&mut theirs, text),
             "second pass served from the memo"
+        );
+    }
+
+    #[test]
+    fn keeps_the_first_characters_of_each_token() {
+        let mut keep = TextAnalyzer::builder(tantivy::tokenizer::RawTokenizer::default())
+            .filter(LowerCaser)
+            .filter(KeepChars(4))
+            .build();
+        assert_eq!(tokens(&mut keep, "F6362A0C"), ["f636"]);
+        assert_eq!(tokens(&mut keep, "ab"), ["ab"]);
+        assert_eq!(
+            tokens(&mut keep, "éèêëx"),
+            ["éèêë"],
+            "characters, not bytes"
         );
     }
 }

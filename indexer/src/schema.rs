@@ -13,7 +13,7 @@ use tantivy::tokenizer::{
 use tantivy::{Index, Term};
 
 /// Version of the schema and analysers written into every commit's payload.
-pub const SCHEMA_VERSION: u32 = 3;
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// English words: split, lowercase, stem.
 pub const TOKENIZER_EN: &str = "certscope_en";
@@ -21,6 +21,14 @@ pub const TOKENIZER_EN: &str = "certscope_en";
 pub const TOKENIZER_WORDS: &str = "certscope_words";
 /// Identifiers: the whole value, lowercased, never stemmed or split.
 pub const TOKENIZER_IDENT: &str = "certscope_ident";
+/// A sha256, lowercased and cut to [`SHA256_INDEXED_CHARS`] characters.
+pub const TOKENIZER_SHA256: &str = "certscope_sha256";
+
+/// How much of a sha256 the index's terms hold (64 bits). A search for a
+/// longer prefix or a whole hash finds the documents of its first
+/// characters and checks the rest against the stored hash; building the
+/// terms of whole hashes was the largest cost of a rebuild.
+pub const SHA256_INDEXED_CHARS: usize = 16;
 
 /// The document key: one document per (kind, primary key).
 pub fn doc_key(kind: Kind, id: i64) -> String {
@@ -149,7 +157,16 @@ pub fn build() -> (Schema, Fields) {
         owner: b.add_text_field("owner", keyword()),
         media_type: b.add_text_field("media_type", keyword()),
         file_name: b.add_text_field("file_name", STORED),
-        sha256: b.add_text_field("sha256", STRING | STORED),
+        sha256: b.add_text_field(
+            "sha256",
+            TextOptions::default()
+                .set_indexing_options(
+                    TextFieldIndexing::default()
+                        .set_tokenizer(TOKENIZER_SHA256)
+                        .set_index_option(IndexRecordOption::Basic),
+                )
+                .set_stored(),
+        ),
         category: b.add_text_field("category", keyword()),
         treatment: b.add_text_field("treatment", keyword()),
         inherent_likelihood: b.add_u64_field("inherent_likelihood", number()),
@@ -186,6 +203,11 @@ pub fn register_tokenizers(index: &Index) {
     index.tokenizers().register(TOKENIZER_EN, en);
     index.tokenizers().register(TOKENIZER_WORDS, words);
     index.tokenizers().register(TOKENIZER_IDENT, ident);
+    let sha256 = TextAnalyzer::builder(RawTokenizer::default())
+        .filter(LowerCaser)
+        .filter(crate::analysis::KeepChars(SHA256_INDEXED_CHARS))
+        .build();
+    index.tokenizers().register(TOKENIZER_SHA256, sha256);
 }
 
 /// Characters of a title kept for sorting by name.

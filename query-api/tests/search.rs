@@ -419,6 +419,62 @@ async fn scores_of_one_organization_do_not_move_when_another_grows() {
 }
 
 #[tokio::test]
+async fn a_sha256_matches_whole_beyond_what_the_index_holds_of_it() {
+    let s = TestApp::start().await;
+    let (a, b) = s.orgs().await;
+    let q = |q: &str| format!("/v1/search?facets=none&limit=10&q={}", enc(q));
+    // alike in their first 40 characters (the index holds 16): two in A, and
+    // the first of them in B too
+    let same = "5e1f00aa".repeat(5);
+    let one = format!("{same}{}", "1".repeat(24));
+    let two = format!("{same}{}", "2".repeat(24));
+    for (org, sha) in [(&a, &one), (&a, &two), (&b, &one)] {
+        sqlx::query(
+            "INSERT INTO evidence (organization_id, requirement_id, title, content, file_name, media_type, sha256, status, collected_on) \
+             SELECT organization_id, requirement_id, 'Hashed export', 'export', 'export.bin', 'application/octet-stream', $2, 'pending', current_date \
+             FROM evidence WHERE organization_id = $1 LIMIT 1",
+        )
+        .bind(s.org_id(org).await)
+        .bind(sha)
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    }
+    s.caught_up().await;
+    let (ta, tb) = (s.officer(&a).await, s.officer(&b).await);
+    let shas = |r: &Value| -> Vec<String> {
+        let mut v: Vec<String> = hits(r)
+            .iter()
+            .map(|h| h["sha256"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    // a whole hash: itself only, in text or as a field, in any case
+    for text in [one.clone(), format!("sha256:{}", one.to_uppercase())] {
+        let r = s.json(&ta, &q(&text)).await;
+        assert_eq!(shas(&r), [one.as_str()], "{text}: {r}");
+    }
+    // a prefix longer than what is indexed: both of A's, none of B's
+    for text in [
+        same.clone(),
+        format!("sha256:{same}"),
+        same[..20].to_owned(),
+    ] {
+        let r = s.json(&ta, &q(&text)).await;
+        assert_eq!(shas(&r), [one.as_str(), two.as_str()], "{text}: {r}");
+    }
+    let r = s.json(&ta, &q(&format!("{same}2"))).await;
+    assert_eq!(shas(&r), [two.as_str()], "{r}");
+    // B finds its own copy, never A's
+    let r = s.json(&tb, &q(&format!("sha256:{same}*"))).await;
+    assert_eq!(shas(&r), [one.as_str()], "{r}");
+    // alike in 40 characters is not the hash
+    let r = s.json(&ta, &q(&format!("{same}{}", "3".repeat(24)))).await;
+    assert_eq!(total(&r), 0, "{r}");
+}
+
+#[tokio::test]
 async fn a_request_can_wait_for_its_own_write() {
     let s = TestApp::start().await;
     let (a, _) = s.orgs().await;

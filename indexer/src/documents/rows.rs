@@ -356,7 +356,6 @@ impl DocumentRow for EvidenceRow {
             .text(f.media_type, &self.media_type)
             .text(f.file_name, &self.file_name)
             .text(f.sha256, &self.sha256)
-            .ident(&self.sha256)
             .ident(&self.file_name)
             .date(f.collected_on, Some(self.collected_on))
             .date(f.expires_on, self.expires_on)

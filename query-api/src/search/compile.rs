@@ -16,6 +16,7 @@ use tantivy::tokenizer::{TextAnalyzer, TokenStream};
 use tantivy::{Searcher, Term};
 
 use super::parser::Node;
+use super::sha256::Sha256Query;
 use super::vocabulary::{Concept, Vocabulary, control_id, natural_key, strip_possessive};
 use crate::error::ApiError;
 
@@ -401,10 +402,10 @@ impl Compiler<'_> {
         let f = self.fields;
         let mut clauses = Vec::new();
         if scope == Scope::All && is_sha256(text) {
-            return boost(term_query(f.ident, &text.to_lowercase()), BOOST_IDENT);
+            return self.sha256(&text.to_lowercase(), true);
         }
         if scope == Scope::All && is_sha_prefix(text) {
-            clauses.push(self.sha_prefix(&text.to_lowercase()));
+            clauses.push(self.sha256(&text.to_lowercase(), false));
         }
         let ident = is_identifier(text);
         if ident && scope == Scope::All {
@@ -444,23 +445,22 @@ impl Compiler<'_> {
         any_of(clauses)
     }
 
-    /// Evidence whose sha256 starts with `hex`.
-    fn sha_prefix(&self, hex: &str) -> Box<dyn Query> {
-        boost(
-            boxed(FuzzyTermQuery::new_prefix(
-                Term::from_field_text(self.fields.sha256, hex),
-                0,
-                false,
-            )),
-            BOOST_IDENT,
-        )
+    /// Evidence whose sha256 is `hex` (`whole`) or starts with it.
+    fn sha256(&self, hex: &str, whole: bool) -> Box<dyn Query> {
+        let f = self.fields.sha256;
+        let query = if whole {
+            Sha256Query::whole(f, hex)
+        } else {
+            Sha256Query::prefix(f, hex)
+        };
+        boost(boxed(query), BOOST_IDENT)
     }
 
     fn prefix(&self, scope: Scope, text: &str) -> Box<dyn Query> {
         let f = self.fields;
         let mut clauses = Vec::new();
         if scope == Scope::All && is_sha_prefix(text) {
-            clauses.push(self.sha_prefix(&text.to_lowercase()));
+            clauses.push(self.sha256(&text.to_lowercase(), false));
         }
         if scope == Scope::All && is_identifier(text) {
             let ids = self.ident_terms(&normalize_ident(text), MAX_ID_EXPANSIONS);
@@ -723,9 +723,9 @@ impl Compiler<'_> {
                             ),
                         ));
                     }
-                    self.sha_prefix(&hex)
+                    self.sha256(&hex, false)
                 } else {
-                    term_query(f.sha256, &hex)
+                    self.sha256(&hex, true)
                 }
             }
             "owner" => {

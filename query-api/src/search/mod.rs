@@ -12,6 +12,7 @@ pub mod cursor;
 pub mod params;
 pub mod parser;
 pub mod pinned;
+pub mod sha256;
 pub mod stats;
 pub mod top;
 pub mod visible;
