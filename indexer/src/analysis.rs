@@ -79,6 +79,15 @@ impl<T: TokenStream> TokenStream for MemoStemmerStream<'_, T> {
     }
 }
 
+/// The first `n` characters of `s` (all of it if shorter): what
+/// [`KeepChars`] indexes, and what a search asks the index for.
+pub fn first_chars(s: &str, n: usize) -> &str {
+    match s.char_indices().nth(n) {
+        Some((end, _)) => &s[..end],
+        None => s,
+    }
+}
+
 /// Keeps the first `n` characters of each token. A sha256 is indexed by its
 /// first [`crate::schema::SHA256_INDEXED_CHARS`] characters: a term
 /// dictionary (an FST) of a million whole hashes cost more CPU than anything
@@ -125,9 +134,8 @@ impl<T: TokenStream> TokenStream for KeepCharsStream<T> {
             return false;
         }
         let token = self.tail.token_mut();
-        if let Some((end, _)) = token.text.char_indices().nth(self.n) {
-            token.text.truncate(end);
-        }
+        let kept = first_chars(&token.text, self.n).len();
+        token.text.truncate(kept);
         true
     }
 

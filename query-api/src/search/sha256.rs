@@ -9,6 +9,7 @@
 //! answer is exactly the documents whose hash is, or starts with, what was
 //! asked.
 
+use certscope_indexer::analysis::first_chars;
 use certscope_indexer::schema::SHA256_INDEXED_CHARS;
 use tantivy::query::{
     BitSetDocSet, ConstScorer, EmptyScorer, EnableScoring, Explanation, Query, Scorer, Weight,
@@ -47,10 +48,7 @@ impl Sha256Query {
 
     /// The part of the question the index's terms hold.
     fn indexed(&self) -> &str {
-        match self.hex.char_indices().nth(SHA256_INDEXED_CHARS) {
-            Some((end, _)) => &self.hex[..end],
-            None => &self.hex,
-        }
+        first_chars(&self.hex, SHA256_INDEXED_CHARS)
     }
 
     /// Whether the terms alone answer: a prefix no longer than a term.
