@@ -154,7 +154,18 @@ impl Shared {
                     .expect("runtime of the shared service");
                 runtime.block_on(async move {
                     let url = TestDb::seeded_for_process(&seed_config()).await;
-                    let app = TestApp::serve(url.clone(), None, Setup::default(), |_| {}).await;
+                    // every test of the binary calls from 127.0.0.1, many at
+                    // once (schemathesis beside generated clients): limits per
+                    // address or token would answer 429 to whichever test is
+                    // unlucky on a fast machine. Tests with a server of their
+                    // own check the limits
+                    let unlimited = |c: &mut ApiConfig| {
+                        c.rate_per_ip = 1e6;
+                        c.burst_per_ip = 1e6;
+                        c.rate_per_token = 1e6;
+                        c.burst_per_token = 1e6;
+                    };
+                    let app = TestApp::serve(url.clone(), None, Setup::default(), unlimited).await;
                     let shared = Shared {
                         url,
                         base: app.base.clone(),
@@ -179,8 +190,8 @@ impl TestApp {
     }
 
     /// The service shared by this test binary's tests that only read (the
-    /// small preset, default settings), started by the first caller, with a
-    /// client and a pool of the calling test's own. A test on it must leave
+    /// small preset, default settings but no rate limits), started by the
+    /// first caller, with a client and a pool of the calling test's own. A test on it must leave
     /// nothing behind that another could see: no writes (except a fixture set
     /// up once before any test reads it), no server-wide figures.
     pub async fn shared() -> Self {
