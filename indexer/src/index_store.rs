@@ -122,6 +122,26 @@ fn tv(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> StoreError + '_ {
     }
 }
 
+/// Segments below this many documents are merged in tiers of their own size.
+///
+/// tantivy's default (10,000) puts every segment below 10,000 documents in one
+/// tier: a commit of ten changes every 50 ms (200 changes/s) then merges the
+/// growing small segment again with each seven new ones, about 85 documents
+/// merged per document indexed (a simulation of the policy, BENCHMARKS.md);
+/// a profile gave tantivy's merge thread 29 % of the indexer at that rate, on
+/// two cores that also index, commit and run PostgreSQL. Tiers from 1,000
+/// documents cut that to about 11, for about four more small segments on
+/// average.
+pub const MERGE_MIN_LAYER_DOCS: u32 = 1_000;
+
+/// The merge policy of the live index (a rebuild merges nothing until it is
+/// swapped in): tantivy's log policy with [`MERGE_MIN_LAYER_DOCS`].
+fn live_merge_policy() -> tantivy::merge_policy::LogMergePolicy {
+    let mut policy = tantivy::merge_policy::LogMergePolicy::default();
+    policy.set_min_layer_size(MERGE_MIN_LAYER_DOCS);
+    policy
+}
+
 /// Opens the index in `dir` read-only (no writer): for readers in other processes
 /// and for tests. Returns the index, its fields and the committed payload.
 pub fn open_read_only(dir: &Path) -> Result<(Index, Fields, Option<CommitPayload>), StoreError> {
@@ -320,6 +340,7 @@ impl IndexStore {
             tracing::warn!(index = %dir.display(), error = %e, "index garbage collection on open failed");
         }
         step_past_last_commit(&writer);
+        writer.set_merge_policy(Box::new(live_merge_policy()));
         let reader = index
             .reader_builder()
             .reload_policy(ReloadPolicy::Manual)

@@ -260,3 +260,40 @@ fn deletes_right_after_reopening_or_rolling_back_reach_merged_segments() {
     let store = IndexStore::open(dir.path(), 16 << 20, 1).unwrap();
     assert!(copies(&store, KEYS).iter().all(|(_, n)| *n == 1));
 }
+
+/// The live index merges small segments with their own size only: eight
+/// commits of ten changes each merge into one segment of 80 and leave a
+/// segment of 5,000 alone. tantivy's default policy puts every segment under
+/// 10,000 documents in one tier and would merge the 5,000 again with them,
+/// every eighth commit until it reached 10,000 (most of the indexer's merging
+/// at 200 changes/s; BENCHMARKS.md, "Merges of small segments").
+#[test]
+fn small_commits_merge_among_themselves_and_leave_a_larger_segment_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = IndexStore::create(dir.path(), 16 << 20, 1).unwrap();
+    let fields = store.fields.clone();
+    let write = |store: &mut IndexStore, ids: Vec<i64>, round: u64| {
+        let docs = ids.iter().map(|id| evidence(&fields, *id, round)).collect();
+        store.replace(Kind::Evidence, ids, docs).unwrap();
+        store.commit(&payload(round)).unwrap();
+    };
+    write(&mut store, (0..5_000).collect(), 0);
+    let large = store.index.searchable_segment_metas().unwrap();
+    assert_eq!(large.len(), 1);
+    let large = large[0].id();
+    for round in 1..=8u64 {
+        let first = 5_000 + 10 * round as i64;
+        write(&mut store, (first..first + 10).collect(), round);
+    }
+    let index = store.index.clone();
+    // waits for every merge, those a merge's result starts included
+    store.close().unwrap();
+    let mut segments: Vec<(bool, u32)> = index
+        .searchable_segment_metas()
+        .unwrap()
+        .iter()
+        .map(|m| (m.id() == large, m.num_docs()))
+        .collect();
+    segments.sort();
+    assert_eq!(segments, vec![(false, 80), (true, 5_000)]);
+}
