@@ -5,6 +5,9 @@
 //! Each write updates one evidence row, commits, then takes a snapshot; the
 //! latency is the time from the commit's return to the first published index
 //! position that covers that snapshot (i.e. the change is searchable).
+//! Also printed: the segments each published view held (what merging leaves
+//! searches to visit) and the CPU time of this process (indexer and writers;
+//! PostgreSQL is apart) per thousand changes, the work beside the latency.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -48,20 +51,25 @@ pub async fn run(
 
     let pending: Arc<Mutex<VecDeque<(Snapshot, Instant)>>> = Arc::default();
     let latencies: Arc<Mutex<Vec<f64>>> = Arc::default();
+    let segments: Arc<Mutex<Vec<usize>>> = Arc::default();
     // the observer: on every published position, retire what it covers
     let observer = {
-        let (pending, latencies, mut views) =
-            (pending.clone(), latencies.clone(), handle.views.clone());
+        let (pending, latencies, segments, mut views) = (
+            pending.clone(),
+            latencies.clone(),
+            segments.clone(),
+            handle.views.clone(),
+        );
         tokio::spawn(async move {
             while views.changed().await.is_ok() {
                 let now = Instant::now();
-                let Some(position) = views
-                    .borrow_and_update()
-                    .as_ref()
-                    .map(|v| v.position.snapshot.clone())
-                else {
+                let Some((position, held)) = views.borrow_and_update().as_ref().map(|v| {
+                    let held = v.reader.searcher().segment_readers().len();
+                    (v.position.snapshot.clone(), held)
+                }) else {
                     continue;
                 };
+                segments.lock().await.push(held);
                 let mut pending = pending.lock().await;
                 let mut lat = latencies.lock().await;
                 pending.retain(|(snap, at)| {
@@ -77,6 +85,7 @@ pub async fn run(
     };
 
     let total = rate as u64 * seconds;
+    let cpu_before = process_cpu_seconds();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let started = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
@@ -113,6 +122,7 @@ pub async fn run(
     while !pending.lock().await.is_empty() && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let cpu = process_cpu_seconds().zip(cpu_before).map(|(a, b)| a - b);
     observer.abort();
     cancel.cancel();
     handle.finished().await?;
@@ -137,5 +147,30 @@ pub async fn run(
         pct(0.99),
         pct(1.0)
     );
+    let segments = segments.lock().await.clone();
+    if let Some(most) = segments.iter().max() {
+        println!(
+            "segments per published view: mean {:.1}  max {most}",
+            segments.iter().sum::<usize>() as f64 / segments.len() as f64
+        );
+    }
+    if let Some(cpu) = cpu {
+        println!(
+            "this process's CPU (indexer and writers) from the first change to the last confirmed: {cpu:.1} s, {:.0} ms per 1,000 changes",
+            cpu * 1e6 / total as f64
+        );
+    }
     db.close().await
+}
+
+/// User and system CPU seconds of this process, all threads (Linux; `None`
+/// elsewhere). `/proc` counts in USER_HZ, 100 per second on every Linux ABI.
+fn process_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // the fields after the command name, which is in parentheses and may hold spaces
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let mut fields = rest.split(' ');
+    let utime: f64 = fields.nth(11)?.parse().ok()?;
+    let stime: f64 = fields.next()?.parse().ok()?;
+    Some((utime + stime) / 100.0)
 }
