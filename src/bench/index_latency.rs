@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use certscope_indexer::Snapshot;
+use certscope_indexer::{IndexView, Snapshot};
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
@@ -47,6 +47,30 @@ pub async fn run(
             .changed()
             .await
             .context("indexer stopped before opening the index")?;
+    }
+    // changes written since this index last ran (by another build on its own
+    // index, say) are caught up first: a first cycle of 20,000 of them would
+    // hold the first second's changes for as long, and measure the catch-up
+    let now: String = sqlx::query_scalar("SELECT pg_current_snapshot()::text")
+        .fetch_one(&db.pool)
+        .await?;
+    let now = Snapshot::parse(&now)?;
+    let caught_up = |views: &tokio::sync::watch::Receiver<Option<IndexView>>| {
+        views
+            .borrow()
+            .as_ref()
+            .is_some_and(|v| v.position.snapshot.covers(&now))
+    };
+    if !caught_up(&views) {
+        println!("catching up with the changes written since the index last ran...");
+        tokio::time::timeout(Duration::from_secs(300), async {
+            while !caught_up(&views) {
+                views.changed().await?;
+            }
+            anyhow::Ok(())
+        })
+        .await
+        .context("the index did not catch up within 5 minutes")??;
     }
 
     let pending: Arc<Mutex<VecDeque<(Snapshot, Instant)>>> = Arc::default();
