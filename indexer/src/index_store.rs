@@ -5,9 +5,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use tantivy::directory::MmapDirectory;
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 
+use crate::directory::IndexDirectory;
 use crate::position::{CommitPayload, IndexPosition, Snapshot};
 use certscope_domain::Kind;
 
@@ -106,7 +106,7 @@ pub struct IndexStore {
     writer: IndexWriter<TantivyDocument>,
     reader: IndexReader,
     /// The index's directory, kept to prune its map of opened files.
-    directory: MmapDirectory,
+    directory: IndexDirectory,
 }
 
 fn tv(path: &Path) -> impl FnOnce(tantivy::TantivyError) -> StoreError + '_ {
@@ -145,7 +145,7 @@ fn live_merge_policy() -> tantivy::merge_policy::LogMergePolicy {
 /// Opens the index in `dir` read-only (no writer): for readers in other processes
 /// and for tests. Returns the index, its fields and the committed payload.
 pub fn open_read_only(dir: &Path) -> Result<(Index, Fields, Option<CommitPayload>), StoreError> {
-    let index = Index::open_in_dir(dir).map_err(tv(dir))?;
+    let index = Index::open(mmap_directory(dir)?).map_err(tv(dir))?;
     schema::register_tokenizers(&index);
     let (_, fields) = schema::build();
     let payload = read_payload(&index);
@@ -162,7 +162,8 @@ pub fn inspect(dir: &Path) -> Result<CommitPayload, Unusable> {
     if !dir.join("meta.json").exists() {
         return Err(Unusable::Missing);
     }
-    let index = Index::open_in_dir(dir).map_err(|e| unusable(&e))?;
+    let directory = IndexDirectory::open(dir).map_err(|e| unusable(&e.into()))?;
+    let index = Index::open(directory).map_err(|e| unusable(&e))?;
     let (expected, _) = schema::build();
     if index.schema() != expected {
         let found = read_payload(&index).map_or(0, |p| p.schema_version);
@@ -264,8 +265,8 @@ impl std::fmt::Debug for Warmers {
     }
 }
 
-fn mmap_directory(dir: &Path) -> Result<MmapDirectory, StoreError> {
-    MmapDirectory::open(dir).map_err(|e| tv(dir)(e.into()))
+fn mmap_directory(dir: &Path) -> Result<IndexDirectory, StoreError> {
+    IndexDirectory::open(dir).map_err(|e| tv(dir)(e.into()))
 }
 
 impl IndexStore {
@@ -321,7 +322,7 @@ impl IndexStore {
     fn with_index(
         dir: &Path,
         index: Index,
-        directory: MmapDirectory,
+        directory: IndexDirectory,
         fields: Fields,
         writer_memory: usize,
         threads: usize,
@@ -419,7 +420,7 @@ impl IndexStore {
         // and go several times a second and the map grew by about 1 MiB a
         // minute through the soak (a jemalloc heap profile, RELIABILITY.md).
         // Asking prunes it to the files still mapped.
-        let _ = self.directory.get_cache_info();
+        let _ = self.directory.mmap().get_cache_info();
         Ok(())
     }
 
@@ -683,6 +684,60 @@ mod tests {
         store.writer.merge(&[one, two]).wait().unwrap();
         store.commit(&payload()).unwrap();
         assert_eq!(alive(store, Kind::Evidence, 3), 0, "the delete was lost");
+    }
+
+    /// tantivy's list of the files it created, as written.
+    fn managed_list(dir: &Path) -> Vec<PathBuf> {
+        serde_json::from_slice(&std::fs::read(dir.join(".managed.json")).unwrap()).unwrap()
+    }
+
+    /// The list of managed files is written without a sync, so a crash of the
+    /// machine may leave it torn: the index must still open, search and
+    /// commit (not be set aside and rebuilt), and the next list must name the
+    /// files written since.
+    #[test]
+    fn a_torn_list_of_managed_files_is_not_a_damaged_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = IndexStore::create(dir.path(), 15 << 20, 1).unwrap();
+        let f = store.fields.clone();
+        store.add(keyed(&f, Kind::Evidence, 1)).unwrap();
+        store.commit(&payload()).unwrap();
+        let listed = managed_list(dir.path());
+        assert!(
+            listed
+                .iter()
+                .any(|p| p.extension().is_some_and(|e| e == "store")),
+            "{listed:?}"
+        );
+        let first = store.index.searchable_segment_metas().unwrap()[0].id();
+        store.close().unwrap();
+
+        std::fs::write(dir.path().join(".managed.json"), b"[\"abc.idx\", \"de").unwrap();
+        assert!(inspect(dir.path()).is_ok(), "{:?}", inspect(dir.path()));
+        let mut store = IndexStore::open(dir.path(), 15 << 20, 1).unwrap();
+        assert_eq!(alive(&store, Kind::Evidence, 1), 1);
+        store.add(keyed(&f, Kind::Evidence, 2)).unwrap();
+        store.commit(&payload()).unwrap();
+        assert_eq!(alive(&store, Kind::Evidence, 2), 1);
+        let listed = managed_list(dir.path());
+        let new = store
+            .index
+            .searchable_segment_metas()
+            .unwrap()
+            .into_iter()
+            .map(|m| m.id())
+            .find(|id| *id != first)
+            .unwrap();
+        let files: Vec<PathBuf> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| PathBuf::from(e.unwrap().file_name()))
+            .filter(|p| p.to_string_lossy().starts_with(&new.uuid_string()))
+            .collect();
+        assert!(files.len() >= 5, "{files:?}");
+        for file in files {
+            assert!(listed.contains(&file), "{file:?} not in {listed:?}");
+        }
+        assert!(!dir.path().join(".managed.json.new").exists());
     }
 
     #[test]

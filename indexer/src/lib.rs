@@ -5,6 +5,7 @@
 
 pub mod analysis;
 pub mod change_feed;
+pub mod directory;
 pub mod documents;
 pub mod error;
 pub mod events;
