@@ -3,8 +3,8 @@
 //!
 //! tantivy rewrites that list, with an `fdatasync` and a rename, for every file
 //! it creates and after every garbage collection: six times for each new
-//! segment, once for each deletion file, once after each commit. At 1,000
-//! changes/s that was half of the 12 `fdatasync`s of each commit (`strace -c`,
+//! segment, once for each deletion file, once after each commit: at 200
+//! changes/s about 9 of the 20 `fdatasync`s of each commit (`strace -c`,
 //! BENCHMARKS.md). The list only names the files garbage collection may
 //! delete; what the index is, and what a commit made durable, is `meta.json`
 //! and the files it names, which are still synced before `meta.json` is

@@ -145,7 +145,7 @@ fn live_merge_policy() -> tantivy::merge_policy::LogMergePolicy {
 /// Opens the index in `dir` read-only (no writer): for readers in other processes
 /// and for tests. Returns the index, its fields and the committed payload.
 pub fn open_read_only(dir: &Path) -> Result<(Index, Fields, Option<CommitPayload>), StoreError> {
-    let index = Index::open(mmap_directory(dir)?).map_err(tv(dir))?;
+    let index = Index::open(index_directory(dir)?).map_err(tv(dir))?;
     schema::register_tokenizers(&index);
     let (_, fields) = schema::build();
     let payload = read_payload(&index);
@@ -265,7 +265,7 @@ impl std::fmt::Debug for Warmers {
     }
 }
 
-fn mmap_directory(dir: &Path) -> Result<IndexDirectory, StoreError> {
+fn index_directory(dir: &Path) -> Result<IndexDirectory, StoreError> {
     IndexDirectory::open(dir).map_err(|e| tv(dir)(e.into()))
 }
 
@@ -278,7 +278,7 @@ impl IndexStore {
             source,
         })?;
         let (schema, fields) = schema::build();
-        let directory = mmap_directory(dir)?;
+        let directory = index_directory(dir)?;
         let index = Index::create(directory.clone(), schema, tantivy::IndexSettings::default())
             .map_err(tv(dir))?;
         Self::with_index(
@@ -305,7 +305,7 @@ impl IndexStore {
         threads: usize,
         warmers: &Warmers,
     ) -> Result<Self, StoreError> {
-        let directory = mmap_directory(dir)?;
+        let directory = index_directory(dir)?;
         let index = Index::open(directory.clone()).map_err(tv(dir))?;
         let (_, fields) = schema::build();
         Self::with_index(
