@@ -300,7 +300,7 @@ async fn assert_index_equals_database(index_dir: &Path, pool: &PgPool) {
         for (kind, id, _) in differing {
             let rows: Result<Vec<(String, i64, String, String)>, _> = sqlx::query_as(
                 "SELECT xid::text, seq, op::text, recorded_at::text FROM change_log \
-                 WHERE entity = $1 AND row_id = $2 ORDER BY xid, seq",
+                 WHERE entity = $1 AND row_id = $2 ORDER BY change_log.xid, change_log.seq",
             )
             .bind(kind)
             .bind(id)

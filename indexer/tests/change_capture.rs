@@ -5,6 +5,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use certscope_domain::Kind;
+use certscope_indexer::Snapshot;
 use common::{Fixture, document, eventually, text, version};
 use sqlx::Connection;
 
@@ -445,7 +446,8 @@ async fn changes_read_page_by_page_come_once_each_in_commit_order() {
     let expected: Vec<(String, i64)> = sqlx::query_as(
         "SELECT xid::text, seq FROM change_log \
          WHERE pg_visible_in_snapshot(xid, $2::text::pg_snapshot) \
-           AND NOT pg_visible_in_snapshot(xid, $1::text::pg_snapshot) ORDER BY xid, seq",
+           AND NOT pg_visible_in_snapshot(xid, $1::text::pg_snapshot) \
+         ORDER BY change_log.xid, change_log.seq",
     )
     .bind(from.to_string())
     .bind(to.to_string())
@@ -475,6 +477,54 @@ async fn changes_read_page_by_page_come_once_each_in_commit_order() {
             }
         }
         assert_eq!(read, expected, "pages of {page_size}");
+    }
+}
+
+/// Transaction ids are read as text and ordered as numbers: a page ordered by
+/// the text (as the feed's query did, by the name of its `xid::text` column)
+/// puts 100000 before 99999, and the cursor after the page then skips 99999.
+/// Real ids cross such a boundary at 10^5, 10^6, ... on every server, so the
+/// rows are written here with those ids (and another in progress at `from`).
+#[tokio::test]
+async fn pages_follow_transaction_ids_across_a_digit_boundary() {
+    use certscope_indexer::change_feed::read_page;
+    let fx = Fixture::seeded().await;
+    let risk: i64 = sqlx::query_scalar("SELECT id FROM risks ORDER BY id LIMIT 1")
+        .fetch_one(&fx.pool)
+        .await
+        .unwrap();
+    for xid in [99_997_u64, 100_001, 99_999, 100_000, 100_000, 1_000_000] {
+        sqlx::query(
+            "INSERT INTO change_log (xid, entity, row_id, op) \
+             VALUES ($1::text::xid8, 'risk', $2, 'U')",
+        )
+        .bind(xid.to_string())
+        .bind(risk)
+        .execute(&fx.pool)
+        .await
+        .unwrap();
+    }
+    // 99997 was in progress when `from` was taken; 1000000 is after `to`
+    let from = Snapshot::parse("99997:99998:99997").unwrap();
+    let to = Snapshot::parse("100002:100002:").unwrap();
+    for page_size in [1, 2, 100] {
+        let mut conn = fx.pool.acquire().await.unwrap();
+        let (mut read, mut cursor) = (Vec::new(), None);
+        loop {
+            let page = read_page(&mut *conn, &from, &to, cursor, page_size)
+                .await
+                .unwrap();
+            read.extend(page.iter().map(|c| c.xid));
+            cursor = page.last().map(|c| (c.xid, c.seq));
+            if (page.len() as i64) < page_size {
+                break;
+            }
+        }
+        assert_eq!(
+            read,
+            [99_997, 99_999, 100_000, 100_000, 100_001],
+            "pages of {page_size}"
+        );
     }
 }
 
