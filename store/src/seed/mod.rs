@@ -258,6 +258,10 @@ pub async fn seed(pool: &PgPool, config: &SeedConfig) -> Result<SeedReport, Seed
         .await?;
         tx.commit().await?;
     }
+    // a bulk load leaves the planner without statistics of what it loaded
+    // until autovacuum analyses it, a minute or more into the server's life,
+    // which a private cluster started for one command may never reach
+    sqlx::query("ANALYZE").execute(&mut *conn).await?;
     report.elapsed = started.elapsed();
     Ok(report)
 }
