@@ -402,7 +402,6 @@ async fn two_independent_indexes_follow_the_same_database() {
 
 #[tokio::test]
 async fn changes_read_page_by_page_come_once_each_in_commit_order() {
-    use certscope_indexer::change_feed::read_page;
     let fx = Fixture::seeded().await;
     let risks: Vec<i64> = sqlx::query_scalar("SELECT id FROM risks ORDER BY id LIMIT 4")
         .fetch_all(&fx.pool)
@@ -464,19 +463,31 @@ async fn changes_read_page_by_page_come_once_each_in_commit_order() {
         .map(|(x, s)| (x.parse().unwrap(), s))
         .collect();
     for page_size in [1, 2, 3, 100] {
-        let mut conn = fx.pool.acquire().await.unwrap();
-        let (mut read, mut cursor) = (Vec::new(), None);
-        loop {
-            let page = read_page(&mut *conn, &from, &to, cursor, page_size)
+        let read = read_in_pages(&fx.pool, &from, &to, page_size).await;
+        assert_eq!(read, expected, "pages of {page_size}");
+    }
+}
+
+/// Every change between `from` and `to`, as (xid, seq), read as the indexer
+/// reads them: page after page from the last one's cursor.
+async fn read_in_pages(
+    pool: &sqlx::PgPool,
+    from: &Snapshot,
+    to: &Snapshot,
+    page_size: i64,
+) -> Vec<(u64, i64)> {
+    let mut conn = pool.acquire().await.unwrap();
+    let (mut read, mut cursor) = (Vec::new(), None);
+    loop {
+        let page =
+            certscope_indexer::change_feed::read_page(&mut *conn, from, to, cursor, page_size)
                 .await
                 .unwrap();
-            read.extend(page.iter().map(|c| (c.xid, c.seq)));
-            cursor = read.last().copied();
-            if (page.len() as i64) < page_size {
-                break;
-            }
+        read.extend(page.iter().map(|c| (c.xid, c.seq)));
+        cursor = read.last().copied();
+        if (page.len() as i64) < page_size {
+            return read;
         }
-        assert_eq!(read, expected, "pages of {page_size}");
     }
 }
 
@@ -487,7 +498,6 @@ async fn changes_read_page_by_page_come_once_each_in_commit_order() {
 /// rows are written here with those ids (and another in progress at `from`).
 #[tokio::test]
 async fn pages_follow_transaction_ids_across_a_digit_boundary() {
-    use certscope_indexer::change_feed::read_page;
     let fx = Fixture::seeded().await;
     let risk: i64 = sqlx::query_scalar("SELECT id FROM risks ORDER BY id LIMIT 1")
         .fetch_one(&fx.pool)
@@ -508,18 +518,11 @@ async fn pages_follow_transaction_ids_across_a_digit_boundary() {
     let from = Snapshot::parse("99997:99998:99997").unwrap();
     let to = Snapshot::parse("100002:100002:").unwrap();
     for page_size in [1, 2, 100] {
-        let mut conn = fx.pool.acquire().await.unwrap();
-        let (mut read, mut cursor) = (Vec::new(), None);
-        loop {
-            let page = read_page(&mut *conn, &from, &to, cursor, page_size)
-                .await
-                .unwrap();
-            read.extend(page.iter().map(|c| c.xid));
-            cursor = page.last().map(|c| (c.xid, c.seq));
-            if (page.len() as i64) < page_size {
-                break;
-            }
-        }
+        let read: Vec<u64> = read_in_pages(&fx.pool, &from, &to, page_size)
+            .await
+            .into_iter()
+            .map(|(xid, _)| xid)
+            .collect();
         assert_eq!(
             read,
             [99_997, 99_999, 100_000, 100_000, 100_001],
