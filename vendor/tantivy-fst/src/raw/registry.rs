@@ -77,8 +77,7 @@ impl Registry {
     /// Where the registry holds `node`, without touching it (for tests).
     #[cfg(test)]
     fn get(&self, node: &BuilderNode) -> Option<CompiledAddr> {
-        let start = self.mru_size * (hash(node) % self.table_size as u64) as usize;
-        self.table[start..start + self.mru_size]
+        self.table[self.row(node)]
             .iter()
             .find(|c| !c.is_none() && &c.node == node)
             .map(|c| c.addr)
@@ -92,17 +91,22 @@ impl Registry {
         if self.stored * SPARSENESS >= self.table_size && self.table_size < self.max_table_size {
             self.grow();
         }
-        let bucket = (hash(node) % self.table_size as u64) as usize;
-        let start = self.mru_size * bucket;
-        let end = start + self.mru_size;
+        let row = self.row(node);
         let entry = RegistryCache {
-            cells: &mut self.table[start..end],
+            cells: &mut self.table[row],
         }
         .entry(node);
         if let RegistryEntry::NotFound(_) = entry {
             self.stored += 1;
         }
         entry
+    }
+
+    /// The cells of the row `node` belongs to.
+    #[inline]
+    fn row(&self, node: &BuilderNode) -> std::ops::Range<usize> {
+        let start = self.mru_size * (hash(node) % self.table_size as u64) as usize;
+        start..start + self.mru_size
     }
 
     /// Multiplies the rows by `GROWTH` (at most to `max_table_size`) and
@@ -122,10 +126,8 @@ impl Registry {
                 if cell.is_none() {
                     continue;
                 }
-                let bucket = (hash(&cell.node) % rows as u64) as usize;
-                let start = self.mru_size * bucket;
-                let row = &mut self.table[start..start + self.mru_size];
-                if let Some(free) = row.iter_mut().find(|c| c.is_none()) {
+                let row = self.row(&cell.node);
+                if let Some(free) = self.table[row].iter_mut().find(|c| c.is_none()) {
                     free.clone_from(cell);
                 }
             }
