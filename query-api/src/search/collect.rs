@@ -14,7 +14,7 @@ use tantivy::collector::{Collector, SegmentCollector};
 
 use tantivy::columnar::{Column, ColumnIndex, ColumnValues, StrColumn};
 
-use super::columns::{self, ColumnCache, SegmentColumns};
+use super::columns::{self, ColumnCache, DocBits, SegmentColumns};
 use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader};
 
 /// Facets, in response order.
@@ -77,6 +77,17 @@ impl Facet {
             Facet::Certification | Facet::Due => return None,
         })
     }
+}
+
+/// Bit mask of the due buckets a document falls in (the domain's rule), with
+/// `today` a day number.
+#[inline(always)]
+fn due_mask(cols: &SegmentColumns, today: i32, doc: DocId) -> u8 {
+    let due = cols.open_due[doc as usize];
+    if due == columns::NO_DATE {
+        return 0;
+    }
+    DueBucket::mask(i64::from(due) - i64::from(today))
 }
 
 /// Relative margin below the page's worst score within which block-max WAND
@@ -335,6 +346,14 @@ struct Slot {
     visible: Option<Vec<u64>>,
     /// Whether its facet is counted (asked for), not only selected.
     counted: bool,
+    /// With a selection: the segment's documents that pass it, when the
+    /// column keeps a bit set per value (a bit test per document instead of
+    /// reading its value).
+    pass_bits: Option<DocBits>,
+    /// Counted with a selection: the documents that failed this selection
+    /// alone (they count for this facet only), and how many.
+    failed: Option<DocBits>,
+    failed_n: u64,
     /// Counts by ordinal or id (dense), or by id beyond the dense range.
     counts: Vec<u64>,
     sparse: HashMap<u64, u64>,
@@ -344,6 +363,9 @@ struct Slot {
 impl Slot {
     #[inline(always)]
     fn passes(&self, cols: &SegmentColumns, doc: DocId, due: u8) -> bool {
+        if let Some(bits) = &self.pass_bits {
+            return bits.contains(doc);
+        }
         match self.kind {
             SlotKind::Keyword => {
                 let o = cols.ordinal(self.column, doc);
@@ -364,6 +386,12 @@ impl Slot {
 
     #[inline(always)]
     fn add(&mut self, v: u64) {
+        self.add_n(v, 1);
+    }
+
+    /// Adds `n` documents of certification `v` (if the caller may see it).
+    #[inline(always)]
+    fn add_n(&mut self, v: u64, n: u64) {
         if self
             .visible
             .as_ref()
@@ -372,38 +400,112 @@ impl Slot {
             return;
         }
         match self.counts.get_mut(v as usize) {
-            Some(n) => *n += 1,
-            None => *self.sparse.entry(v).or_default() += 1,
+            Some(c) => *c += n,
+            None => *self.sparse.entry(v).or_default() += n,
         }
     }
 
+    /// Counts one document's certifications (without bit sets).
     #[inline(always)]
-    fn count(&mut self, cols: &SegmentColumns, doc: DocId, due: u8) {
-        match self.kind {
-            SlotKind::Keyword => {
-                let o = cols.ordinal(self.column, doc);
-                if let Some(n) = self.counts.get_mut(o as usize) {
-                    *n += 1;
+    fn count_certifications(&mut self, cols: &SegmentColumns, doc: DocId) {
+        match cols.certification[doc as usize] {
+            columns::NONE => {}
+            columns::MANY => {
+                if let Some(ids) = cols.multi.get(&doc) {
+                    for v in ids {
+                        self.add(*v);
+                    }
                 }
             }
-            SlotKind::Certification => match cols.certification[doc as usize] {
-                columns::NONE => {}
-                columns::MANY => {
-                    if let Some(ids) = cols.multi.get(&doc) {
-                        for v in ids {
-                            self.add(*v);
+            v => self.add(u64::from(v)),
+        }
+    }
+
+    /// The segment's documents that pass this slot's selection, from the bit
+    /// sets of its values (`None` where the column keeps none).
+    fn pass_bits(&self, cols: &SegmentColumns, today: i32) -> Option<DocBits> {
+        let mut pass = DocBits::new(cols.kind.len() as u32);
+        match self.kind {
+            SlotKind::Keyword => {
+                let bits = cols.value_bits(self.column)?;
+                for &o in &self.selected {
+                    if let Some(b) = bits.get(o as usize) {
+                        pass.union_with(b);
+                    }
+                }
+            }
+            SlotKind::Certification => {
+                for (id, b) in cols.certification_bits()? {
+                    if self.selected.binary_search(id).is_ok() {
+                        pass.union_with(b);
+                    }
+                }
+            }
+            SlotKind::Due => {
+                let bits = cols.due_bits(today)?;
+                for (bucket, b) in DueBucket::ALL.iter().zip(bits.iter()) {
+                    if self.due_selected & bucket.bit() != 0 {
+                        pass.union_with(b);
+                    }
+                }
+            }
+            SlotKind::Absent => {}
+        }
+        Some(pass)
+    }
+
+    /// Counts the documents that passed every selection (`passed`, `n` of
+    /// them): by a popcount per value and word where the column keeps a bit
+    /// set per value and that costs less than reading each document's value.
+    fn count_passed(&mut self, cols: &SegmentColumns, passed: &DocBits, n: u64, today: i32) {
+        if n == 0 {
+            return;
+        }
+        // a word of the bit set against each value, or about four times that
+        // per document (finding its bit, reading and counting its value)
+        let by_bits = |values: usize| (values * passed.words()) as u64 <= 4 * n;
+        match self.kind {
+            SlotKind::Keyword => match cols.value_bits(self.column) {
+                Some(bits) if by_bits(bits.len()) => {
+                    for (count, b) in self.counts.iter_mut().zip(bits) {
+                        *count += passed.count_and(b);
+                    }
+                }
+                _ => cols.count_ordinals(self.column, passed.iter(), &mut self.counts),
+            },
+            SlotKind::Certification => match cols.certification_bits() {
+                Some(bits) if by_bits(bits.len()) => {
+                    for (id, b) in bits {
+                        let n = passed.count_and(b);
+                        if n > 0 {
+                            self.add_n(*id, n);
                         }
                     }
                 }
-                v => self.add(u64::from(v)),
-            },
-            SlotKind::Due => {
-                for (i, c) in self.due_counts.iter_mut().enumerate() {
-                    if due & (1 << i) != 0 {
-                        *c += 1;
+                _ => {
+                    for doc in passed.iter() {
+                        self.count_certifications(cols, doc);
                     }
                 }
-            }
+            },
+            SlotKind::Due => match cols
+                .due_bits(today)
+                .filter(|_| by_bits(DueBucket::ALL.len()))
+            {
+                Some(bits) => {
+                    for (count, b) in self.due_counts.iter_mut().zip(bits.iter()) {
+                        *count += passed.count_and(b);
+                    }
+                }
+                None => {
+                    for doc in passed.iter() {
+                        let due = due_mask(cols, today, doc);
+                        for (i, c) in self.due_counts.iter_mut().enumerate() {
+                            *c += u64::from((due >> i) & 1);
+                        }
+                    }
+                }
+            },
             SlotKind::Absent => {}
         }
     }
@@ -447,12 +549,18 @@ pub struct SegmentState {
     counted: Vec<usize>,
     uses_due: bool,
     /// Today's day number (the plan's `today` is the start of a UTC day).
-    today: i64,
+    today: i32,
     /// Date and number sorts: the decoded column.
     sort_values: Option<columns::SortValues>,
     sort_str: Option<StrColumn>,
     total: u64,
+    /// With facets to count: the documents that passed every selection,
+    /// counted when the segment is done ([`Slot::count_passed`]).
+    passed: Option<DocBits>,
     heap: BinaryHeap<Entry>,
+    /// Once the page is full and its worst has a number (a score, a date, a
+    /// number): that number, which a document's must beat.
+    worst: Option<f64>,
     buf: String,
     /// With `collapse`: groups by control ordinal.
     groups: HashMap<u32, Collapsed>,
@@ -492,6 +600,9 @@ impl Collector for SearchCollector<'_> {
                 due_selected: 0,
                 visible: None,
                 counted: false,
+                pass_bits: None,
+                failed: None,
+                failed_n: 0,
                 counts: Vec::new(),
                 sparse: HashMap::new(),
                 due_counts: [0; DueBucket::ALL.len()],
@@ -532,16 +643,28 @@ impl Collector for SearchCollector<'_> {
             slot.selected.sort_unstable();
             slots.push(slot);
         }
-        let active = (0..slots.len())
+        let active: Vec<usize> = (0..slots.len())
             .filter(|i| !plan.selections.get(slots[*i].facet).is_empty())
             .collect();
         let counted: Vec<usize> = (0..slots.len())
             .filter(|i| plan.facets.contains(&slots[*i].facet))
             .collect();
+        let today = columns::day_number(plan.today);
+        for &i in &active {
+            slots[i].pass_bits = slots[i].pass_bits(&cols, today);
+        }
         for &i in &counted {
             slots[i].counted = true;
+            if active.contains(&i) {
+                slots[i].failed = Some(DocBits::new(reader.max_doc()));
+            }
         }
-        let uses_due = slots.iter().any(|s| s.kind == SlotKind::Due);
+        // a document's due buckets are needed per document only to test a
+        // selection of them without bit sets
+        let uses_due = slots
+            .iter()
+            .any(|s| s.kind == SlotKind::Due && s.due_selected != 0 && s.pass_bits.is_none());
+        let passed = (!counted.is_empty()).then(|| DocBits::new(reader.max_doc()));
         let sort_values = self.columns.sort_values(reader, plan.sort.by)?;
         let sort_str = match plan.sort.by {
             SortBy::Title => str_col(reader, "title_sort")?,
@@ -555,11 +678,13 @@ impl Collector for SearchCollector<'_> {
             active,
             counted,
             uses_due,
-            today: i64::from(columns::day_number(plan.today)),
+            today,
             sort_values,
             sort_str,
             total: 0,
+            passed,
             heap: BinaryHeap::with_capacity(plan.limit + 1),
+            worst: None,
             plan,
             buf: String::new(),
             groups: HashMap::new(),
@@ -617,15 +742,12 @@ impl SegmentState {
     /// pruned scorer's sums may differ from the exact ones, so that a document
     /// tied with the worst (and ahead of it by kind and id) is still offered.
     pub(super) fn prune_below(&self) -> Score {
-        if self.plan.limit == 0 || self.heap.len() < self.plan.limit {
-            return Score::MIN;
-        }
-        match self.heap.peek().map(|worst| &worst.key.primary) {
-            Some(Primary::Num(worst)) => {
-                let worst = *worst as Score;
+        match self.worst {
+            Some(worst) => {
+                let worst = worst as Score;
                 worst - (worst.abs() * PRUNE_MARGIN).max(Score::MIN_POSITIVE)
             }
-            _ => Score::MIN,
+            None => Score::MIN,
         }
     }
 
@@ -638,14 +760,26 @@ impl SegmentState {
             .any(|k| k.index() as u8 == kind)
     }
 
-    /// Bit mask of the due buckets the document falls in (the domain's rule).
-    #[inline(always)]
-    fn due_mask(&self, doc: DocId) -> u8 {
-        let due = self.cols.open_due[doc as usize];
-        if due == columns::NO_DATE {
-            return 0;
+    /// Counts the documents that passed every selection in every counted
+    /// facet.
+    fn count_passed(&mut self) {
+        let Some(passed) = self.passed.take() else {
+            return;
+        };
+        let n = self.total;
+        for &i in &self.counted {
+            let slot = &mut self.slots[i];
+            match slot.failed.take() {
+                // the documents failing this facet's selection alone count
+                // for it too
+                Some(mut failed) if slot.failed_n > 0 => {
+                    failed.union_with(&passed);
+                    let n = n + slot.failed_n;
+                    slot.count_passed(&self.cols, &failed, n, self.today);
+                }
+                _ => slot.count_passed(&self.cols, &passed, n, self.today),
+            }
         }
-        DueBucket::mask(i64::from(due) - self.today)
     }
 
     fn primary(&mut self, doc: DocId, score: Score) -> Primary {
@@ -684,10 +818,8 @@ impl SegmentState {
             SortBy::Number(_) | SortBy::Date(_) => self.primary(doc, score),
             SortBy::Title => Primary::Missing,
         };
-        if self.heap.len() >= self.plan.limit
-            && let Some(worst) = self.heap.peek()
-            && let (Primary::Num(v), Primary::Num(w)) = (&primary, &worst.key.primary)
-            && (if descending { v < w } else { v > w })
+        if let (Some(w), Primary::Num(v)) = (self.worst, &primary)
+            && (if descending { *v < w } else { *v > w })
         {
             return;
         }
@@ -718,6 +850,12 @@ impl SegmentState {
             addr: DocAddress::new(self.segment, doc),
             descending,
         });
+        if self.heap.len() >= self.plan.limit {
+            self.worst = match self.heap.peek().map(|w| &w.key.primary) {
+                Some(Primary::Num(w)) => Some(*w),
+                _ => None,
+            };
+        }
     }
 }
 
@@ -770,7 +908,11 @@ impl SegmentCollector for SegmentState {
 
     #[inline]
     fn collect(&mut self, doc: DocId, score: Score) {
-        let due = if self.uses_due { self.due_mask(doc) } else { 0 };
+        let due = if self.uses_due {
+            due_mask(&self.cols, self.today, doc)
+        } else {
+            0
+        };
         let cols = &*self.cols;
         let mut failed = usize::MAX;
         for &i in &self.active {
@@ -783,19 +925,20 @@ impl SegmentCollector for SegmentState {
         }
         if failed != usize::MAX {
             let slot = &mut self.slots[failed];
-            if slot.counted {
-                slot.count(cols, doc, due);
+            if let Some(f) = &mut slot.failed {
+                f.insert(doc);
+                slot.failed_n += 1;
             }
             return;
         }
         self.total += 1;
-        for &i in &self.counted {
-            self.slots[i].count(cols, doc, due);
+        if let Some(passed) = &mut self.passed {
+            passed.insert(doc);
         }
         if self.plan.limit == 0 {
             return;
         }
-        match cols.control[doc as usize] {
+        match self.cols.control[doc as usize] {
             control if self.plan.collapse && control != columns::NONE => {
                 self.group(control, doc, score);
             }
@@ -803,7 +946,8 @@ impl SegmentCollector for SegmentState {
         }
     }
 
-    fn harvest(self) -> Fruit {
+    fn harvest(mut self) -> Fruit {
+        self.count_passed();
         let mut facets = HashMap::new();
         for slot in self.slots {
             let facet = slot.facet;

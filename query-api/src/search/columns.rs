@@ -6,9 +6,9 @@
 //! away) are dropped (see [`super::SearchService`]'s sweep).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
-use certscope_domain::Kind;
+use certscope_domain::{DueBucket, Kind};
 use moka::sync::Cache;
 use tantivy::columnar::{Column, ColumnIndex, StrColumn};
 use tantivy::index::SegmentId;
@@ -31,6 +31,126 @@ pub fn day_number(secs: i64) -> i32 {
 pub const GROUPED_KINDS: [Kind; 2] = [Kind::Control, Kind::Requirement];
 /// No due date.
 pub const NO_DATE: i32 = i32::MAX;
+
+/// Columns of at most this many values (per segment) also keep one bit set
+/// per value, so that a facet is counted over many matches by a popcount per
+/// value and word of the matches' bit set instead of a read per match.
+pub const BIT_SET_VALUES: usize = 32;
+
+/// A set of a segment's documents, a bit each.
+#[derive(Clone, Debug, Default)]
+pub struct DocBits {
+    words: Vec<u64>,
+}
+
+impl DocBits {
+    /// The empty set of a segment of `max_doc` documents.
+    pub fn new(max_doc: u32) -> Self {
+        Self {
+            words: vec![0; (max_doc as usize).div_ceil(64)],
+        }
+    }
+
+    #[inline(always)]
+    pub fn insert(&mut self, doc: DocId) {
+        if let Some(w) = self.words.get_mut((doc / 64) as usize) {
+            *w |= 1 << (doc % 64);
+        }
+    }
+
+    pub fn contains(&self, doc: DocId) -> bool {
+        self.words
+            .get((doc / 64) as usize)
+            .is_some_and(|w| w & (1 << (doc % 64)) != 0)
+    }
+
+    /// Documents in the set.
+    pub fn len(&self) -> u64 {
+        self.words.iter().map(|w| u64::from(w.count_ones())).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.words.iter().all(|w| *w == 0)
+    }
+
+    /// Words of 64 documents.
+    pub fn words(&self) -> usize {
+        self.words.len()
+    }
+
+    /// Documents in both sets.
+    pub fn count_and(&self, other: &DocBits) -> u64 {
+        self.words
+            .iter()
+            .zip(&other.words)
+            .map(|(a, b)| u64::from((a & b).count_ones()))
+            .sum()
+    }
+
+    /// Adds the documents of `other` (a set of the same segment).
+    pub fn union_with(&mut self, other: &DocBits) {
+        for (a, b) in self.words.iter_mut().zip(&other.words) {
+            *a |= b;
+        }
+    }
+
+    /// The documents, in increasing order.
+    pub fn iter(&self) -> impl Iterator<Item = DocId> + '_ {
+        self.words.iter().enumerate().flat_map(|(i, &w)| {
+            let base = (i * 64) as DocId;
+            std::iter::successors((w != 0).then_some(w), |w| {
+                let rest = w & (w - 1);
+                (rest != 0).then_some(rest)
+            })
+            .map(move |w| base + w.trailing_zeros())
+        })
+    }
+
+    fn bytes(&self) -> u64 {
+        8 * self.words.len() as u64
+    }
+}
+
+/// Each certification's documents, when there are at most `limit`
+/// (`certification` and `multi` as in [`SegmentColumns`]).
+fn certification_bits(
+    certification: &[u32],
+    multi: &HashMap<DocId, Vec<u64>>,
+    n: u32,
+    limit: usize,
+) -> Option<Vec<(u64, DocBits)>> {
+    if limit == 0 {
+        return None;
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    let singles = certification
+        .iter()
+        .filter(|v| **v < MANY)
+        .map(|v| u64::from(*v));
+    for id in singles.chain(multi.values().flatten().copied()) {
+        if ids.insert(id) && ids.len() > limit {
+            return None;
+        }
+    }
+    let mut bits: Vec<(u64, DocBits)> = ids.into_iter().map(|id| (id, DocBits::new(n))).collect();
+    let mut add = |doc: DocId, id: u64| {
+        if let Ok(i) = bits.binary_search_by_key(&id, |(v, _)| *v) {
+            bits[i].1.insert(doc);
+        }
+    };
+    for (doc, &v) in certification.iter().enumerate() {
+        match v {
+            NONE => {}
+            MANY => {
+                for &id in multi.get(&(doc as DocId)).into_iter().flatten() {
+                    add(doc as DocId, id);
+                }
+            }
+            v => add(doc as DocId, u64::from(v)),
+        }
+    }
+    Some(bits)
+}
 
 /// A keyword column: each document's term ordinal, and the terms.
 pub struct Keyword {
@@ -76,7 +196,21 @@ pub struct SegmentColumns {
     /// `control_terms`; `NONE` for other kinds): what `collapse=control` groups by.
     pub control: Vec<u32>,
     pub control_terms: Vec<String>,
+    /// Per keyword column of at most [`BIT_SET_VALUES`] terms: each term's
+    /// documents, by ordinal.
+    value_bits: [Option<Vec<DocBits>>; 6],
+    /// With at most [`BIT_SET_VALUES`] certifications here: each one's
+    /// documents (a risk linked to several is in each), by id.
+    certification_bits: Option<Vec<(u64, DocBits)>>,
+    /// Each due bucket's documents (by [`DueBucket`] bit) on the day (a day
+    /// number) they were last asked for: buckets move with the date.
+    due_bits: Mutex<Option<(i32, Arc<DueBits>)>>,
+    /// Whether bit sets are kept at all (off only to test counting without).
+    bit_sets: bool,
 }
+
+/// Each due bucket's documents, in the order of [`DueBucket::ALL`].
+pub type DueBits = [DocBits; DueBucket::ALL.len()];
 
 impl SegmentColumns {
     /// The row position of a keyword facet.
@@ -99,6 +233,75 @@ impl SegmentColumns {
         }
     }
 
+    /// Adds one to `counts[o]` for the ordinal `o` of each of `docs` in
+    /// keyword column `column` (`counts` as long as the column's terms;
+    /// documents without a value add nothing). A tight loop over a block of
+    /// documents, the column's representation decided once.
+    pub fn count_ordinals(
+        &self,
+        column: usize,
+        docs: impl IntoIterator<Item = DocId>,
+        counts: &mut [u64],
+    ) {
+        if self.wide[column].is_some() {
+            for doc in docs {
+                if let Some(n) = counts.get_mut(self.ordinal(column, doc) as usize) {
+                    *n += 1;
+                }
+            }
+            return;
+        }
+        // a column without wide ordinals has fewer than `ROW_WIDE` terms, so
+        // both markers fall beyond `counts`
+        for doc in docs {
+            if let Some(n) = counts.get_mut(usize::from(self.rows[doc as usize][column])) {
+                *n += 1;
+            }
+        }
+    }
+
+    /// Each term's documents in keyword column `column`, by ordinal, when
+    /// the column has few enough terms to keep them.
+    pub fn value_bits(&self, column: usize) -> Option<&[DocBits]> {
+        self.value_bits[column].as_deref()
+    }
+
+    /// Each certification's documents, by id, when the segment has few
+    /// enough certifications to keep them.
+    pub fn certification_bits(&self) -> Option<&[(u64, DocBits)]> {
+        self.certification_bits.as_deref()
+    }
+
+    /// Each due bucket's documents on day `today` (a day number): computed
+    /// on the first search of a day, kept until the next.
+    pub fn due_bits(&self, today: i32) -> Option<Arc<DueBits>> {
+        if !self.bit_sets {
+            return None;
+        }
+        let mut kept = self.due_bits.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((day, bits)) = &*kept
+            && *day == today
+        {
+            return Some(bits.clone());
+        }
+        let n = self.open_due.len() as u32;
+        let mut bits: DueBits = std::array::from_fn(|_| DocBits::new(n));
+        for (doc, &due) in self.open_due.iter().enumerate() {
+            if due == NO_DATE {
+                continue;
+            }
+            let mask = DueBucket::mask(i64::from(due) - i64::from(today));
+            for (i, b) in bits.iter_mut().enumerate() {
+                if mask & (1 << i) != 0 {
+                    b.insert(doc as DocId);
+                }
+            }
+        }
+        let bits = Arc::new(bits);
+        *kept = Some((today, bits.clone()));
+        Some(bits)
+    }
+
     /// The ordinal of `term` in keyword column `column`.
     pub fn ordinal_of(&self, column: usize, term: &str) -> Option<u32> {
         self.terms[column]
@@ -117,10 +320,25 @@ impl SegmentColumns {
             |terms: &[String]| -> u64 { terms.iter().map(|t| t.len() as u64 + 24).sum::<u64>() };
         let terms: u64 = self.terms.iter().flatten().map(|t| strings(t)).sum();
         let multi: u64 = self.multi.values().map(|v| 48 + 8 * v.len() as u64).sum();
-        n * (1 + 12 + 4 + 4 + 4 + wide * 4) + terms + strings(&self.control_terms) + multi
+        let bits: u64 = self
+            .value_bits
+            .iter()
+            .flatten()
+            .flatten()
+            .chain(self.certification_bits.iter().flatten().map(|(_, b)| b))
+            .map(DocBits::bytes)
+            .sum();
+        n * (1 + 12 + 4 + 4 + 4 + wide * 4)
+            + terms
+            + strings(&self.control_terms)
+            + multi
+            + bits
+            + DueBucket::ALL.len() as u64 * n.div_ceil(8)
     }
 
-    fn load(reader: &SegmentReader) -> tantivy::Result<Self> {
+    /// Decodes a segment's columns; `bit_set_values` is the most values a
+    /// column may have to keep a bit set per value (0: none kept).
+    fn load(reader: &SegmentReader, bit_set_values: usize) -> tantivy::Result<Self> {
         let n = reader.max_doc();
         let ff = reader.fast_fields();
         let keyword = |name: &str| -> tantivy::Result<Option<Keyword>> {
@@ -199,6 +417,16 @@ impl SegmentColumns {
                 };
             }
         }
+        let value_bits = columns.each_ref().map(|c| {
+            let k = c.as_ref().filter(|k| k.terms.len() <= bit_set_values)?;
+            let mut bits = vec![DocBits::new(n); k.terms.len()];
+            for (doc, &o) in k.ords.iter().enumerate() {
+                if let Some(b) = bits.get_mut(o as usize) {
+                    b.insert(doc as DocId);
+                }
+            }
+            Some(bits)
+        });
         let terms = columns.map(|c| c.map(|k| k.terms));
         let (mut control, control_terms) = match keyword("control")? {
             Some(k) => (k.ords, k.terms),
@@ -216,6 +444,7 @@ impl SegmentColumns {
             .max()
             .copied()
             .unwrap_or(0);
+        let certification_bits = certification_bits(&certification, &multi, n, bit_set_values);
         Ok(Self {
             kind,
             rows,
@@ -227,6 +456,10 @@ impl SegmentColumns {
             open_due,
             control,
             control_terms,
+            value_bits,
+            certification_bits,
+            due_bits: Mutex::new(None),
+            bit_sets: bit_set_values > 0,
         })
     }
 }
@@ -299,6 +532,8 @@ pub struct ColumnCache {
     /// sorted search over many matches read each one from the column's
     /// (sparse) index, a fifth of its time by `perf`.
     sorts: Cache<(SegmentId, &'static str), SortValues>,
+    /// See [`SegmentColumns::load`].
+    bit_set_values: usize,
 }
 
 impl Default for ColumnCache {
@@ -316,11 +551,22 @@ impl Default for ColumnCache {
                 .weigher(|_, v: &SortValues| u32::try_from(v.len() * 8).unwrap_or(u32::MAX))
                 .support_invalidation_closures()
                 .build(),
+            bit_set_values: BIT_SET_VALUES,
         }
     }
 }
 
 impl ColumnCache {
+    /// A cache whose columns keep no bit sets: every facet counted and
+    /// selection tested per document (to test the bit sets against).
+    #[cfg(test)]
+    pub fn without_bit_sets() -> Self {
+        Self {
+            bit_set_values: 0,
+            ..Self::default()
+        }
+    }
+
     pub fn contains(&self, segment: &SegmentId) -> bool {
         self.cache.contains_key(segment)
     }
@@ -330,7 +576,7 @@ impl ColumnCache {
         if let Some(c) = self.cache.get(&id) {
             return Ok(c);
         }
-        let loaded = Arc::new(SegmentColumns::load(reader)?);
+        let loaded = Arc::new(SegmentColumns::load(reader, self.bit_set_values)?);
         self.cache.insert(id, loaded.clone());
         Ok(loaded)
     }
@@ -457,5 +703,57 @@ mod tests {
             assert_eq!(scores[doc as usize], want, "residual_score of #{doc}");
         }
         assert_eq!(dates.iter().filter(|d| **d == NO_VALUE).count(), 100);
+    }
+}
+
+#[cfg(test)]
+mod bit_tests {
+    use std::collections::BTreeSet;
+
+    use super::DocBits;
+
+    #[test]
+    fn doc_bits_hold_what_a_set_holds() {
+        let mut seed = 11u64;
+        let mut next = |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        for max_doc in [1u32, 63, 64, 65, 1_000, 4_099] {
+            let mut sets = Vec::new();
+            for density in [0u64, 1, 10, 90, 100] {
+                let mut bits = DocBits::new(max_doc);
+                let mut set = BTreeSet::new();
+                for doc in 0..max_doc {
+                    if next(100) < density {
+                        bits.insert(doc);
+                        set.insert(doc);
+                    }
+                }
+                // beyond the segment: ignored
+                bits.insert(max_doc + 64);
+                assert_eq!(
+                    bits.iter().collect::<Vec<_>>(),
+                    set.iter().copied().collect::<Vec<_>>()
+                );
+                assert_eq!(bits.len(), set.len() as u64);
+                assert_eq!(bits.is_empty(), set.is_empty());
+                for doc in [0, 63, 64, max_doc - 1, max_doc] {
+                    assert_eq!(bits.contains(doc), set.contains(&doc), "{max_doc} {doc}");
+                }
+                sets.push((bits, set));
+            }
+            for (a, sa) in &sets {
+                for (b, sb) in &sets {
+                    assert_eq!(a.count_and(b), sa.intersection(sb).count() as u64);
+                    let mut u = a.clone();
+                    u.union_with(b);
+                    let su: Vec<u32> = sa.union(sb).copied().collect();
+                    assert_eq!(u.iter().collect::<Vec<_>>(), su);
+                }
+            }
+        }
     }
 }

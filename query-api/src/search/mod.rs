@@ -281,6 +281,16 @@ impl Default for SearchService {
 }
 
 impl SearchService {
+    /// Facets counted and selections tested per document, without bit sets:
+    /// what the bit sets are checked against.
+    #[cfg(test)]
+    pub fn without_bit_sets(self) -> Self {
+        Self {
+            columns: columns::ColumnCache::without_bit_sets(),
+            ..self
+        }
+    }
+
     /// Every search in one pass, scoring every match: what the two-pass
     /// search is checked against.
     pub fn without_pruning(self) -> Self {

@@ -70,9 +70,10 @@ impl tantivy::Warmer for SearchWarmer {
             }
             new += 1;
             large |= segment.max_doc() >= STATISTICS_MIN_DOCS;
-            // the facet columns, and the columns of the orders a search and
-            // a listing take without a query
-            let warmed = self.columns.get(segment).and_then(|_| {
+            // the facet columns (with today's due buckets), and the columns
+            // of the orders a search and a listing take without a query
+            let warmed = self.columns.get(segment).and_then(|cols| {
+                let _ = cols.due_bits(super::columns::day_number(chrono::Utc::now().timestamp()));
                 for by in super::params::unqueried_orders() {
                     self.columns.sort_values(segment, by)?;
                 }
