@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use certscope_domain::DueBucket;
 use tantivy::collector::{Collector, SegmentCollector};
+use tantivy::query::Weight;
 
 use tantivy::columnar::{Column, ColumnIndex, ColumnValues, StrColumn};
 
@@ -697,6 +698,47 @@ impl Collector for SearchCollector<'_> {
         self.plan.limit > 0 && self.plan.sort.by == SortBy::Relevance
     }
 
+    /// Unscored matches are gathered into a bit set and tested against the
+    /// selections 64 at a time when every selection has one
+    /// ([`SegmentState::collect_matched`]); otherwise, and when scores order
+    /// the page, document by document.
+    fn collect_segment(
+        &self,
+        weight: &dyn Weight,
+        segment: SegmentOrdinal,
+        reader: &SegmentReader,
+    ) -> tantivy::Result<Fruit> {
+        let mut state = self.for_segment(segment, reader)?;
+        let alive = reader.alive_bitset();
+        let is_alive = |doc: DocId| alive.is_none_or(|a| a.is_alive(doc));
+        if self.requires_scoring() {
+            weight.for_each(reader, &mut |doc, score| {
+                if is_alive(doc) {
+                    state.collect(doc, score);
+                }
+            })?;
+        } else if state.tests_by_bits() {
+            let mut matched = DocBits::new(reader.max_doc());
+            weight.for_each_no_score(reader, &mut |docs| {
+                for &doc in docs {
+                    if is_alive(doc) {
+                        matched.insert(doc);
+                    }
+                }
+            })?;
+            state.collect_matched(&matched);
+        } else {
+            weight.for_each_no_score(reader, &mut |docs| {
+                for &doc in docs {
+                    if is_alive(doc) {
+                        state.collect(doc, 0.0);
+                    }
+                }
+            })?;
+        }
+        Ok(state.harvest())
+    }
+
     fn merge_fruits(&self, fruits: Vec<Fruit>) -> tantivy::Result<Fruit> {
         let descending = self.plan.sort.descending;
         let mut out = Fruit::default();
@@ -758,6 +800,105 @@ impl SegmentState {
         columns::GROUPED_KINDS
             .iter()
             .any(|k| k.index() as u8 == kind)
+    }
+
+    /// A document that passed every selection, offered to the page.
+    #[inline(always)]
+    fn page(&mut self, doc: DocId, score: Score) {
+        if self.plan.limit == 0 {
+            return;
+        }
+        match self.cols.control[doc as usize] {
+            control if self.plan.collapse && control != columns::NONE => {
+                self.group(control, doc, score);
+            }
+            _ => self.offer(doc, score),
+        }
+    }
+
+    /// Whether every selection is a bit set of the documents that pass it, so
+    /// that unscored matches can be gathered into a set and tested 64 at a
+    /// time ([`Self::collect_matched`]).
+    fn tests_by_bits(&self) -> bool {
+        self.cols.bit_sets()
+            && !self.uses_due
+            && self
+                .active
+                .iter()
+                .all(|&i| self.slots[i].pass_bits.is_some())
+    }
+
+    /// Collects the unscored matches `matched` as [`SegmentCollector::collect`]
+    /// would one by one: the selections, the total and the sets the facets are
+    /// counted from a word of 64 documents at a time, then the page from the
+    /// documents that passed, in order.
+    fn collect_matched(&mut self, matched: &DocBits) {
+        if !self.tests_by_bits() {
+            for doc in matched.iter() {
+                self.collect(doc, 0.0);
+            }
+            return;
+        }
+        let word = |bits: &DocBits, w: usize| bits.as_words().get(w).copied().unwrap_or(0);
+        // per selection: its slot, the documents passing it, those failing
+        // it alone (when its facet is counted) and how many
+        let mut tests: Vec<(usize, DocBits, Option<DocBits>, u64)> = Vec::new();
+        for &i in &self.active {
+            let slot = &mut self.slots[i];
+            if let Some(pass) = slot.pass_bits.take() {
+                tests.push((i, pass, slot.failed.take(), 0));
+            }
+        }
+        let mut passed = self.passed.take();
+        for (w, &m) in matched.as_words().iter().enumerate() {
+            if m == 0 {
+                continue;
+            }
+            let all = tests.iter().fold(m, |acc, t| acc & word(&t.1, w));
+            if all != m {
+                // a document failing exactly one selection counts for its facet
+                for k in 0..tests.len() {
+                    if tests[k].2.is_none() {
+                        continue;
+                    }
+                    let others = tests
+                        .iter()
+                        .enumerate()
+                        .filter(|(j, _)| *j != k)
+                        .fold(m, |acc, (_, t)| acc & word(&t.1, w));
+                    let alone = others & !word(&tests[k].1, w);
+                    if alone != 0
+                        && let (_, _, Some(failed), n) = &mut tests[k]
+                        && let Some(into) = failed.as_words_mut().get_mut(w)
+                    {
+                        *into |= alone;
+                        *n += u64::from(alone.count_ones());
+                    }
+                }
+            }
+            if all == 0 {
+                continue;
+            }
+            self.total += u64::from(all.count_ones());
+            if let Some(into) = passed.as_mut().and_then(|p| p.as_words_mut().get_mut(w)) {
+                *into |= all;
+            }
+            if self.plan.limit > 0 {
+                let mut rest = all;
+                while rest != 0 {
+                    let doc = (w * 64) as DocId + rest.trailing_zeros();
+                    rest &= rest - 1;
+                    self.page(doc, 0.0);
+                }
+            }
+        }
+        self.passed = passed;
+        for (i, pass, failed, n) in tests {
+            let slot = &mut self.slots[i];
+            slot.pass_bits = Some(pass);
+            slot.failed = failed;
+            slot.failed_n += n;
+        }
     }
 
     /// Counts the documents that passed every selection in every counted
@@ -935,15 +1076,7 @@ impl SegmentCollector for SegmentState {
         if let Some(passed) = &mut self.passed {
             passed.insert(doc);
         }
-        if self.plan.limit == 0 {
-            return;
-        }
-        match self.cols.control[doc as usize] {
-            control if self.plan.collapse && control != columns::NONE => {
-                self.group(control, doc, score);
-            }
-            _ => self.offer(doc, score),
-        }
+        self.page(doc, score);
     }
 
     fn harvest(mut self) -> Fruit {

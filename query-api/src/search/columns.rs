@@ -43,12 +43,54 @@ pub struct DocBits {
     words: Vec<u64>,
 }
 
+/// Word buffers of dropped bit sets, for the next: a search makes several
+/// per segment (the matches, those passing each selection, those failing
+/// one), and a large buffer allocated and freed each time costs page faults
+/// and the allocator's returns of pages to the kernel (with a TLB shootdown on
+/// every core), more than a small search itself.
+static SPARE_WORDS: Mutex<Vec<Vec<u64>>> = Mutex::new(Vec::new());
+/// Buffers kept at most, and words in them at most (16 MiB).
+const SPARE_BUFFERS: usize = 64;
+const SPARE_WORDS_MAX: usize = (16 << 20) / 8;
+
+impl Drop for DocBits {
+    fn drop(&mut self) {
+        let words = std::mem::take(&mut self.words);
+        if words.capacity() == 0 || words.capacity() > SPARE_WORDS_MAX {
+            return;
+        }
+        let mut spare = SPARE_WORDS.lock().unwrap_or_else(|e| e.into_inner());
+        let kept: usize = spare.iter().map(Vec::capacity).sum();
+        if spare.len() < SPARE_BUFFERS && kept + words.capacity() <= SPARE_WORDS_MAX {
+            spare.push(words);
+        }
+    }
+}
+
 impl DocBits {
     /// The empty set of a segment of `max_doc` documents.
     pub fn new(max_doc: u32) -> Self {
-        Self {
-            words: vec![0; (max_doc as usize).div_ceil(64)],
-        }
+        let n = (max_doc as usize).div_ceil(64);
+        let reused = {
+            let mut spare = SPARE_WORDS.lock().unwrap_or_else(|e| e.into_inner());
+            // the smallest that fits
+            let best = spare
+                .iter()
+                .enumerate()
+                .filter(|(_, w)| w.capacity() >= n)
+                .min_by_key(|(_, w)| w.capacity())
+                .map(|(i, _)| i);
+            best.map(|i| spare.swap_remove(i))
+        };
+        let words = match reused {
+            Some(mut words) => {
+                words.clear();
+                words.resize(n, 0);
+                words
+            }
+            None => vec![0; n],
+        };
+        Self { words }
     }
 
     #[inline(always)]
@@ -104,6 +146,16 @@ impl DocBits {
             })
             .map(move |w| base + w.trailing_zeros())
         })
+    }
+
+    /// The words of 64 documents each (document `d` is bit `d % 64` of word
+    /// `d / 64`).
+    pub fn as_words(&self) -> &[u64] {
+        &self.words
+    }
+
+    pub fn as_words_mut(&mut self) -> &mut [u64] {
+        &mut self.words
     }
 
     fn bytes(&self) -> u64 {
@@ -270,6 +322,12 @@ impl SegmentColumns {
     /// enough certifications to keep them.
     pub fn certification_bits(&self) -> Option<&[(u64, DocBits)]> {
         self.certification_bits.as_deref()
+    }
+
+    /// Whether bit sets are kept (off only to test counting without): the
+    /// unscored matches of a segment are then gathered into one too.
+    pub fn bit_sets(&self) -> bool {
+        self.bit_sets
     }
 
     /// Each due bucket's documents on day `today` (a day number): computed

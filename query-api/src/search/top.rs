@@ -315,9 +315,14 @@ mod tests {
                     "due=overdue,due_60&status=pending&kind=evidence,requirement",
                     "framework=nist-800-53-r5-moderate&status=withdrawn",
                 ] {
-                    for sort in ["", "&sort=-due_date"] {
+                    for (sort, collapse) in [
+                        ("", "none"),
+                        ("&sort=-due_date", "none"),
+                        ("&sort=-due_date", "control"),
+                        ("&sort=-updated_at", "control"),
+                    ] {
                         let query = format!(
-                            "{text}{selection}{sort}&limit=5&collapse=none&facets=kind,status,framework,certification,due"
+                            "{text}{selection}{sort}&limit=5&collapse={collapse}&facets=kind,status,framework,certification,due"
                         );
                         let pairs: Vec<(String, String)> = query
                             .split('&')
