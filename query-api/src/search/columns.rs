@@ -772,13 +772,7 @@ mod bit_tests {
 
     #[test]
     fn doc_bits_hold_what_a_set_holds() {
-        let mut seed = 11u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
+        let mut next = super::super::seeded(11);
         for max_doc in [1u32, 63, 64, 65, 1_000, 4_099] {
             let mut sets = Vec::new();
             for density in [0u64, 1, 10, 90, 100] {

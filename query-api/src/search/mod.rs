@@ -1124,6 +1124,18 @@ pub fn suggest(
     Ok(out)
 }
 
+/// A seeded generator for tests: `next(n)` is in `0..n`, the same sequence
+/// for the same seed on every run.
+#[cfg(test)]
+pub(crate) fn seeded(mut seed: u64) -> impl FnMut(u64) -> u64 {
+    move |n: u64| {
+        seed = seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (seed >> 33) % n
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use certscope_indexer::schema;

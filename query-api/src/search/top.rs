@@ -101,7 +101,6 @@ fn on(docs: &mut dyn DocSet, doc: DocId) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeSet;
 
     use certscope_indexer::schema;
     use tantivy::{Index, TantivyDocument, Term, doc};
@@ -134,13 +133,7 @@ mod tests {
         let index = Index::create_in_ram(schema);
         schema::register_tokenizers(&index);
         let mut writer = index.writer_with_num_threads(1, 30_000_000).unwrap();
-        let mut seed = 7u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
+        let mut next = super::super::seeded(7);
         for id in 1..=4_500u64 {
             let words = |n: u64, next: &mut dyn FnMut(u64) -> u64| {
                 (0..n)
@@ -205,6 +198,15 @@ mod tests {
         }
     }
 
+    /// An auditor of `certifications` in the officer's organization.
+    fn auditor(certifications: &[i64]) -> Scope {
+        Scope {
+            role: Role::Auditor,
+            certifications: Some(certifications.iter().copied().collect()),
+            ..officer()
+        }
+    }
+
     #[test]
     fn two_passes_find_what_one_pass_finds() {
         let index = corpus();
@@ -215,11 +217,7 @@ mod tests {
         let vocabulary = Vocabulary::builtin();
         let pruned = SearchService::default();
         let plain = SearchService::default().without_pruning();
-        let auditor = Scope {
-            role: Role::Auditor,
-            certifications: Some(BTreeSet::from([2])),
-            ..officer()
-        };
+        let auditor = auditor(&[2]);
         let mut pages = 0;
         for scope in [officer(), auditor] {
             for word in ["access", "baseline", "review", "control"] {
@@ -297,11 +295,7 @@ mod tests {
         let vocabulary = Vocabulary::builtin();
         let bits = SearchService::default();
         let per_document = SearchService::default().without_bit_sets();
-        let auditor = Scope {
-            role: Role::Auditor,
-            certifications: Some(BTreeSet::from([2, 3])),
-            ..officer()
-        };
+        let auditor = auditor(&[2, 3]);
         let mut compared = 0;
         for scope in [officer(), auditor] {
             for text in ["", "q=access&", "q=baseline&", "q=review%20policy&"] {

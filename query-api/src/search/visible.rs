@@ -380,13 +380,7 @@ mod tests {
     #[test]
     fn the_scorer_walks_seeks_and_tests_like_a_bit_set() {
         use tantivy::query::BitSetDocSet;
-        let mut seed = 11u64;
-        let mut next = |n: u64| {
-            seed = seed
-                .wrapping_mul(6_364_136_223_846_793_005)
-                .wrapping_add(1_442_695_040_888_963_407);
-            (seed >> 33) % n
-        };
+        let mut next = super::super::seeded(11);
         // dense, sparse, empty tail, one member, sizes off the word boundary
         for (max, per_mille) in [
             (1_000u32, 900u64),
