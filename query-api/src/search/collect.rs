@@ -831,14 +831,9 @@ impl SegmentState {
     /// Collects the unscored matches `matched` as [`SegmentCollector::collect`]
     /// would one by one: the selections, the total and the sets the facets are
     /// counted from a word of 64 documents at a time, then the page from the
-    /// documents that passed, in order.
+    /// documents that passed, in order. Only where [`Self::tests_by_bits`].
     fn collect_matched(&mut self, matched: &DocBits) {
-        if !self.tests_by_bits() {
-            for doc in matched.iter() {
-                self.collect(doc, 0.0);
-            }
-            return;
-        }
+        debug_assert!(self.tests_by_bits());
         let word = |bits: &DocBits, w: usize| bits.as_words().get(w).copied().unwrap_or(0);
         // per selection: its slot, the documents passing it, those failing
         // it alone (when its facet is counted) and how many
