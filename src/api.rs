@@ -70,20 +70,22 @@ pub struct ApiArgs {
     /// Searches run at once; more wait (load shedding). Default: one per core.
     #[arg(long, env = "CERTSCOPE_SEARCH_CONCURRENCY")]
     pub search_concurrency: Option<usize>,
-    /// Searches waiting for a turn; one more is answered 503 at once.
-    /// Default: four per running search.
+    /// Searches waiting for a turn; one more takes the oldest one's place
+    /// (which is answered 503) and makes it overload. Default: 32 per running
+    /// search.
     #[arg(long, env = "CERTSCOPE_SEARCH_QUEUE")]
     pub search_queue: Option<usize>,
     /// Longest wait for a turn, in milliseconds, before 503 with Retry-After,
     /// while the queue does not stand (a burst)...
     #[arg(long, env = "CERTSCOPE_SEARCH_MAX_WAIT_MS", default_value_t = Limits::DEFAULT_MAX_WAIT_MS)]
     pub search_max_wait_ms: u64,
-    /// ...and while it stands (every search of the last
-    /// --search-overload-interval-ms waited over 5 ms).
+    /// ...and under overload (the waiting line has not emptied for
+    /// --search-overload-interval-ms), when the newest waiting search gets
+    /// the next turn.
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_WAIT_MS", default_value_t = Limits::DEFAULT_OVERLOAD_WAIT_MS)]
     pub search_overload_wait_ms: u64,
-    /// How long every admitted search must have waited over 5 ms before the
-    /// queue counts as standing (overload), in milliseconds.
+    /// How long the waiting line must stand without emptying before it
+    /// counts as overload, in milliseconds.
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_INTERVAL_MS", default_value_t = Limits::DEFAULT_OVERLOAD_INTERVAL_MS)]
     pub search_overload_interval_ms: u64,
     /// Publish new index segments without decoding their columns and recent
@@ -183,7 +185,7 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
             bail!("--search-concurrency must be at least 1");
         }
         limits.concurrency = n;
-        limits.queue = 4 * n;
+        limits.queue = Limits::QUEUE_PER_TURN * n;
     }
     if let Some(q) = args.search_queue {
         limits.queue = q;

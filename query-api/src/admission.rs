@@ -1,29 +1,40 @@
 //! Load shedding for searches: at most `concurrency` run at once and at most
-//! `queue` wait for a turn. How long one may wait depends on whether the
-//! queue stands (CoDel's standing-queue test): when every search admitted in
-//! the last `overload_interval` (half a second) waited more than 5 ms, the
-//! server is overloaded and a search waits at most `overload_wait` (about one
-//! slow search); otherwise a burst is absorbed, up to `max_wait`. The interval
-//! is longer than CoDel's 100 ms for packets because a search takes tens of
-//! milliseconds, not microseconds: at 70 % of capacity a 100 ms interval
-//! holds five searches, and five that all waited is an ordinary moment, not
-//! overload (the soak refused 12 % of its searches so, RELIABILITY.md).
+//! `queue` wait for a turn, served in one of two orders (adaptive LIFO, as in
+//! Facebook's "Fail at scale"):
 //!
-//! A search that cannot get a turn is answered with 503 and `Retry-After`,
-//! so an overloaded server answers quickly instead of queueing without
-//! bound, the searches it accepts see a saturated server's latency rather
-//! than a queue's (RELIABILITY.md has the figures), and a few people
-//! searching at once are never refused.
+//! - **A burst** (the waiting line has emptied within the last
+//!   `overload_interval`, half a second, and has not filled): first come,
+//!   first served, and a search may wait up to `max_wait` (a second). A few
+//!   people searching at once are never refused, and a moment in which
+//!   something else takes the cores is absorbed by a long line.
+//! - **Overload** (the line has not emptied for a whole interval, CoDel's
+//!   standing queue, or it has filled; until it has been empty for a tenth of
+//!   an interval): the newest waiting search gets the next free turn, a
+//!   search waits at most `overload_wait` (about one slow search), and a
+//!   newcomer to a full line takes the place of the oldest, which is refused.
+//!   Searches that get a turn then get it at once or nearly, so they see a
+//!   busy server's latency and not a queue's: served first in, first out,
+//!   every accepted search waited for the whole line ahead of it (8 searches,
+//!   the bulk of its latency at three times capacity, RELIABILITY.md); the
+//!   ones refused are those that waited longest, whose clients are the most
+//!   likely to have given up.
 //!
+//! The interval is longer than CoDel's 100 ms for packets because a search
+//! takes milliseconds, not microseconds: at 70 % of capacity a line that
+//! stands for a tenth of a second is an ordinary moment, not overload.
+//!
+//! A search that cannot get a turn is answered with 503 and `Retry-After`.
 //! Cached answers never reach this gate: only the work that occupies a core
-//! (the tantivy search or suggestion on the blocking pool) takes a turn.
+//! (the tantivy search or suggestion on the blocking pool) takes a turn, and
+//! the turn ([`Turn`]) is held by that work, so a client that gives up does
+//! not free a core that is still busy.
 
-use std::sync::Arc;
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::oneshot;
 
 use crate::error::ApiError;
 
@@ -32,14 +43,14 @@ use crate::error::ApiError;
 pub struct Limits {
     /// Searches running at once (default: the cores this process may use).
     pub concurrency: usize,
-    /// Searches waiting for a turn; one more is refused at once.
+    /// Searches waiting for a turn; one more takes the oldest one's place,
+    /// which is refused, and makes it overload.
     pub queue: usize,
-    /// Longest wait for a turn while the queue does not stand (a burst).
+    /// Longest wait for a turn in a burst.
     pub max_wait: Duration,
-    /// Longest wait for a turn while it stands (overload).
+    /// Longest wait for a turn under overload.
     pub overload_wait: Duration,
-    /// The queue stands when no search admitted during a whole interval of
-    /// this length got its turn within [`Standing::TARGET`].
+    /// Overload is a waiting line that has not emptied for this long.
     pub overload_interval: Duration,
 }
 
@@ -47,15 +58,20 @@ impl Limits {
     pub const DEFAULT_MAX_WAIT_MS: u64 = 1_000;
     pub const DEFAULT_OVERLOAD_WAIT_MS: u64 = 25;
     pub const DEFAULT_OVERLOAD_INTERVAL_MS: u64 = 500;
+    /// Searches that may wait per search running, by default.
+    pub const QUEUE_PER_TURN: usize = 32;
 
-    /// The defaults for this machine: one search per core, four waiting per
-    /// core; a burst waits up to a second, an overload 25 ms (about one slow
-    /// search, so that waiting adds little to an accepted search's latency).
+    /// The defaults for this machine: one search per core, 32 waiting per
+    /// core (a line that drains in a few hundred milliseconds, so a moment
+    /// in which the indexer, a report or the database takes the cores is
+    /// absorbed, not refused); a burst waits up to a second, an overload
+    /// 25 ms (about one slow search, so that waiting adds little to an
+    /// accepted search's latency).
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
             concurrency: cores,
-            queue: 4 * cores,
+            queue: Self::QUEUE_PER_TURN * cores,
             max_wait: Duration::from_millis(Self::DEFAULT_MAX_WAIT_MS),
             overload_wait: Duration::from_millis(Self::DEFAULT_OVERLOAD_WAIT_MS),
             overload_interval: Duration::from_millis(Self::DEFAULT_OVERLOAD_INTERVAL_MS),
@@ -63,49 +79,13 @@ impl Limits {
     }
 }
 
-/// CoDel's standing-queue test over fixed intervals.
-#[derive(Debug)]
-struct Standing {
-    interval: Duration,
-    interval_end: Instant,
-    /// The shortest wait of a search admitted in the current interval.
-    min_wait: Duration,
-    overloaded: bool,
-}
-
-impl Standing {
-    /// A queue stands when no search of a whole interval got its turn
-    /// within this.
-    pub const TARGET: Duration = Duration::from_millis(5);
-
-    fn new(interval: Duration) -> Self {
-        Self {
-            interval: interval.max(Duration::from_millis(1)),
-            interval_end: Instant::now(),
-            min_wait: Duration::ZERO,
-            overloaded: false,
-        }
-    }
-
-    fn observe(&mut self, waited: Duration, now: Instant) {
-        if now >= self.interval_end {
-            // an interval with no search at all says nothing stands
-            let idle = now >= self.interval_end + self.interval;
-            self.overloaded = !idle && self.min_wait > Self::TARGET;
-            self.min_wait = waited;
-            self.interval_end = now + self.interval;
-        } else {
-            self.min_wait = self.min_wait.min(waited);
-        }
-    }
-}
-
 /// Why a search was refused: which limit it met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shed {
-    /// `queue` searches were already waiting.
+    /// `queue` searches were already waiting (in a burst), or, under
+    /// overload, it was the oldest of a full line when another arrived.
     QueueFull,
-    /// It waited `overload_wait` while the queue stood.
+    /// It waited `overload_wait` under overload.
     Overloaded,
     /// It waited `max_wait` in a burst.
     Burst,
@@ -124,100 +104,308 @@ impl Shed {
     }
 }
 
-/// The gate every uncached search passes.
-pub struct Admission {
-    limits: Limits,
-    turns: Arc<Semaphore>,
-    waiting: AtomicUsize,
-    /// Refusals by [`Shed`] reason, in [`Shed::ALL`] order.
-    shed: [AtomicU64; 3],
-    standing: Mutex<Standing>,
+/// One waiting search: a turn is handed to it by sending on `turn`; its
+/// sender dropped unsent means it was pushed out of a full line.
+struct Waiter {
+    id: u64,
+    turn: oneshot::Sender<()>,
+    since: Instant,
 }
 
-/// Counts one waiting search for as long as it waits.
-struct Waiting<'a>(&'a AtomicUsize);
+/// The turns and the waiting line, under one lock.
+struct Line {
+    running: usize,
+    /// Oldest first.
+    waiting: VecDeque<Waiter>,
+    next_id: u64,
+    /// Since when the line has held a search without emptying...
+    standing_since: Option<Instant>,
+    /// ...or since when it has been empty.
+    empty_since: Option<Instant>,
+    /// Overload, once the line has stood for an interval or filled, until it
+    /// has been empty for a tenth of one: a line that empties for a moment (a
+    /// client's pause) does not end it, or every such moment would serve
+    /// the next half second first in, first out.
+    overload: bool,
+}
+
+impl Line {
+    fn new() -> Self {
+        Self {
+            running: 0,
+            waiting: VecDeque::new(),
+            next_id: 0,
+            standing_since: None,
+            empty_since: None,
+            overload: false,
+        }
+    }
+
+    fn overloaded(&mut self, interval: Duration, now: Instant) -> bool {
+        let lasted = |since: Option<Instant>, at_least: Duration| {
+            since.is_some_and(|since| now.saturating_duration_since(since) >= at_least)
+        };
+        if lasted(self.standing_since, interval) {
+            self.overload = true;
+        } else if lasted(self.empty_since, interval / 10) {
+            self.overload = false;
+        }
+        self.overload
+    }
+
+    fn joined(&mut self, now: Instant) {
+        if self.standing_since.is_none() {
+            self.standing_since = Some(now);
+            self.empty_since = None;
+        }
+    }
+
+    /// Takes `id` out of the line; false when it is no longer there (given
+    /// a turn or pushed out).
+    fn remove(&mut self, id: u64, now: Instant) -> bool {
+        let Some(at) = self.waiting.iter().position(|w| w.id == id) else {
+            return false;
+        };
+        self.waiting.remove(at);
+        self.emptied(now);
+        true
+    }
+
+    fn emptied(&mut self, now: Instant) {
+        if self.waiting.is_empty() && self.standing_since.is_some() {
+            self.standing_since = None;
+            self.empty_since = Some(now);
+        }
+    }
+}
+
+struct Gate {
+    limits: Limits,
+    line: Mutex<Line>,
+    /// Refusals by [`Shed`] reason, in [`Shed::ALL`] order.
+    shed: [AtomicU64; 3],
+}
+
+impl Gate {
+    fn lock(&self) -> MutexGuard<'_, Line> {
+        self.line.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A turn given back: to the newest waiting search under overload, to
+    /// the oldest otherwise, or to nobody.
+    fn release(&self) {
+        let mut line = self.lock();
+        let now = Instant::now();
+        let lifo = line.overloaded(self.limits.overload_interval, now);
+        if lifo {
+            // under overload nobody waits longer than the overload wait,
+            // though it came in a burst with a longer one
+            while line
+                .waiting
+                .front()
+                .is_some_and(|w| now.saturating_duration_since(w.since) > self.limits.overload_wait)
+            {
+                line.waiting.pop_front();
+                self.shed[Shed::Overloaded as usize].fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        loop {
+            let next = if lifo {
+                line.waiting.pop_back()
+            } else {
+                line.waiting.pop_front()
+            };
+            let Some(next) = next else {
+                line.running -= 1;
+                line.emptied(now);
+                return;
+            };
+            line.emptied(now);
+            // a waiter takes itself out of the line before it stops
+            // listening, so this only fails for one that is going away
+            if next.turn.send(()).is_ok() {
+                return;
+            }
+        }
+    }
+}
+
+/// A turn to run one search; given to the next waiting search when dropped.
+pub struct Turn {
+    gate: Arc<Gate>,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        self.gate.release();
+    }
+}
+
+/// A search in the line, until it has its answer; dropped before that (its
+/// request given up), it leaves the line, and passes on a turn handed to it
+/// meanwhile.
+struct Waiting<'a> {
+    gate: &'a Arc<Gate>,
+    id: u64,
+    turn: oneshot::Receiver<()>,
+    done: bool,
+}
+
+impl Waiting<'_> {
+    /// What became of this search once its wait is over: a turn, or why it
+    /// has none: `timed_out` (the reason of its wait), or `None` when it was
+    /// pushed out of the line (and counted then).
+    fn settle(&mut self, timed_out: Shed) -> Result<Turn, Option<Shed>> {
+        self.done = true;
+        let mut line = self.gate.lock();
+        if line.remove(self.id, Instant::now()) {
+            return Err(Some(timed_out));
+        }
+        drop(line);
+        // out of the line: given a turn (maybe as the wait ended), or
+        // pushed out by a newcomer
+        match self.turn.try_recv() {
+            Ok(()) => Ok(Turn {
+                gate: self.gate.clone(),
+            }),
+            Err(_) => Err(None),
+        }
+    }
+}
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        if self.done {
+            return;
+        }
+        let mut line = self.gate.lock();
+        if line.remove(self.id, Instant::now()) {
+            return;
+        }
+        drop(line);
+        if self.turn.try_recv().is_ok() {
+            self.gate.release();
+        }
     }
+}
+
+/// The gate every uncached search passes.
+pub struct Admission {
+    gate: Arc<Gate>,
 }
 
 impl Admission {
     pub fn new(limits: Limits) -> Self {
         Self {
-            limits,
-            turns: Arc::new(Semaphore::new(limits.concurrency.max(1))),
-            waiting: AtomicUsize::new(0),
-            shed: Default::default(),
-            standing: Mutex::new(Standing::new(limits.overload_interval)),
+            gate: Arc::new(Gate {
+                limits,
+                line: Mutex::new(Line::new()),
+                shed: Default::default(),
+            }),
         }
     }
 
-    /// A turn to run one search, held until the permit is dropped (move it
-    /// into the blocking task, so a request given up by its client still
-    /// holds the turn while its search runs); or 503 when none is free
-    /// within the limits. `what` names the work, plural ("searches").
-    pub async fn enter(&self, what: &str) -> Result<OwnedSemaphorePermit, ApiError> {
-        let started = Instant::now();
-        if let Ok(permit) = self.turns.clone().try_acquire_owned() {
-            self.observe(Duration::ZERO, started);
-            return Ok(permit);
-        }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.limits.queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return Err(self.refuse(what, Shed::QueueFull));
-        }
-        let _waiting = Waiting(&self.waiting);
-        let (patience, reason) = if self.overloaded() {
-            (self.limits.overload_wait, Shed::Overloaded)
-        } else {
-            (self.limits.max_wait, Shed::Burst)
+    /// A turn to run one search, held until dropped (move it into the
+    /// blocking task, so a request given up by its client still holds the
+    /// turn while its search runs); or 503 when none is free within the
+    /// limits. `what` names the work, plural ("searches").
+    pub async fn enter(&self, what: &str) -> Result<Turn, ApiError> {
+        let gate = &self.gate;
+        let limits = gate.limits;
+        let (turn, patience, reason) = {
+            let mut line = gate.lock();
+            if line.running < limits.concurrency.max(1) {
+                line.running += 1;
+                return Ok(Turn { gate: gate.clone() });
+            }
+            if limits.queue == 0 {
+                drop(line);
+                return Err(self.refuse(what, Shed::QueueFull));
+            }
+            if line.waiting.len() >= limits.queue {
+                // a full line is overload at once; the oldest makes room
+                // (dropping its sender tells it)
+                line.overload = true;
+                line.waiting.pop_front();
+                gate.shed[Shed::QueueFull as usize].fetch_add(1, Ordering::Relaxed);
+            }
+            let now = Instant::now();
+            let overloaded = line.overloaded(limits.overload_interval, now);
+            let (send, turn) = oneshot::channel();
+            let id = line.next_id;
+            line.next_id += 1;
+            line.waiting.push_back(Waiter {
+                id,
+                turn: send,
+                since: now,
+            });
+            line.joined(now);
+            let (patience, reason) = if overloaded {
+                (limits.overload_wait, Shed::Overloaded)
+            } else {
+                (limits.max_wait, Shed::Burst)
+            };
+            let waiting = Waiting {
+                gate,
+                id,
+                turn,
+                done: false,
+            };
+            (waiting, patience, reason)
         };
-        let turn = tokio::time::timeout(patience, self.turns.clone().acquire_owned()).await;
-        let now = Instant::now();
-        self.observe(now - started, now);
-        match turn {
-            Ok(Ok(permit)) => Ok(permit),
-            // the semaphore is never closed; a timeout is the busy server
-            _ => Err(self.refuse(what, reason)),
-        }
-    }
-
-    fn observe(&self, waited: Duration, now: Instant) {
-        self.standing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .observe(waited, now);
-    }
-
-    /// Whether the queue stood through the last whole interval.
-    pub fn overloaded(&self) -> bool {
-        self.standing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .overloaded
+        let mut waiting = turn;
+        let answer = tokio::time::timeout(patience, &mut waiting.turn).await;
+        let settled = match answer {
+            Ok(Ok(())) => {
+                waiting.done = true;
+                Ok(Turn { gate: gate.clone() })
+            }
+            // pushed out, or the wait is over: settle under the lock, where a
+            // turn handed over at this very moment is not lost
+            Ok(Err(_)) | Err(_) => waiting.settle(reason),
+        };
+        settled.map_err(|shed| match shed {
+            Some(shed) => self.refuse(what, shed),
+            // pushed out of the line: counted when it was
+            None => self.message(what),
+        })
     }
 
     fn refuse(&self, what: &str, reason: Shed) -> ApiError {
-        self.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
+        self.gate.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
+        self.message(what)
+    }
+
+    fn message(&self, what: &str) -> ApiError {
+        let limits = self.gate.limits;
         ApiError::Unavailable {
             message: format!(
                 "the server is at capacity ({} {what} running, {} waiting): try again in a second",
-                self.limits.concurrency, self.limits.queue
+                limits.concurrency, limits.queue
             ),
             retry_after: Duration::from_secs(1),
         }
     }
 
+    /// Whether the waiting line has stood for a whole interval.
+    pub fn overloaded(&self) -> bool {
+        self.gate
+            .lock()
+            .overloaded(self.gate.limits.overload_interval, Instant::now())
+    }
+
     /// Searches refused since start (exported on `/metrics`).
     pub fn shed(&self) -> u64 {
-        self.shed.iter().map(|n| n.load(Ordering::Relaxed)).sum()
+        self.gate
+            .shed
+            .iter()
+            .map(|n| n.load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Searches refused since start for `reason`.
     pub fn shed_for(&self, reason: Shed) -> u64 {
-        self.shed[reason as usize].load(Ordering::Relaxed)
+        self.gate.shed[reason as usize].load(Ordering::Relaxed)
     }
 }
 
@@ -235,12 +423,50 @@ mod tests {
         })
     }
 
+    /// One turn and room for `queue`; the line counts as overload once it
+    /// has stood for 1 ms (`overloaded`) or never (a burst).
+    fn one_turn(queue: usize, overloaded: bool) -> Arc<Admission> {
+        Arc::new(Admission::new(Limits {
+            concurrency: 1,
+            queue,
+            max_wait: Duration::from_secs(5),
+            overload_wait: Duration::from_secs(5),
+            overload_interval: if overloaded {
+                Duration::from_millis(1)
+            } else {
+                Duration::from_secs(3_600)
+            },
+        }))
+    }
+
+    /// A search that waits for a turn, holds it until told, and reports
+    /// whether it got one; spawned 20 ms after the last so the line's order
+    /// is the order of the calls.
+    async fn waiter(
+        g: &Arc<Admission>,
+        name: &'static str,
+        order: &Arc<Mutex<Vec<&'static str>>>,
+    ) -> tokio::task::JoinHandle<bool> {
+        let (g, order) = (g.clone(), order.clone());
+        let task = tokio::spawn(async move {
+            let Ok(turn) = g.enter("searches").await else {
+                return false;
+            };
+            order.lock().unwrap().push(name);
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            drop(turn);
+            true
+        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        task
+    }
+
     #[tokio::test]
     async fn a_full_gate_with_no_queue_refuses_at_once() {
         let g = gate(1, 0, 1_000);
         let held = g.enter("searches").await.expect("first turn");
         let started = std::time::Instant::now();
-        let refused = g.enter("searches").await.expect_err("no turn left");
+        let refused = g.enter("searches").await.err().expect("no turn left");
         assert!(
             started.elapsed() < Duration::from_millis(100),
             "refused without waiting"
@@ -257,7 +483,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_waiting_search_gets_a_freed_turn_and_gives_up_after_the_wait() {
-        let g = std::sync::Arc::new(gate(1, 1, 200));
+        let g = Arc::new(gate(1, 1, 200));
         let held = g.enter("searches").await.expect("first turn");
         // a turn freed within the wait is taken
         let waiter = {
@@ -282,7 +508,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_queue_is_bounded() {
-        let g = std::sync::Arc::new(gate(1, 2, 5_000));
+        let g = Arc::new(gate(1, 2, 5_000));
         let _held = g.enter("searches").await.expect("turn");
         let mut waiters = Vec::new();
         for _ in 0..2 {
@@ -292,82 +518,164 @@ mod tests {
             ));
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = std::time::Instant::now();
-        assert!(
-            g.enter("searches").await.is_err(),
-            "a third waiter is refused"
-        );
-        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(!g.overloaded());
+        // a third takes the first's place, which is refused at once
+        let third = {
+            let g = g.clone();
+            tokio::spawn(async move { g.enter("searches").await.map(drop) })
+        };
+        let first = waiters.remove(0);
+        let refused = tokio::time::timeout(Duration::from_millis(100), first)
+            .await
+            .expect("refused without waiting")
+            .unwrap();
+        assert!(refused.is_err());
+        assert_eq!(g.shed_for(Shed::QueueFull), 1);
+        assert!(g.overloaded(), "a full line is overload");
+        third.abort();
         for w in waiters {
             w.abort();
         }
     }
 
     #[test]
-    fn a_standing_queue_is_overload_and_a_burst_or_a_pause_is_not() {
+    fn a_line_that_stands_for_an_interval_is_overload_until_it_has_been_empty_a_while() {
         let ms = Duration::from_millis;
         let t0 = Instant::now();
-        let mut s = Standing::new(ms(100));
-        s.interval_end = t0;
-        // an interval in which every search waited 8 ms or more
-        s.observe(ms(10), t0);
-        s.observe(ms(8), t0 + ms(50));
-        s.observe(ms(12), t0 + ms(100));
-        assert!(s.overloaded, "every wait above 5 ms for a whole interval");
-        // one search that got its turn at once ends it
-        s.observe(ms(0), t0 + ms(150));
-        s.observe(ms(30), t0 + ms(200));
-        assert!(
-            !s.overloaded,
-            "a burst with a free turn in it is not overload"
-        );
-        // a standing interval, then a pause of more than an interval
-        s.observe(ms(9), t0 + ms(250));
-        s.observe(ms(9), t0 + ms(300));
-        assert!(s.overloaded);
-        s.observe(ms(9), t0 + ms(700));
-        assert!(!s.overloaded, "nothing stands across a pause");
+        let interval = Limits::for_this_machine().overload_interval;
+        let mut line = Line::new();
+        let join = |line: &mut Line, id: u64, at: Duration| {
+            let (turn, _) = oneshot::channel();
+            line.waiting.push_back(Waiter {
+                id,
+                turn,
+                since: t0 + at,
+            });
+            line.joined(t0 + at);
+        };
+        assert!(!line.overloaded(interval, t0), "nobody waits");
+        // two slow searches holding both cores for 150 ms, as happens at
+        // 70 % of capacity: a moment of waiting
+        join(&mut line, 1, ms(0));
+        assert!(!line.overloaded(interval, t0 + ms(150)));
+        // the line empties once: it starts again from there
+        assert!(line.remove(1, t0 + ms(200)));
+        join(&mut line, 2, ms(400));
+        assert!(!line.overloaded(interval, t0 + ms(600)));
+        // a line that has not emptied for half a second stands
+        assert!(line.overloaded(interval, t0 + ms(900)));
+        // emptied for a moment (10 ms: a client's pause), it stays overload
+        assert!(line.remove(2, t0 + ms(950)));
+        assert!(line.overloaded(interval, t0 + ms(960)));
+        join(&mut line, 3, ms(970));
+        assert!(line.overloaded(interval, t0 + ms(980)));
+        // empty for a tenth of the interval, it is over
+        assert!(line.remove(3, t0 + ms(990)));
+        assert!(line.overloaded(interval, t0 + ms(1_030)));
+        assert!(!line.overloaded(interval, t0 + ms(1_040)));
+        assert!(!line.remove(3, t0 + ms(1_050)), "no longer in the line");
     }
 
-    #[test]
-    fn with_the_default_interval_a_moment_of_waiting_is_not_overload_but_half_a_second_is() {
-        let ms = Duration::from_millis;
-        let t0 = Instant::now();
-        let mut s = Standing::new(Limits::for_this_machine().overload_interval);
-        s.interval_end = t0;
-        // 150 ms in which every search waited 8 ms (two slow searches held
-        // both cores, as happens at 70 % of capacity), then one ran at once
-        for i in 0..=15 {
-            s.observe(ms(8), t0 + ms(10 * i));
-            assert!(!s.overloaded, "a moment of waiting, at {} ms", 10 * i);
+    #[tokio::test]
+    async fn in_a_burst_the_oldest_waiter_goes_first() {
+        let g = one_turn(4, false);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        let first = waiter(&g, "first", &order).await;
+        let second = waiter(&g, "second", &order).await;
+        let third = waiter(&g, "third", &order).await;
+        assert!(!g.overloaded());
+        drop(held);
+        for w in [first, second, third] {
+            assert!(w.await.unwrap());
         }
-        s.observe(ms(0), t0 + ms(160));
-        s.observe(ms(8), t0 + ms(500));
-        assert!(!s.overloaded, "the interval had a search that did not wait");
-        // every search of a whole half second waited: overload
-        for i in 1..=50 {
-            s.observe(ms(8), t0 + ms(500 + 10 * i));
+        assert_eq!(*order.lock().unwrap(), ["first", "second", "third"]);
+        assert_eq!(g.shed(), 0);
+    }
+
+    #[tokio::test]
+    async fn under_overload_the_newest_waiter_goes_first() {
+        let g = one_turn(4, true);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        let first = waiter(&g, "first", &order).await;
+        let second = waiter(&g, "second", &order).await;
+        let third = waiter(&g, "third", &order).await;
+        assert!(g.overloaded(), "the line stood longer than its interval");
+        drop(held);
+        for w in [first, second, third] {
+            assert!(w.await.unwrap());
         }
-        assert!(s.overloaded, "a queue that stood for half a second");
+        assert_eq!(*order.lock().unwrap(), ["third", "second", "first"]);
+        assert_eq!(g.shed(), 0);
+    }
+
+    #[tokio::test]
+    async fn under_overload_a_newcomer_to_a_full_line_takes_the_oldest_place() {
+        let g = one_turn(2, true);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        let first = waiter(&g, "first", &order).await;
+        let second = waiter(&g, "second", &order).await;
+        let third = waiter(&g, "third", &order).await;
+        assert!(!first.await.unwrap(), "the oldest was refused at once");
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0, 0]);
+        drop(held);
+        assert!(second.await.unwrap() && third.await.unwrap());
+        assert_eq!(*order.lock().unwrap(), ["third", "second"]);
+        // a line that fills before it has stood an interval is overload too
+        order.lock().unwrap().clear();
+        let g = one_turn(2, false);
+        let held = g.enter("searches").await.expect("turn");
+        let first = waiter(&g, "first", &order).await;
+        let second = waiter(&g, "second", &order).await;
+        assert!(!g.overloaded(), "a burst");
+        let third = waiter(&g, "third", &order).await;
+        assert!(g.overloaded(), "filled");
+        assert!(!first.await.unwrap(), "the oldest was refused");
+        drop(held);
+        assert!(second.await.unwrap() && third.await.unwrap());
+        assert_eq!(*order.lock().unwrap(), ["third", "second"]);
+    }
+
+    #[tokio::test]
+    async fn a_search_given_up_while_waiting_loses_no_turn() {
+        let g = one_turn(4, false);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        // given up in the line: it leaves it
+        let held = g.enter("searches").await.expect("turn");
+        let gone = waiter(&g, "gone", &order).await;
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
+        drop(held);
+        // given up just as a turn was handed to it: the turn passes on
+        let held = g.enter("searches").await.expect("the turn came back");
+        let gone = waiter(&g, "gone", &order).await;
+        drop(held); // hands the turn to `gone`, which has not run since
+        gone.abort();
+        assert!(gone.await.unwrap_err().is_cancelled());
+        assert!(order.lock().unwrap().is_empty(), "neither ran");
+        let turn = tokio::time::timeout(Duration::from_millis(100), g.enter("searches"))
+            .await
+            .expect("no wait: the turn was passed back");
+        assert!(turn.is_ok());
+        assert_eq!(g.shed(), 0);
     }
 
     #[tokio::test]
     async fn under_overload_a_search_waits_only_the_short_time() {
-        let g = Admission::new(Limits {
+        let g = Arc::new(Admission::new(Limits {
             concurrency: 1,
             queue: 10,
             max_wait: Duration::from_secs(5),
             overload_wait: Duration::from_millis(20),
-            overload_interval: Duration::from_millis(100),
-        });
-        let _held = g.enter("searches").await.expect("turn");
-        // not overloaded yet: a waiter would wait the long time; make the
-        // queue stand by hand, as an interval of long waits would
-        {
-            let mut s = g.standing.lock().unwrap();
-            s.overloaded = true;
-            s.interval_end = Instant::now() + Duration::from_secs(60);
-        }
+            overload_interval: Duration::from_millis(1),
+        }));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        // one search waiting (the long wait: the line was empty) makes the
+        // line stand
+        let first = waiter(&g, "first", &order).await;
         let started = Instant::now();
         assert!(g.enter("searches").await.is_err());
         let waited = started.elapsed();
@@ -380,5 +688,13 @@ mod tests {
             [0, 1, 0],
             "counted as overload"
         );
+        // the first came with the burst's wait; under overload it is
+        // refused at the next turn, not after its own five seconds
+        drop(held);
+        let refused = tokio::time::timeout(Duration::from_secs(1), first).await;
+        assert!(!refused.expect("refused at once").unwrap());
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [0, 2, 0]);
+        assert!(order.lock().unwrap().is_empty());
+        drop(g.enter("searches").await.expect("the turn is free"));
     }
 }
