@@ -82,10 +82,11 @@ impl Limits {
 /// Why a search was refused: which limit it met.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Shed {
-    /// `queue` searches were already waiting (in a burst), or, under
-    /// overload, it was the oldest of a full line when another arrived.
+    /// It was the oldest of a full line when another arrived (or there is
+    /// no line: `queue` is 0).
     QueueFull,
-    /// It waited `overload_wait` under overload.
+    /// It waited `overload_wait` under overload (or, come in a burst, was
+    /// still waiting longer than that at a turn under overload).
     Overloaded,
     /// It waited `max_wait` in a burst.
     Burst,
