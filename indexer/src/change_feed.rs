@@ -255,7 +255,17 @@ pub async fn prune(
     retention: Retention,
     applied: &Snapshot,
 ) -> Result<u64, IndexerError> {
-    prune_log(pool, retention, applied)
+    prune_in_batches(pool, retention, applied, PRUNE_BATCH).await
+}
+
+/// [`prune`], deleting `batch` rows per statement (at least one).
+pub async fn prune_in_batches(
+    pool: &PgPool,
+    retention: Retention,
+    applied: &Snapshot,
+    batch: i64,
+) -> Result<u64, IndexerError> {
+    prune_log(pool, retention, applied, batch.max(1))
         .await
         .during(Operation::PruningChanges)
 }
@@ -264,6 +274,7 @@ async fn prune_log(
     pool: &PgPool,
     retention: Retention,
     applied: &Snapshot,
+    per_batch: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut tx = pool.begin().await?;
     // one pruner at a time across every indexer following this database
@@ -320,12 +331,12 @@ async fn prune_log(
                (SELECT xid, seq FROM change_log WHERE xid < $1::text::xid8 ORDER BY xid, seq LIMIT $2)",
         )
         .bind(&boundary)
-        .bind(PRUNE_BATCH)
+        .bind(per_batch)
         .execute(&mut *tx)
         .await?
         .rows_affected();
         deleted += batch;
-        if batch < PRUNE_BATCH as u64 {
+        if batch < per_batch as u64 {
             break;
         }
         tokio::time::sleep(started.elapsed()).await;

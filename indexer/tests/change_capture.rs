@@ -538,7 +538,7 @@ async fn pages_follow_transaction_ids_across_a_digit_boundary() {
 /// retention: below the applied position's xmin only.
 #[tokio::test]
 async fn pruning_keeps_every_change_the_index_has_not_applied() {
-    use certscope_indexer::change_feed::{Retention, prune, pruned_below};
+    use certscope_indexer::change_feed::{Retention, prune_in_batches, pruned_below};
     let fx = Fixture::seeded().await;
     let handle = fx.start();
     let applied = fx.caught_up(&handle).await.position;
@@ -565,14 +565,21 @@ async fn pruning_keeps_every_change_the_index_has_not_applied() {
         .unwrap()
     };
     let (before, unapplied) = counts().await;
-    assert!(before > 0, "the seed's changes are applied");
+    // small batches, so that the prune takes several (the seed's changes
+    // are thousands): a prune that stopped after its first batch would
+    // leave applied changes behind
+    let batch = 100;
+    assert!(
+        before > 3 * batch,
+        "the seed's changes are applied: {before}"
+    );
     assert!(unapplied >= 5, "the updates after the position");
 
     let keep_nothing = Retention {
         max_age: Duration::ZERO,
         max_rows: 0,
     };
-    let deleted = prune(&fx.pool, keep_nothing, &applied.snapshot)
+    let deleted = prune_in_batches(&fx.pool, keep_nothing, &applied.snapshot, batch)
         .await
         .unwrap();
     assert_eq!(deleted, before as u64, "every applied change goes");
