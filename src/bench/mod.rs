@@ -2,6 +2,7 @@
 //! Each runs the real service (`certscope serve` as a child process, or the
 //! indexer) against the database of `--data-dir` or `DATABASE_URL`.
 
+mod cpu;
 pub mod events;
 pub mod index_latency;
 pub mod reports;

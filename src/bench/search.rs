@@ -392,6 +392,8 @@ struct Figures {
     ms: Vec<f64>,
     /// The query of each figure (closed loop).
     query: Vec<usize>,
+    /// Open loop: the second of the run each answered request was due in.
+    second: Vec<u64>,
     seconds: f64,
     dropped: usize,
     /// Requests that failed (for PostgreSQL: no connection within the pool's
@@ -440,6 +442,29 @@ impl Figures {
             ));
         }
         format!("    p50/p99 ms by type: {}", out.join(", "))
+    }
+
+    /// p99 of the requests due in each second of an open loop: whether the
+    /// tail is a moment (the first second, before the server called it
+    /// overload) or throughout.
+    fn by_second(&self) -> String {
+        let last = self.second.iter().copied().max().unwrap_or(0);
+        let out: Vec<String> = (0..=last)
+            .map(|s| {
+                let part = Figures {
+                    ms: self
+                        .second
+                        .iter()
+                        .zip(&self.ms)
+                        .filter(|(x, _)| **x == s)
+                        .map(|(_, ms)| *ms)
+                        .collect(),
+                    ..Figures::default()
+                };
+                format!("{:.0}", part.pct(0.99))
+            })
+            .collect();
+        format!("    p99 ms by second: {}", out.join(" "))
     }
 
     /// The `n` slowest searches, slowest first: where the tail comes from.
@@ -546,16 +571,24 @@ async fn open_loop(
             let _permit = permit;
             let late = due.elapsed().as_secs_f64() * 1e3;
             let answer = target.run(system, &q).await.ok();
-            (answer, due.elapsed().as_secs_f64() * 1e3, late, which)
+            let second = n / u64::from(rate);
+            (
+                answer,
+                due.elapsed().as_secs_f64() * 1e3,
+                late,
+                which,
+                second,
+            )
         });
     }
     while let Some(r) = tasks.join_next().await {
-        let (answer, ms, late, which) = r?;
+        let (answer, ms, late, which, second) = r?;
         f.late_ms.push(late);
         match answer {
             Some(Answer::Answered) => {
                 f.ms.push(ms);
                 f.query.push(which);
+                f.second.push(second);
             }
             Some(Answer::Shed) => f.shed_ms.push(ms),
             None => f.failed += 1,
@@ -835,7 +868,10 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
     }
     // load shedding: three times the capacity the closed loop measured
     let overload = (3.0 * capacity).round().max(1.0) as u32;
+    let sampling = tokio_util::sync::CancellationToken::new();
+    let cpu = super::cpu::CpuLog::spawn(server.pid, Instant::now(), sampling.clone());
     let f = open_loop(&target, System::Certscope, &queries, overload, b.seconds).await?;
+    sampling.cancel();
     println!(
         "{}",
         f.line(
@@ -868,6 +904,11 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         late.pct(0.99)
     );
     println!("{}", f.by_label(&queries));
+    println!(
+        "    CPU under overload (cores, by server thread, PostgreSQL process and this benchmark): {}",
+        cpu.between(0.0, f64::MAX)
+    );
+    println!("{}", f.by_second());
     let ilike_queries = if b.certscope_only { 0 } else { b.ilike_queries };
     let ilike: Vec<BenchQuery> = queries.iter().take(ilike_queries).cloned().collect();
     if !ilike.is_empty() {

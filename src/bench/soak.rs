@@ -17,6 +17,7 @@ use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio_util::sync::CancellationToken;
 
+use super::cpu::CpuLog;
 use super::events::{self, Commits};
 use super::pct;
 use super::search::{BenchQuery, queries};
@@ -377,6 +378,7 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
     );
     let started = Instant::now();
     let since = move || started.elapsed().as_secs_f64();
+    let cpu = CpuLog::spawn(server.pid, started, stop.clone());
     let offset = started.duration_since(writes_started).as_secs_f64();
 
     // searches, open loop; latency from the scheduled time
@@ -598,7 +600,11 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         );
     }
     println!("searches the server refused, by the limit they met: {shed_by_reason}");
-    for m in moments(&searches, &reports) {
+    println!(
+        "CPU over the run (cores, by server thread, PostgreSQL process and this benchmark): {}",
+        cpu.between(0.0, f64::MAX)
+    );
+    for m in moments(&searches, &reports, &cpu) {
         println!("{m}");
     }
     if let Some(c) = closed.first() {
@@ -609,8 +615,10 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
 
 /// The moments searches failed: failures less than two seconds apart are one
 /// moment, told with the cold reports that were computing then (a report's
-/// outcome is stamped when it ended), so a run says what coincided with them.
-fn moments(searches: &[Outcome], reports: &[Outcome]) -> Vec<String> {
+/// outcome is stamped when it ended) and the CPU each group took from a
+/// second before the first to the last, so a run says what coincided with
+/// them.
+fn moments(searches: &[Outcome], reports: &[Outcome], cpu: &CpuLog) -> Vec<String> {
     let mut failed: Vec<&Outcome> = searches.iter().filter(|o| !o.ok()).collect();
     failed.sort_by(|a, b| a.at.total_cmp(&b.at));
     let mut groups: Vec<Vec<&Outcome>> = Vec::new();
@@ -630,13 +638,14 @@ fn moments(searches: &[Outcome], reports: &[Outcome]) -> Vec<String> {
                 .map(|r| format!("{:.0} ms", r.ms))
                 .collect();
             format!(
-                "  refusals at {from:.1}-{to:.1} s: {} searches; cold reports computing then: {}",
+                "  refusals at {from:.1}-{to:.1} s: {} searches; cold reports computing then: {}\n    CPU then: {}",
                 g.len(),
                 if beside.is_empty() {
                     "none".to_owned()
                 } else {
                     beside.join(", ")
-                }
+                },
+                cpu.between(from - 1.0, to)
             )
         })
         .collect()
