@@ -71,23 +71,28 @@ pub struct ApiArgs {
     #[arg(long, env = "CERTSCOPE_SEARCH_CONCURRENCY")]
     pub search_concurrency: Option<usize>,
     /// Searches waiting for a turn; one more takes the oldest one's place
-    /// (which is answered 503) and makes it overload. Default: 32 per running
+    /// (which is answered 503) and makes it overload. Default: 8 per running
     /// search.
     #[arg(long, env = "CERTSCOPE_SEARCH_QUEUE")]
     pub search_queue: Option<usize>,
     /// Longest wait for a turn, in milliseconds, before 503 with Retry-After,
-    /// while the queue does not stand (a burst)...
+    /// in a burst (not overload)...
     #[arg(long, env = "CERTSCOPE_SEARCH_MAX_WAIT_MS", default_value_t = Limits::DEFAULT_MAX_WAIT_MS)]
     pub search_max_wait_ms: u64,
-    /// ...and under overload (the waiting line has not emptied for
-    /// --search-overload-interval-ms), when the newest waiting search gets
-    /// the next turn.
+    /// ...and under overload (the waiting line has kept a search waiting
+    /// longer than this for --search-overload-interval-ms), when the newest
+    /// waiting search gets the next turn.
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_WAIT_MS", default_value_t = Limits::DEFAULT_OVERLOAD_WAIT_MS)]
     pub search_overload_wait_ms: u64,
-    /// How long the waiting line must stand without emptying before it
-    /// counts as overload, in milliseconds.
+    /// How long the waiting line must keep a search waiting longer than
+    /// --search-overload-wait-ms before it counts as overload, in
+    /// milliseconds.
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_INTERVAL_MS", default_value_t = Limits::DEFAULT_OVERLOAD_INTERVAL_MS)]
     pub search_overload_interval_ms: u64,
+    /// Searches run at once under overload. Default: as many as the cores
+    /// hold searches split over up to 4 of them (one on up to 7 cores).
+    #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_CONCURRENCY")]
+    pub search_overload_concurrency: Option<usize>,
     /// Publish new index segments without decoding their columns and recent
     /// statistics first (their first searches pay it): for measuring what
     /// warming saves (`bench search`).
@@ -196,6 +201,12 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
         bail!("--search-overload-interval-ms must be at least 1");
     }
     limits.overload_interval = Duration::from_millis(args.search_overload_interval_ms);
+    if let Some(n) = args.search_overload_concurrency {
+        if n == 0 {
+            bail!("--search-overload-concurrency must be at least 1");
+        }
+        limits.overload_concurrency = n;
+    }
     c.warm_searchers = !args.no_search_warming;
     if let Some(n) = args.report_concurrency {
         if n == 0 {

@@ -1,27 +1,31 @@
 //! Load shedding for searches: at most `concurrency` run at once and at most
-//! `queue` wait for a turn, served in one of two orders (adaptive LIFO, as in
-//! Facebook's "Fail at scale"):
+//! `queue` wait for a turn, served in one of two modes (adaptive LIFO, as in
+//! Facebook's "Fail at scale", with CoDel's test for overload):
 //!
-//! - **A burst** (the waiting line has emptied within the last
-//!   `overload_interval`, half a second, and has not filled): first come,
-//!   first served, and a search may wait up to `max_wait` (a second). A few
-//!   people searching at once are never refused, and a moment in which
-//!   something else takes the cores is absorbed by a long line.
-//! - **Overload** (the line has not emptied for a whole interval, CoDel's
-//!   standing queue, or it has filled; until it has been empty for a tenth of
-//!   an interval): the newest waiting search gets the next free turn, a
-//!   search waits at most `overload_wait` (about one slow search), and a
-//!   newcomer to a full line takes the place of the oldest, which is refused.
-//!   Searches that get a turn then get it at once or nearly, so they see a
-//!   busy server's latency and not a queue's: served first in, first out,
-//!   every accepted search waited for the whole line ahead of it (8 searches,
-//!   the bulk of its latency at three times capacity, RELIABILITY.md); the
-//!   ones refused are those that waited longest, whose clients are the most
-//!   likely to have given up.
+//! - **A burst** (until the line has kept a search waiting longer than
+//!   `overload_wait`, 25 ms, for a whole `overload_interval`, half a second,
+//!   or has filled): first come, first served, and a search may wait up to
+//!   `max_wait` (a second). A few people searching at once are never
+//!   refused (they keep a line standing behind the turns, but nobody in it
+//!   waits long), and a moment in which something else takes the cores is
+//!   absorbed by a long line.
+//! - **Overload** (until the line has been empty for a tenth of an
+//!   interval): fewer searches run (`overload_concurrency`: each search is
+//!   split over the cores already, and two sharing them take twice as long
+//!   each), the newest waiting search gets the next free turn, a search
+//!   waits at most `overload_wait` (about one slow search), and a newcomer
+//!   to a full line takes the place of the oldest, which is refused.
+//!   Searches that get a turn then get it at once or nearly and run alone,
+//!   so they see an unloaded server's latency and not a queue's: served
+//!   first in, first out, every accepted search waited for the whole line
+//!   ahead of it (the bulk of its latency at three times capacity,
+//!   RELIABILITY.md); the ones refused are those that waited longest, whose
+//!   clients are the most likely to have given up.
 //!
 //! The interval is longer than CoDel's 100 ms for packets because a search
-//! takes milliseconds, not microseconds: at 70 % of capacity a line that
-//! stands for a tenth of a second is an ordinary moment, not overload.
+//! takes milliseconds, not microseconds: at 70 % of capacity a line that is
+//! late for a tenth of a second is an ordinary moment, not overload. The
+//! target (the overload wait) is 5 % of the interval, as in CoDel.
 //!
 //! A search that cannot get a turn is answered with 503 and `Retry-After`.
 //! Cached answers never reach this gate: only the work that occupies a core
@@ -50,8 +54,15 @@ pub struct Limits {
     pub max_wait: Duration,
     /// Longest wait for a turn under overload.
     pub overload_wait: Duration,
-    /// Overload is a waiting line that has not emptied for this long.
+    /// Overload is a line that has kept a search waiting longer than
+    /// `overload_wait` for this long.
     pub overload_interval: Duration,
+    /// Searches running at once under overload. Each search is already
+    /// split over the cores by segment ([`crate::search::threads_per_search`]),
+    /// so two at once on two cores each take twice as long: at three times
+    /// capacity that doubled every accepted search's latency while adding a
+    /// third to what was answered (RELIABILITY.md, "Load shedding").
+    pub overload_concurrency: usize,
 }
 
 impl Limits {
@@ -59,14 +70,18 @@ impl Limits {
     pub const DEFAULT_OVERLOAD_WAIT_MS: u64 = 25;
     pub const DEFAULT_OVERLOAD_INTERVAL_MS: u64 = 500;
     /// Searches that may wait per search running, by default.
-    pub const QUEUE_PER_TURN: usize = 32;
+    pub const QUEUE_PER_TURN: usize = 8;
 
-    /// The defaults for this machine: one search per core, 32 waiting per
-    /// core (a line that drains in a few hundred milliseconds, so a moment
-    /// in which the indexer, a report or the database takes the cores is
-    /// absorbed, not refused); a burst waits up to a second, an overload
-    /// 25 ms (about one slow search, so that waiting adds little to an
-    /// accepted search's latency).
+    /// The defaults for this machine: one search per core, 8 waiting per
+    /// core (a line that drains in about a tenth of a second: at the onset
+    /// of an overload the searches that arrive before it fills are served
+    /// first in, first out, so a longer line makes them wait through it; 32
+    /// per core put the first second's p99 at 122 ms against 41 ms with 8,
+    /// RELIABILITY.md); a burst waits up to a second, an overload 25 ms
+    /// (about one slow search, so that waiting adds little to an accepted
+    /// search's latency).
+    /// Under overload, as many searches run as the cores hold split
+    /// searches: one here (two cores, each search on both).
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
         Self {
@@ -75,7 +90,18 @@ impl Limits {
             max_wait: Duration::from_millis(Self::DEFAULT_MAX_WAIT_MS),
             overload_wait: Duration::from_millis(Self::DEFAULT_OVERLOAD_WAIT_MS),
             overload_interval: Duration::from_millis(Self::DEFAULT_OVERLOAD_INTERVAL_MS),
+            overload_concurrency: (cores / crate::search::threads_per_search()).max(1),
         }
+    }
+
+    /// Searches that may run at once, in a burst or under overload.
+    fn turns(&self, overload: bool) -> usize {
+        if overload {
+            self.overload_concurrency.min(self.concurrency)
+        } else {
+            self.concurrency
+        }
+        .max(1)
     }
 }
 
@@ -115,38 +141,47 @@ struct Waiter {
 
 /// The turns and the waiting line, under one lock.
 struct Line {
+    limits: Limits,
     running: usize,
     /// Oldest first.
     waiting: VecDeque<Waiter>,
     next_id: u64,
-    /// Since when the line has held a search without emptying...
-    standing_since: Option<Instant>,
-    /// ...or since when it has been empty.
+    /// Since when the line has held, without a break, a search that had
+    /// waited longer than the overload wait (CoDel's "first above time")...
+    late_since: Option<Instant>,
+    /// ...and since when it has been empty.
     empty_since: Option<Instant>,
-    /// Overload, once the line has stood for an interval or filled, until it
-    /// has been empty for a tenth of one: a line that empties for a moment (a
-    /// client's pause) does not end it, or every such moment would serve
-    /// the next half second first in, first out.
+    /// Overload, once the line has been late for an interval or filled,
+    /// until it has been empty for a tenth of one: a line that empties for
+    /// a moment (a client's pause) does not end it, or every such moment
+    /// would serve the next half second first in, first out.
     overload: bool,
 }
 
 impl Line {
-    fn new() -> Self {
+    fn new(limits: Limits) -> Self {
         Self {
+            limits,
             running: 0,
             waiting: VecDeque::new(),
             next_id: 0,
-            standing_since: None,
-            empty_since: None,
+            late_since: None,
+            empty_since: Some(Instant::now()),
             overload: false,
         }
     }
 
-    fn overloaded(&mut self, interval: Duration, now: Instant) -> bool {
+    /// Whether this is overload. A line is late while its oldest search has
+    /// waited longer than the overload wait: a few people searching at once
+    /// keep a line standing behind the turns without ever being late, and
+    /// are not overload.
+    fn overloaded(&mut self, now: Instant) -> bool {
+        self.observe(now);
         let lasted = |since: Option<Instant>, at_least: Duration| {
             since.is_some_and(|since| now.saturating_duration_since(since) >= at_least)
         };
-        if lasted(self.standing_since, interval) {
+        let interval = self.limits.overload_interval;
+        if lasted(self.late_since, interval) {
             self.overload = true;
         } else if lasted(self.empty_since, interval / 10) {
             self.overload = false;
@@ -154,10 +189,25 @@ impl Line {
         self.overload
     }
 
-    fn joined(&mut self, now: Instant) {
-        if self.standing_since.is_none() {
-            self.standing_since = Some(now);
-            self.empty_since = None;
+    /// Notes whether the line is empty, and whether it is late, after any
+    /// change to it: the oldest search only changes here, and only grows
+    /// older in between, so lateness is exact.
+    fn observe(&mut self, now: Instant) {
+        let wait = self.limits.overload_wait;
+        match self.waiting.front() {
+            None => {
+                self.late_since = None;
+                self.empty_since.get_or_insert(now);
+            }
+            Some(oldest) => {
+                self.empty_since = None;
+                let late_from = oldest.since + wait;
+                if now > late_from {
+                    self.late_since.get_or_insert(late_from);
+                } else {
+                    self.late_since = None;
+                }
+            }
         }
     }
 
@@ -168,15 +218,8 @@ impl Line {
             return false;
         };
         self.waiting.remove(at);
-        self.emptied(now);
+        self.observe(now);
         true
-    }
-
-    fn emptied(&mut self, now: Instant) {
-        if self.waiting.is_empty() && self.standing_since.is_some() {
-            self.standing_since = None;
-            self.empty_since = Some(now);
-        }
     }
 }
 
@@ -193,11 +236,12 @@ impl Gate {
     }
 
     /// A turn given back: to the newest waiting search under overload, to
-    /// the oldest otherwise, or to nobody.
+    /// the oldest otherwise, or to nobody (none waits, or under overload
+    /// fewer run).
     fn release(&self) {
         let mut line = self.lock();
         let now = Instant::now();
-        let lifo = line.overloaded(self.limits.overload_interval, now);
+        let lifo = line.overloaded(now);
         if lifo {
             // under overload nobody waits longer than the overload wait,
             // though it came in a burst with a longer one
@@ -211,17 +255,18 @@ impl Gate {
             }
         }
         loop {
-            let next = if lifo {
+            let next = if line.running > self.limits.turns(lifo) {
+                None
+            } else if lifo {
                 line.waiting.pop_back()
             } else {
                 line.waiting.pop_front()
             };
+            line.observe(now);
             let Some(next) = next else {
                 line.running -= 1;
-                line.emptied(now);
                 return;
             };
-            line.emptied(now);
             // a waiter takes itself out of the line before it stops
             // listening, so this only fails for one that is going away
             if next.turn.send(()).is_ok() {
@@ -300,7 +345,7 @@ impl Admission {
         Self {
             gate: Arc::new(Gate {
                 limits,
-                line: Mutex::new(Line::new()),
+                line: Mutex::new(Line::new(limits)),
                 shed: Default::default(),
             }),
         }
@@ -315,7 +360,8 @@ impl Admission {
         let limits = gate.limits;
         let (turn, patience, reason) = {
             let mut line = gate.lock();
-            if line.running < limits.concurrency.max(1) {
+            let now = Instant::now();
+            if line.running < limits.turns(line.overloaded(now)) {
                 line.running += 1;
                 return Ok(Turn { gate: gate.clone() });
             }
@@ -330,8 +376,7 @@ impl Admission {
                 line.waiting.pop_front();
                 gate.shed[Shed::QueueFull as usize].fetch_add(1, Ordering::Relaxed);
             }
-            let now = Instant::now();
-            let overloaded = line.overloaded(limits.overload_interval, now);
+            let overloaded = line.overloaded(now);
             let (send, turn) = oneshot::channel();
             let id = line.next_id;
             line.next_id += 1;
@@ -340,7 +385,7 @@ impl Admission {
                 turn: send,
                 since: now,
             });
-            line.joined(now);
+            line.observe(now);
             let (patience, reason) = if overloaded {
                 (limits.overload_wait, Shed::Overloaded)
             } else {
@@ -388,11 +433,9 @@ impl Admission {
         }
     }
 
-    /// Whether the waiting line has stood for a whole interval.
+    /// Whether this is overload (see [`Line::overloaded`]).
     pub fn overloaded(&self) -> bool {
-        self.gate
-            .lock()
-            .overloaded(self.gate.limits.overload_interval, Instant::now())
+        self.gate.lock().overloaded(Instant::now())
     }
 
     /// Searches refused since start (exported on `/metrics`).
@@ -421,23 +464,30 @@ mod tests {
             max_wait: Duration::from_millis(wait_ms),
             overload_wait: Duration::from_millis(wait_ms),
             overload_interval: Duration::from_millis(100),
+            overload_concurrency: concurrency,
         })
     }
 
-    /// One turn and room for `queue`; the line counts as overload once it
-    /// has stood for 1 ms (`overloaded`) or never (a burst).
+    /// Makes it overload now, for the hour the tests' intervals last.
+    fn overload(g: &Admission) {
+        g.gate.lock().overload = true;
+    }
+
+    /// One turn and room for `queue`, under overload (`overloaded`) or in
+    /// a burst that lasts: nobody waits long enough to make it overload.
     fn one_turn(queue: usize, overloaded: bool) -> Arc<Admission> {
-        Arc::new(Admission::new(Limits {
+        let g = Arc::new(Admission::new(Limits {
             concurrency: 1,
             queue,
             max_wait: Duration::from_secs(5),
             overload_wait: Duration::from_secs(5),
-            overload_interval: if overloaded {
-                Duration::from_millis(1)
-            } else {
-                Duration::from_secs(3_600)
-            },
-        }))
+            overload_interval: Duration::from_secs(3_600),
+            overload_concurrency: 1,
+        }));
+        if overloaded {
+            overload(&g);
+        }
+        g
     }
 
     /// A search that waits for a turn, holds it until told, and reports
@@ -540,11 +590,12 @@ mod tests {
     }
 
     #[test]
-    fn a_line_that_stands_for_an_interval_is_overload_until_it_has_been_empty_a_while() {
+    fn a_line_late_for_an_interval_is_overload_until_it_has_been_empty_a_while() {
         let ms = Duration::from_millis;
         let t0 = Instant::now();
-        let interval = Limits::for_this_machine().overload_interval;
-        let mut line = Line::new();
+        // 25 ms and 500 ms, the defaults
+        let limits = Limits::for_this_machine();
+        let mut line = Line::new(limits);
         let join = |line: &mut Line, id: u64, at: Duration| {
             let (turn, _) = oneshot::channel();
             line.waiting.push_back(Waiter {
@@ -552,29 +603,88 @@ mod tests {
                 turn,
                 since: t0 + at,
             });
-            line.joined(t0 + at);
+            line.observe(t0 + at);
         };
-        assert!(!line.overloaded(interval, t0), "nobody waits");
-        // two slow searches holding both cores for 150 ms, as happens at
-        // 70 % of capacity: a moment of waiting
-        join(&mut line, 1, ms(0));
-        assert!(!line.overloaded(interval, t0 + ms(150)));
-        // the line empties once: it starts again from there
-        assert!(line.remove(1, t0 + ms(200)));
-        join(&mut line, 2, ms(400));
-        assert!(!line.overloaded(interval, t0 + ms(600)));
-        // a line that has not emptied for half a second stands
-        assert!(line.overloaded(interval, t0 + ms(900)));
+        assert!(!line.overloaded(t0), "nobody waits");
+        // a few people searching at once: the line stands behind the turns
+        // for a second, each of them waiting 20 ms, never late
+        for n in 0..50 {
+            join(&mut line, n, ms(20 * n));
+            assert!(!line.overloaded(t0 + ms(20 * n + 10)));
+            assert!(line.remove(n, t0 + ms(20 * n + 20)));
+        }
+        assert!(!line.overloaded(t0 + ms(1_000)), "standing is not late");
+        // one search waiting 300 ms (something else took the cores): late
+        // from 25 ms on, not for an interval
+        join(&mut line, 100, ms(1_000));
+        assert!(!line.overloaded(t0 + ms(1_300)));
+        assert!(line.remove(100, t0 + ms(1_300)));
+        // late from 2,025 ms on, without a break though the oldest changes
+        // (the next one is late too when it becomes the oldest)...
+        join(&mut line, 101, ms(2_000));
+        join(&mut line, 102, ms(2_200));
+        assert!(line.remove(101, t0 + ms(2_400)));
+        assert!(!line.overloaded(t0 + ms(2_500)));
+        // ...for half a second: overload
+        assert!(line.overloaded(t0 + ms(2_530)));
         // emptied for a moment (10 ms: a client's pause), it stays overload
-        assert!(line.remove(2, t0 + ms(950)));
-        assert!(line.overloaded(interval, t0 + ms(960)));
-        join(&mut line, 3, ms(970));
-        assert!(line.overloaded(interval, t0 + ms(980)));
+        assert!(line.remove(102, t0 + ms(2_600)));
+        assert!(line.overloaded(t0 + ms(2_610)));
+        join(&mut line, 103, ms(2_620));
+        assert!(line.overloaded(t0 + ms(2_630)));
         // empty for a tenth of the interval, it is over
-        assert!(line.remove(3, t0 + ms(990)));
-        assert!(line.overloaded(interval, t0 + ms(1_030)));
-        assert!(!line.overloaded(interval, t0 + ms(1_040)));
-        assert!(!line.remove(3, t0 + ms(1_050)), "no longer in the line");
+        assert!(line.remove(103, t0 + ms(2_640)));
+        assert!(line.overloaded(t0 + ms(2_680)));
+        assert!(!line.overloaded(t0 + ms(2_690)));
+        assert!(!line.remove(103, t0 + ms(2_700)), "no longer in the line");
+        // a break in the lateness starts it again: late from 3,025 ms, then
+        // the oldest goes and the next has waited only 10 ms
+        join(&mut line, 104, ms(3_000));
+        join(&mut line, 105, ms(3_300));
+        assert!(line.remove(104, t0 + ms(3_310)));
+        assert!(!line.overloaded(t0 + ms(3_600)), "late again from 3,325 ms");
+        assert!(line.overloaded(t0 + ms(3_830)));
+    }
+
+    #[tokio::test]
+    async fn under_overload_fewer_searches_run() {
+        let g = Arc::new(Admission::new(Limits {
+            overload_concurrency: 1,
+            overload_interval: Duration::from_secs(1),
+            ..gate(2, 4, 5_000).gate.limits
+        }));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let a = g.enter("searches").await.expect("first turn");
+        let b = g.enter("searches").await.expect("second turn");
+        let waiting = waiter(&g, "waiting", &order).await;
+        overload(&g);
+        // one of the two ends: under overload one runs, so nobody starts
+        drop(a);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(order.lock().unwrap().is_empty(), "still one running");
+        // the other ends: the waiting one runs
+        drop(b);
+        assert!(waiting.await.unwrap());
+        assert_eq!(*order.lock().unwrap(), ["waiting"]);
+        // a newcomer now finds the one turn of overload free...
+        let c = g.enter("searches").await.expect("the one turn");
+        let late = {
+            let g = g.clone();
+            tokio::spawn(async move { g.enter("searches").await.map(drop).is_ok() })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!late.is_finished(), "and the next waits: one runs");
+        drop(c);
+        assert!(late.await.unwrap());
+        // ...and once the line has been empty a tenth of an interval (100
+        // ms here), two run again
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert!(!g.overloaded());
+        let _a = g.enter("searches").await.expect("first turn");
+        let started = Instant::now();
+        let _b = g.enter("searches").await.expect("second turn");
+        assert!(started.elapsed() < Duration::from_millis(20), "at once");
+        assert_eq!(g.shed(), 0);
     }
 
     /// Three searches waiting behind one turn, in a burst or under
@@ -660,13 +770,15 @@ mod tests {
             queue: 10,
             max_wait: Duration::from_secs(5),
             overload_wait: Duration::from_millis(20),
-            overload_interval: Duration::from_millis(1),
+            overload_interval: Duration::from_secs(3_600),
+            overload_concurrency: 1,
         }));
         let order = Arc::new(Mutex::new(Vec::new()));
         let held = g.enter("searches").await.expect("turn");
-        // one search waiting (the long wait: the line was empty) makes the
-        // line stand
+        // one search waiting with the long wait (it came in a burst)...
         let first = waiter(&g, "first", &order).await;
+        // ...when it becomes overload
+        overload(&g);
         let started = Instant::now();
         assert!(g.enter("searches").await.is_err());
         let waited = started.elapsed();

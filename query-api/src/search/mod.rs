@@ -247,10 +247,15 @@ impl Drop for Timer<'_> {
     }
 }
 
-/// One thread per core (at most 4): a search over a large index is split by
+/// The threads one search is split over: one per core, at most 4.
+pub fn threads_per_search() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// [`threads_per_search`] threads: a search over a large index is split by
 /// segment, which cuts latency when the machine is not already saturated.
 fn search_executor() -> tantivy::Executor {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let threads = threads_per_search();
     if threads > 1
         && let Ok(executor) = tantivy::Executor::multi_thread(threads, "certscope-search-")
     {
