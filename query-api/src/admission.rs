@@ -80,6 +80,7 @@ impl Limits {
     /// RELIABILITY.md); a burst waits up to a second, an overload 25 ms
     /// (about one slow search, so that waiting adds little to an accepted
     /// search's latency).
+    ///
     /// Under overload, as many searches run as the cores hold split
     /// searches: one here (two cores, each search on both).
     pub fn for_this_machine() -> Self {

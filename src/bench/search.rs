@@ -408,11 +408,7 @@ struct Figures {
 
 impl Figures {
     fn pct(&self, p: f64) -> f64 {
-        let mut v = self.ms.clone();
-        v.sort_by(f64::total_cmp);
-        v.get(((v.len() as f64 - 1.0) * p).round() as usize)
-            .copied()
-            .unwrap_or(f64::NAN)
+        super::pct(&self.ms, p)
     }
 
     /// p50/p99 per query type.
@@ -431,14 +427,10 @@ impl Figures {
                 .filter(|(i, _)| queries[**i].label == label)
                 .map(|(_, ms)| *ms)
                 .collect();
-            let part = Figures {
-                ms,
-                ..Figures::default()
-            };
             out.push(format!(
                 "{label} {:.1}/{:.1}",
-                part.pct(0.5),
-                part.pct(0.99)
+                super::pct(&ms, 0.5),
+                super::pct(&ms, 0.99)
             ));
         }
         format!("    p50/p99 ms by type: {}", out.join(", "))
@@ -451,17 +443,14 @@ impl Figures {
         let last = self.second.iter().copied().max().unwrap_or(0);
         let out: Vec<String> = (0..=last)
             .map(|s| {
-                let part = Figures {
-                    ms: self
-                        .second
-                        .iter()
-                        .zip(&self.ms)
-                        .filter(|(x, _)| **x == s)
-                        .map(|(_, ms)| *ms)
-                        .collect(),
-                    ..Figures::default()
-                };
-                format!("{:.0}", part.pct(0.99))
+                let ms: Vec<f64> = self
+                    .second
+                    .iter()
+                    .zip(&self.ms)
+                    .filter(|(x, _)| **x == s)
+                    .map(|(_, ms)| *ms)
+                    .collect();
+                format!("{:.0}", super::pct(&ms, 0.99))
             })
             .collect();
         format!("    p99 ms by second: {}", out.join(" "))
