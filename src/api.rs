@@ -75,22 +75,19 @@ pub struct ApiArgs {
     /// search.
     #[arg(long, env = "CERTSCOPE_SEARCH_QUEUE")]
     pub search_queue: Option<usize>,
-    /// Longest wait for a turn, in milliseconds, before 503 with Retry-After,
-    /// in a burst (not overload)...
+    /// Longest wait for a turn, in milliseconds, before 503 with Retry-After.
     #[arg(long, env = "CERTSCOPE_SEARCH_MAX_WAIT_MS", default_value_t = Limits::DEFAULT_MAX_WAIT_MS)]
     pub search_max_wait_ms: u64,
-    /// ...and under overload (the waiting line has kept a search waiting
-    /// longer than this for --search-overload-interval-ms), when the newest
-    /// waiting search gets the next turn.
-    #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_WAIT_MS", default_value_t = Limits::DEFAULT_OVERLOAD_WAIT_MS)]
-    pub search_overload_wait_ms: u64,
-    /// How long the waiting line must keep a search waiting longer than
-    /// --search-overload-wait-ms before it counts as overload, in
-    /// milliseconds.
+    /// A search waiting longer than this, in milliseconds, is late...
+    #[arg(long, env = "CERTSCOPE_SEARCH_LATE_AFTER_MS", default_value_t = Limits::DEFAULT_LATE_AFTER_MS)]
+    pub search_late_after_ms: u64,
+    /// ...and a waiting line late for this long, in milliseconds, is
+    /// overload (the newest waiting search gets the next turn).
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_INTERVAL_MS", default_value_t = Limits::DEFAULT_OVERLOAD_INTERVAL_MS)]
     pub search_overload_interval_ms: u64,
-    /// Searches run at once under overload. Default: as many as the cores
-    /// hold searches split over up to 4 of them (one on up to 7 cores).
+    /// Searches run at once while overload refuses searches. Default: as
+    /// many as the cores hold searches split over up to 4 of them (one on
+    /// up to 7 cores).
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_CONCURRENCY")]
     pub search_overload_concurrency: Option<usize>,
     /// Publish new index segments without decoding their columns and recent
@@ -196,7 +193,7 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
         limits.queue = q;
     }
     limits.max_wait = Duration::from_millis(args.search_max_wait_ms);
-    limits.overload_wait = Duration::from_millis(args.search_overload_wait_ms);
+    limits.late_after = Duration::from_millis(args.search_late_after_ms);
     if args.search_overload_interval_ms == 0 {
         bail!("--search-overload-interval-ms must be at least 1");
     }

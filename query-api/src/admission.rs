@@ -3,29 +3,34 @@
 //! Facebook's "Fail at scale", with CoDel's test for overload):
 //!
 //! - **A burst** (until the line has kept a search waiting longer than
-//!   `overload_wait`, 25 ms, for a whole `overload_interval`, half a second,
-//!   or has filled): first come, first served, and a search may wait up to
-//!   `max_wait` (a second). A few people searching at once are never
-//!   refused (they keep a line standing behind the turns, but nobody in it
-//!   waits long), and a moment in which something else takes the cores is
-//!   absorbed by a long line.
+//!   `late_after`, 25 ms, for a whole `overload_interval`, half a second, or
+//!   has filled): first come, first served. A few people searching at once
+//!   are never refused (they keep a line standing behind the turns, but
+//!   nobody in it waits long), and a moment in which something else takes
+//!   the cores is absorbed by the line.
 //! - **Overload** (until the line has been empty for a tenth of an
-//!   interval): fewer searches run (`overload_concurrency`: each search is
-//!   split over the cores already, and two sharing them take twice as long
-//!   each), the newest waiting search gets the next free turn, a search
-//!   waits at most `overload_wait` (about one slow search), and a newcomer
-//!   to a full line takes the place of the oldest, which is refused.
-//!   Searches that get a turn then get it at once or nearly and run alone,
-//!   so they see an unloaded server's latency and not a queue's: served
-//!   first in, first out, every accepted search waited for the whole line
-//!   ahead of it (the bulk of its latency at three times capacity,
-//!   RELIABILITY.md); the ones refused are those that waited longest, whose
+//!   interval): the newest waiting search gets the next free turn. Served
+//!   first in, first out, every accepted search would wait for the whole
+//!   line ahead of it (the bulk of its latency at three times capacity,
+//!   RELIABILITY.md); served newest first, the searches that get a turn get
+//!   it at once or nearly, and the ones that wait are the oldest, whose
 //!   clients are the most likely to have given up.
+//!
+//! Either way a search is refused only when the line is full (a newcomer
+//! takes the place of the oldest, which is refused) or after `max_wait` (a
+//! second). A line that does not fill is a moment the server will catch up
+//! with, and its searches are answered, late; a line that fills is more
+//! arriving than the server answers, and refusing is what is left. **While
+//! it refuses**, fewer searches run (`overload_concurrency`): each search is
+//! split over the cores already, and two sharing them take twice as long
+//! each, so the ones accepted run alone, at an unloaded server's speed. Not
+//! before: in a moment of overload that has not filled the line, all the
+//! turns drain it fastest (two at once answer about a third more).
 //!
 //! The interval is longer than CoDel's 100 ms for packets because a search
 //! takes milliseconds, not microseconds: at 70 % of capacity a line that is
 //! late for a tenth of a second is an ordinary moment, not overload. The
-//! target (the overload wait) is 5 % of the interval, as in CoDel.
+//! target (`late_after`) is 5 % of the interval, as in CoDel.
 //!
 //! A search that cannot get a turn is answered with 503 and `Retry-After`.
 //! Cached answers never reach this gate: only the work that occupies a core
@@ -50,24 +55,24 @@ pub struct Limits {
     /// Searches waiting for a turn; one more takes the oldest one's place,
     /// which is refused, and makes it overload.
     pub queue: usize,
-    /// Longest wait for a turn in a burst.
+    /// Longest wait for a turn.
     pub max_wait: Duration,
-    /// Longest wait for a turn under overload.
-    pub overload_wait: Duration,
-    /// Overload is a line that has kept a search waiting longer than
-    /// `overload_wait` for this long.
+    /// A search waiting longer than this is late (CoDel's target)...
+    pub late_after: Duration,
+    /// ...and a line late for this long is overload.
     pub overload_interval: Duration,
-    /// Searches running at once under overload. Each search is already
-    /// split over the cores by segment ([`crate::search::threads_per_search`]),
-    /// so two at once on two cores each take twice as long: at three times
-    /// capacity that doubled every accepted search's latency while adding a
-    /// third to what was answered (RELIABILITY.md, "Load shedding").
+    /// Searches running at once while overload refuses searches. Each
+    /// search is already split over the cores by segment
+    /// ([`crate::search::threads_per_search`]), so two at once on two cores
+    /// each take twice as long: at three times capacity that doubled every
+    /// accepted search's latency while adding a third to what was answered
+    /// (RELIABILITY.md, "Load shedding").
     pub overload_concurrency: usize,
 }
 
 impl Limits {
     pub const DEFAULT_MAX_WAIT_MS: u64 = 1_000;
-    pub const DEFAULT_OVERLOAD_WAIT_MS: u64 = 25;
+    pub const DEFAULT_LATE_AFTER_MS: u64 = 25;
     pub const DEFAULT_OVERLOAD_INTERVAL_MS: u64 = 500;
     /// Searches that may wait per search running, by default.
     pub const QUEUE_PER_TURN: usize = 8;
@@ -77,11 +82,10 @@ impl Limits {
     /// of an overload the searches that arrive before it fills are served
     /// first in, first out, so a longer line makes them wait through it; 32
     /// per core put the first second's p99 at 122 ms against 41 ms with 8,
-    /// RELIABILITY.md); a burst waits up to a second, an overload 25 ms
-    /// (about one slow search, so that waiting adds little to an accepted
-    /// search's latency).
+    /// RELIABILITY.md); a search waits up to a second, and is late after 25
+    /// ms (about one slow search).
     ///
-    /// Under overload, as many searches run as the cores hold split
+    /// While overload refuses searches, as many run as the cores hold split
     /// searches: one here (two cores, each search on both).
     pub fn for_this_machine() -> Self {
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -89,15 +93,15 @@ impl Limits {
             concurrency: cores,
             queue: Self::QUEUE_PER_TURN * cores,
             max_wait: Duration::from_millis(Self::DEFAULT_MAX_WAIT_MS),
-            overload_wait: Duration::from_millis(Self::DEFAULT_OVERLOAD_WAIT_MS),
+            late_after: Duration::from_millis(Self::DEFAULT_LATE_AFTER_MS),
             overload_interval: Duration::from_millis(Self::DEFAULT_OVERLOAD_INTERVAL_MS),
             overload_concurrency: (cores / crate::search::threads_per_search()).max(1),
         }
     }
 
-    /// Searches that may run at once, in a burst or under overload.
-    fn turns(&self, overload: bool) -> usize {
-        if overload {
+    /// Searches that may run at once: fewer while overload refuses.
+    fn turns(&self, refusing: bool) -> usize {
+        if refusing {
             self.overload_concurrency.min(self.concurrency)
         } else {
             self.concurrency
@@ -112,22 +116,18 @@ pub enum Shed {
     /// It was the oldest of a full line when another arrived (or there is
     /// no line: `queue` is 0).
     QueueFull,
-    /// It waited `overload_wait` under overload (or, come in a burst, was
-    /// still waiting longer than that at a turn under overload).
-    Overloaded,
-    /// It waited `max_wait` in a burst.
-    Burst,
+    /// It waited `max_wait`.
+    Waited,
 }
 
 impl Shed {
-    pub const ALL: [Shed; 3] = [Shed::QueueFull, Shed::Overloaded, Shed::Burst];
+    pub const ALL: [Shed; 2] = [Shed::QueueFull, Shed::Waited];
 
     /// The `reason` label on `/metrics`.
     pub fn as_str(self) -> &'static str {
         match self {
             Shed::QueueFull => "queue_full",
-            Shed::Overloaded => "overloaded",
-            Shed::Burst => "burst_wait",
+            Shed::Waited => "max_wait",
         }
     }
 }
@@ -148,7 +148,7 @@ struct Line {
     waiting: VecDeque<Waiter>,
     next_id: u64,
     /// Since when the line has held, without a break, a search that had
-    /// waited longer than the overload wait (CoDel's "first above time")...
+    /// waited longer than `late_after` (CoDel's "first above time")...
     late_since: Option<Instant>,
     /// ...and since when it has been empty.
     empty_since: Option<Instant>,
@@ -157,6 +157,8 @@ struct Line {
     /// a moment (a client's pause) does not end it, or every such moment
     /// would serve the next half second first in, first out.
     overload: bool,
+    /// When a search was last refused (a full line or the longest wait).
+    refused_at: Option<Instant>,
 }
 
 impl Line {
@@ -169,11 +171,12 @@ impl Line {
             late_since: None,
             empty_since: Some(Instant::now()),
             overload: false,
+            refused_at: None,
         }
     }
 
     /// Whether this is overload. A line is late while its oldest search has
-    /// waited longer than the overload wait: a few people searching at once
+    /// waited longer than `late_after`: a few people searching at once
     /// keep a line standing behind the turns without ever being late, and
     /// are not overload.
     fn overloaded(&mut self, now: Instant) -> bool {
@@ -194,7 +197,7 @@ impl Line {
     /// change to it: the oldest search only changes here, and only grows
     /// older in between, so lateness is exact.
     fn observe(&mut self, now: Instant) {
-        let wait = self.limits.overload_wait;
+        let wait = self.limits.late_after;
         match self.waiting.front() {
             None => {
                 self.late_since = None;
@@ -210,6 +213,16 @@ impl Line {
                 }
             }
         }
+    }
+
+    /// Searches that may run now: fewer while overload refuses searches
+    /// (one was refused within the last interval).
+    fn turns(&mut self, now: Instant) -> usize {
+        let refusing = self.overloaded(now)
+            && self.refused_at.is_some_and(|at| {
+                now.saturating_duration_since(at) < self.limits.overload_interval
+            });
+        self.limits.turns(refusing)
     }
 
     /// Takes `id` out of the line; false when it is no longer there (given
@@ -228,7 +241,7 @@ struct Gate {
     limits: Limits,
     line: Mutex<Line>,
     /// Refusals by [`Shed`] reason, in [`Shed::ALL`] order.
-    shed: [AtomicU64; 3],
+    shed: [AtomicU64; 2],
 }
 
 impl Gate {
@@ -236,27 +249,22 @@ impl Gate {
         self.line.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Counts a refusal for `reason`, and notes when it was.
+    fn refused(&self, line: &mut Line, reason: Shed, now: Instant) {
+        line.refused_at = Some(now);
+        self.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
     /// A turn given back: to the newest waiting search under overload, to
-    /// the oldest otherwise, or to nobody (none waits, or under overload
-    /// fewer run).
+    /// the oldest otherwise, or to nobody (none waits, or fewer run while
+    /// overload refuses).
     fn release(&self) {
         let mut line = self.lock();
         let now = Instant::now();
         let lifo = line.overloaded(now);
-        if lifo {
-            // under overload nobody waits longer than the overload wait,
-            // though it came in a burst with a longer one
-            while line
-                .waiting
-                .front()
-                .is_some_and(|w| now.saturating_duration_since(w.since) > self.limits.overload_wait)
-            {
-                line.waiting.pop_front();
-                self.shed[Shed::Overloaded as usize].fetch_add(1, Ordering::Relaxed);
-            }
-        }
+        let turns = line.turns(now);
         loop {
-            let next = if line.running > self.limits.turns(lifo) {
+            let next = if line.running > turns {
                 None
             } else if lifo {
                 line.waiting.pop_back()
@@ -299,24 +307,23 @@ struct Waiting<'a> {
 }
 
 impl Waiting<'_> {
-    /// What became of this search once its wait is over: a turn, or why it
-    /// has none: `timed_out` (the reason of its wait), or `None` when it was
-    /// pushed out of the line (and counted then).
-    fn settle(&mut self, timed_out: Shed) -> Result<Turn, Option<Shed>> {
+    /// What became of this search once its wait is over: a turn, or
+    /// refused (counted here if it waited the longest wait, or when it was
+    /// pushed out of the line).
+    fn settle(&mut self) -> Option<Turn> {
         self.done = true;
         let mut line = self.gate.lock();
-        if line.remove(self.id, Instant::now()) {
-            return Err(Some(timed_out));
+        let now = Instant::now();
+        if line.remove(self.id, now) {
+            self.gate.refused(&mut line, Shed::Waited, now);
+            return None;
         }
         drop(line);
         // out of the line: given a turn (maybe as the wait ended), or
         // pushed out by a newcomer
-        match self.turn.try_recv() {
-            Ok(()) => Ok(Turn {
-                gate: self.gate.clone(),
-            }),
-            Err(_) => Err(None),
-        }
+        self.turn.try_recv().ok().map(|()| Turn {
+            gate: self.gate.clone(),
+        })
     }
 }
 
@@ -359,25 +366,24 @@ impl Admission {
     pub async fn enter(&self, what: &str) -> Result<Turn, ApiError> {
         let gate = &self.gate;
         let limits = gate.limits;
-        let (turn, patience, reason) = {
+        let mut waiting = {
             let mut line = gate.lock();
             let now = Instant::now();
-            if line.running < limits.turns(line.overloaded(now)) {
+            if line.running < line.turns(now) {
                 line.running += 1;
                 return Ok(Turn { gate: gate.clone() });
             }
             if limits.queue == 0 {
-                drop(line);
-                return Err(self.refuse(what, Shed::QueueFull));
+                gate.refused(&mut line, Shed::QueueFull, now);
+                return Err(self.message(what));
             }
             if line.waiting.len() >= limits.queue {
                 // a full line is overload at once; the oldest makes room
                 // (dropping its sender tells it)
                 line.overload = true;
                 line.waiting.pop_front();
-                gate.shed[Shed::QueueFull as usize].fetch_add(1, Ordering::Relaxed);
+                gate.refused(&mut line, Shed::QueueFull, now);
             }
-            let overloaded = line.overloaded(now);
             let (send, turn) = oneshot::channel();
             let id = line.next_id;
             line.next_id += 1;
@@ -387,40 +393,24 @@ impl Admission {
                 since: now,
             });
             line.observe(now);
-            let (patience, reason) = if overloaded {
-                (limits.overload_wait, Shed::Overloaded)
-            } else {
-                (limits.max_wait, Shed::Burst)
-            };
-            let waiting = Waiting {
+            Waiting {
                 gate,
                 id,
                 turn,
                 done: false,
-            };
-            (waiting, patience, reason)
+            }
         };
-        let mut waiting = turn;
-        let answer = tokio::time::timeout(patience, &mut waiting.turn).await;
-        let settled = match answer {
+        let answer = tokio::time::timeout(limits.max_wait, &mut waiting.turn).await;
+        let turn = match answer {
             Ok(Ok(())) => {
                 waiting.done = true;
-                Ok(Turn { gate: gate.clone() })
+                Some(Turn { gate: gate.clone() })
             }
             // pushed out, or the wait is over: settle under the lock, where a
             // turn handed over at this very moment is not lost
-            Ok(Err(_)) | Err(_) => waiting.settle(reason),
+            Ok(Err(_)) | Err(_) => waiting.settle(),
         };
-        settled.map_err(|shed| match shed {
-            Some(shed) => self.refuse(what, shed),
-            // pushed out of the line: counted when it was
-            None => self.message(what),
-        })
-    }
-
-    fn refuse(&self, what: &str, reason: Shed) -> ApiError {
-        self.gate.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
-        self.message(what)
+        turn.ok_or_else(|| self.message(what))
     }
 
     fn message(&self, what: &str) -> ApiError {
@@ -463,13 +453,14 @@ mod tests {
             concurrency,
             queue,
             max_wait: Duration::from_millis(wait_ms),
-            overload_wait: Duration::from_millis(wait_ms),
+            late_after: Duration::from_millis(wait_ms),
             overload_interval: Duration::from_millis(100),
             overload_concurrency: concurrency,
         })
     }
 
-    /// Makes it overload now, for the hour the tests' intervals last.
+    /// Makes it overload now, as a line late for an interval does (one
+    /// that has refused nobody), for the hour the tests' intervals last.
     fn overload(g: &Admission) {
         g.gate.lock().overload = true;
     }
@@ -481,7 +472,7 @@ mod tests {
             concurrency: 1,
             queue,
             max_wait: Duration::from_secs(5),
-            overload_wait: Duration::from_secs(5),
+            late_after: Duration::from_secs(5),
             overload_interval: Duration::from_secs(3_600),
             overload_concurrency: 1,
         }));
@@ -555,7 +546,7 @@ mod tests {
             "gave up after {waited:?}"
         );
         assert_eq!(g.shed(), 1);
-        assert_eq!(g.shed_for(Shed::Burst), 1, "waited the long wait");
+        assert_eq!(g.shed_for(Shed::Waited), 1, "waited the longest wait");
     }
 
     #[tokio::test]
@@ -648,44 +639,46 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn under_overload_fewer_searches_run() {
+    async fn fewer_searches_run_while_overload_refuses_and_not_before() {
         let g = Arc::new(Admission::new(Limits {
             overload_concurrency: 1,
             overload_interval: Duration::from_secs(1),
-            ..gate(2, 4, 5_000).gate.limits
+            ..gate(2, 1, 5_000).gate.limits
         }));
         let order = Arc::new(Mutex::new(Vec::new()));
         let a = g.enter("searches").await.expect("first turn");
         let b = g.enter("searches").await.expect("second turn");
-        let waiting = waiter(&g, "waiting", &order).await;
+        // overload that has refused nobody (a late line): both turns run,
+        // so a freed one goes to the waiting search
         overload(&g);
-        // one of the two ends: under overload one runs, so nobody starts
+        let first = waiter(&g, "first", &order).await;
         drop(a);
+        let ran = tokio::time::timeout(Duration::from_secs(1), first).await;
+        assert!(ran.expect("the freed turn was handed on").unwrap());
+        let c = g.enter("searches").await.expect("two run");
+        // a newcomer to the full line (of one) pushes the oldest out: now
+        // it refuses...
+        let pushed = waiter(&g, "pushed", &order).await;
+        let second = waiter(&g, "second", &order).await;
+        assert!(!pushed.await.unwrap(), "refused for a full line");
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0]);
+        // ...so one runs: the end of one of the two frees no turn
+        drop(c);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(order.lock().unwrap().is_empty(), "still one running");
+        assert_eq!(*order.lock().unwrap(), ["first"], "still one running");
         // the other ends: the waiting one runs
         drop(b);
-        assert!(waiting.await.unwrap());
-        assert_eq!(*order.lock().unwrap(), ["waiting"]);
-        // a newcomer now finds the one turn of overload free...
-        let c = g.enter("searches").await.expect("the one turn");
-        let late = {
-            let g = g.clone();
-            tokio::spawn(async move { g.enter("searches").await.map(drop).is_ok() })
-        };
-        tokio::time::sleep(Duration::from_millis(20)).await;
-        assert!(!late.is_finished(), "and the next waits: one runs");
-        drop(c);
-        assert!(late.await.unwrap());
-        // ...and once the line has been empty a tenth of an interval (100
-        // ms here), two run again
+        assert!(second.await.unwrap());
+        assert_eq!(*order.lock().unwrap(), ["first", "second"]);
+        // once the line has been empty a tenth of an interval (100 ms
+        // here), two run again
         tokio::time::sleep(Duration::from_millis(120)).await;
         assert!(!g.overloaded());
         let _a = g.enter("searches").await.expect("first turn");
         let started = Instant::now();
         let _b = g.enter("searches").await.expect("second turn");
         assert!(started.elapsed() < Duration::from_millis(20), "at once");
-        assert_eq!(g.shed(), 0);
+        assert_eq!(g.shed(), 1);
     }
 
     /// Three searches waiting behind one turn, in a burst or under
@@ -721,7 +714,7 @@ mod tests {
         let second = waiter(&g, "second", &order).await;
         let third = waiter(&g, "third", &order).await;
         assert!(!first.await.unwrap(), "the oldest was refused at once");
-        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0, 0]);
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0]);
         drop(held);
         assert!(second.await.unwrap() && third.await.unwrap());
         assert_eq!(*order.lock().unwrap(), ["third", "second"]);
@@ -765,40 +758,34 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn under_overload_a_search_waits_only_the_short_time() {
+    async fn under_overload_a_late_search_waits_for_a_turn_up_to_the_longest_wait() {
         let g = Arc::new(Admission::new(Limits {
             concurrency: 1,
             queue: 10,
-            max_wait: Duration::from_secs(5),
-            overload_wait: Duration::from_millis(20),
+            max_wait: Duration::from_millis(300),
+            late_after: Duration::from_millis(20),
             overload_interval: Duration::from_secs(3_600),
             overload_concurrency: 1,
         }));
         let order = Arc::new(Mutex::new(Vec::new()));
         let held = g.enter("searches").await.expect("turn");
-        // one search waiting with the long wait (it came in a burst)...
-        let first = waiter(&g, "first", &order).await;
-        // ...when it becomes overload
         overload(&g);
+        // waits four times `late_after` under overload, and still runs: a
+        // line that does not fill is a moment the server catches up with
+        let first = waiter(&g, "first", &order).await;
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        drop(held);
+        assert!(first.await.unwrap(), "got the turn");
+        assert_eq!(*order.lock().unwrap(), ["first"]);
+        // nobody frees the turn: refused after the longest wait, not before
+        let _held = g.enter("searches").await.expect("the turn is free");
         let started = Instant::now();
         assert!(g.enter("searches").await.is_err());
         let waited = started.elapsed();
         assert!(
-            waited >= Duration::from_millis(20) && waited < Duration::from_secs(1),
-            "gave up after the overload wait, not the burst wait: {waited:?}"
+            waited >= Duration::from_millis(290) && waited < Duration::from_secs(2),
+            "gave up after the longest wait: {waited:?}"
         );
-        assert_eq!(
-            Shed::ALL.map(|r| g.shed_for(r)),
-            [0, 1, 0],
-            "counted as overload"
-        );
-        // the first came with the burst's wait; under overload it is
-        // refused at the next turn, not after its own five seconds
-        drop(held);
-        let refused = tokio::time::timeout(Duration::from_secs(1), first).await;
-        assert!(!refused.expect("refused at once").unwrap());
-        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [0, 2, 0]);
-        assert!(order.lock().unwrap().is_empty());
-        drop(g.enter("searches").await.expect("the turn is free"));
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [0, 1]);
     }
 }

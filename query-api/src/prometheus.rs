@@ -287,7 +287,7 @@ pub async fn metrics(
     );
     let _ = writeln!(
         out,
-        "# HELP certscope_searches_shed_by_reason those refusals by the limit met: queue_full (the waiting line was full), overloaded (waited the short overload wait while the queue stood), burst_wait (waited the longest wait)\n# TYPE certscope_searches_shed_by_reason gauge"
+        "# HELP certscope_searches_shed_by_reason those refusals by the limit met: queue_full (the waiting line was full), max_wait (waited the longest wait)\n# TYPE certscope_searches_shed_by_reason gauge"
     );
     for reason in crate::admission::Shed::ALL {
         let _ = writeln!(

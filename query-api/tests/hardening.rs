@@ -422,7 +422,7 @@ async fn at_capacity_searches_are_refused_at_once_with_retry_after_and_counted()
             concurrency: 1,
             queue: 0,
             max_wait: Duration::ZERO,
-            overload_wait: Duration::ZERO,
+            late_after: Duration::ZERO,
             ..certscope_query_api::admission::Limits::for_this_machine()
         };
     })

@@ -289,7 +289,7 @@ impl TestApp {
         // tests share one loaded CI machine running debug builds: a burst of
         // their searches is never overload (the shedding test sets its own)
         api.search_limits.queue = 256;
-        api.search_limits.overload_wait = api.search_limits.max_wait;
+        api.search_limits.late_after = api.search_limits.max_wait;
         configure(&mut api);
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", setup.port))
             .await
