@@ -82,7 +82,8 @@ pub struct ApiArgs {
     #[arg(long, env = "CERTSCOPE_SEARCH_LATE_AFTER_MS", default_value_t = Limits::DEFAULT_LATE_AFTER_MS)]
     pub search_late_after_ms: u64,
     /// ...and a waiting line late for this long, in milliseconds, is
-    /// overload (the newest waiting search gets the next turn).
+    /// overload (the newest waiting search gets the next turn, and while
+    /// overload refuses searches a late one is refused at the next turn).
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_INTERVAL_MS", default_value_t = Limits::DEFAULT_OVERLOAD_INTERVAL_MS)]
     pub search_overload_interval_ms: u64,
     /// Searches run at once while overload refuses searches. Default: as

@@ -16,16 +16,20 @@
 //!   it at once or nearly, and the ones that wait are the oldest, whose
 //!   clients are the most likely to have given up.
 //!
-//! Either way a search is refused only when the line is full (a newcomer
-//! takes the place of the oldest, which is refused) or after `max_wait` (a
+//! Either way a search is refused when the line is full (a newcomer takes
+//! the place of the oldest, which is refused) or after `max_wait` (a
 //! second). A line that does not fill is a moment the server will catch up
 //! with, and its searches are answered, late; a line that fills is more
 //! arriving than the server answers, and refusing is what is left. **While
-//! it refuses**, fewer searches run (`overload_concurrency`): each search is
+//! it refuses** under overload (it refused a search within the last
+//! interval), fewer searches run (`overload_concurrency`: each search is
 //! split over the cores already, and two sharing them take twice as long
-//! each, so the ones accepted run alone, at an unloaded server's speed. Not
-//! before: in a moment of overload that has not filled the line, all the
-//! turns drain it fastest (two at once answer about a third more).
+//! each) and nobody waits longer than `late_after` (a search already late
+//! is refused at the next turn): so the ones accepted get their turn at
+//! once or nearly and run alone, at an unloaded server's speed. Not before:
+//! in a moment of overload that has not filled the line, all the turns
+//! drain it fastest (two at once answer about a third more) and nobody is
+//! refused for being late.
 //!
 //! The interval is longer than CoDel's 100 ms for packets because a search
 //! takes milliseconds, not microseconds: at 70 % of capacity a line that is
@@ -116,17 +120,20 @@ pub enum Shed {
     /// It was the oldest of a full line when another arrived (or there is
     /// no line: `queue` is 0).
     QueueFull,
+    /// It was late at a turn while overload refused searches.
+    Late,
     /// It waited `max_wait`.
     Waited,
 }
 
 impl Shed {
-    pub const ALL: [Shed; 2] = [Shed::QueueFull, Shed::Waited];
+    pub const ALL: [Shed; 3] = [Shed::QueueFull, Shed::Late, Shed::Waited];
 
     /// The `reason` label on `/metrics`.
     pub fn as_str(self) -> &'static str {
         match self {
             Shed::QueueFull => "queue_full",
+            Shed::Late => "late",
             Shed::Waited => "max_wait",
         }
     }
@@ -215,14 +222,13 @@ impl Line {
         }
     }
 
-    /// Searches that may run now: fewer while overload refuses searches
-    /// (one was refused within the last interval).
-    fn turns(&mut self, now: Instant) -> usize {
-        let refusing = self.overloaded(now)
-            && self.refused_at.is_some_and(|at| {
-                now.saturating_duration_since(at) < self.limits.overload_interval
-            });
-        self.limits.turns(refusing)
+    /// Whether overload refuses searches: one was refused within the last
+    /// interval.
+    fn refusing(&mut self, now: Instant) -> bool {
+        self.overloaded(now)
+            && self
+                .refused_at
+                .is_some_and(|at| now.saturating_duration_since(at) < self.limits.overload_interval)
     }
 
     /// Takes `id` out of the line; false when it is no longer there (given
@@ -241,7 +247,7 @@ struct Gate {
     limits: Limits,
     line: Mutex<Line>,
     /// Refusals by [`Shed`] reason, in [`Shed::ALL`] order.
-    shed: [AtomicU64; 2],
+    shed: [AtomicU64; 3],
 }
 
 impl Gate {
@@ -262,7 +268,20 @@ impl Gate {
         let mut line = self.lock();
         let now = Instant::now();
         let lifo = line.overloaded(now);
-        let turns = line.turns(now);
+        let refusing = line.refusing(now);
+        if refusing {
+            // while it refuses, a search already late is refused rather
+            // than served late
+            while line
+                .waiting
+                .front()
+                .is_some_and(|w| now.saturating_duration_since(w.since) > self.limits.late_after)
+            {
+                line.waiting.pop_front();
+                self.refused(&mut line, Shed::Late, now);
+            }
+        }
+        let turns = self.limits.turns(refusing);
         loop {
             let next = if line.running > turns {
                 None
@@ -369,7 +388,7 @@ impl Admission {
         let mut waiting = {
             let mut line = gate.lock();
             let now = Instant::now();
-            if line.running < line.turns(now) {
+            if line.running < limits.turns(line.refusing(now)) {
                 line.running += 1;
                 return Ok(Turn { gate: gate.clone() });
             }
@@ -661,7 +680,7 @@ mod tests {
         let pushed = waiter(&g, "pushed", &order).await;
         let second = waiter(&g, "second", &order).await;
         assert!(!pushed.await.unwrap(), "refused for a full line");
-        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0]);
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0, 0]);
         // ...so one runs: the end of one of the two frees no turn
         drop(c);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -714,7 +733,7 @@ mod tests {
         let second = waiter(&g, "second", &order).await;
         let third = waiter(&g, "third", &order).await;
         assert!(!first.await.unwrap(), "the oldest was refused at once");
-        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0]);
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 0, 0]);
         drop(held);
         assert!(second.await.unwrap() && third.await.unwrap());
         assert_eq!(*order.lock().unwrap(), ["third", "second"]);
@@ -786,6 +805,34 @@ mod tests {
             waited >= Duration::from_millis(290) && waited < Duration::from_secs(2),
             "gave up after the longest wait: {waited:?}"
         );
-        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [0, 1]);
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [0, 0, 1]);
+    }
+
+    #[tokio::test]
+    async fn while_overload_refuses_nobody_waits_longer_than_late_after() {
+        let g = Arc::new(Admission::new(Limits {
+            concurrency: 1,
+            queue: 1,
+            max_wait: Duration::from_secs(5),
+            late_after: Duration::from_millis(20),
+            overload_interval: Duration::from_secs(3_600),
+            overload_concurrency: 1,
+        }));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        // a newcomer to the full line (of one) pushes the oldest out: a
+        // full line is overload, and now it refuses
+        let pushed = waiter(&g, "pushed", &order).await;
+        let late = waiter(&g, "late", &order).await;
+        assert!(!pushed.await.unwrap(), "refused for a full line");
+        // `late` has waited over 20 ms by the next turn: refused then, not
+        // served late
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        drop(held);
+        let refused = tokio::time::timeout(Duration::from_secs(1), late).await;
+        assert!(!refused.expect("refused at the turn").unwrap());
+        assert_eq!(Shed::ALL.map(|r| g.shed_for(r)), [1, 1, 0]);
+        assert!(order.lock().unwrap().is_empty());
+        drop(g.enter("searches").await.expect("the turn is free"));
     }
 }

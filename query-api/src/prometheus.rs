@@ -287,7 +287,7 @@ pub async fn metrics(
     );
     let _ = writeln!(
         out,
-        "# HELP certscope_searches_shed_by_reason those refusals by the limit met: queue_full (the waiting line was full), max_wait (waited the longest wait)\n# TYPE certscope_searches_shed_by_reason gauge"
+        "# HELP certscope_searches_shed_by_reason those refusals by the limit met: queue_full (the waiting line was full), late (waited over the late-after time while overload refused searches), max_wait (waited the longest wait)\n# TYPE certscope_searches_shed_by_reason gauge"
     );
     for reason in crate::admission::Shed::ALL {
         let _ = writeln!(
