@@ -17,14 +17,6 @@ use serde_json::{Value, json};
 
 const SECRET: &str = "client-secret-0123456789";
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The provider process and its side signer.
 struct Idp {
     child: Child,
@@ -45,10 +37,8 @@ impl Drop for Idp {
 
 impl Idp {
     fn start(keys: &[(&str, &str)], clients: Value) -> Idp {
-        let (port, sign_port) = (free_port(), free_port());
+        // no port: the provider listens where the kernel puts it and says where
         let config = json!({
-            "port": port,
-            "sign_port": sign_port,
             "keys": keys.iter().map(|(kid, alg)| json!({"kid": kid, "alg": alg})).collect::<Vec<_>>(),
             "rogue_keys": [{"kid": "rogue", "alg": "RS256"}],
             "clients": clients,
@@ -57,7 +47,7 @@ impl Idp {
         Self::spawn(config)
     }
 
-    fn spawn(config: Value) -> Idp {
+    fn spawn(mut config: Value) -> Idp {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oidc");
         certscope_query_api::testing::npm_ci("oidc", &["oidc-provider", "jose"]);
         let mut child = Command::new("node")
@@ -65,21 +55,40 @@ impl Idp {
             .current_dir(&dir)
             .env("OIDC_TEST_CONFIG", config.to_string())
             .stdout(Stdio::piped())
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run node ({e}): `apt-get install -y nodejs npm`"));
+        // stderr is drained all along (a full pipe would stall the provider)
+        // and shown if it does not start
+        let mut stderr = child.stderr.take().unwrap();
+        let errors = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+            text
+        });
         let stdout = child.stdout.take().unwrap();
         let mut line = String::new();
         BufReader::new(stdout).read_line(&mut line).unwrap();
-        let issuer = line
+        let Some((issuer, signer)) = line
             .strip_prefix("ready ")
-            .unwrap_or_else(|| panic!("the provider did not start: {line:?}"))
-            .trim()
-            .to_owned();
+            .and_then(|rest| rest.trim().split_once(' '))
+        else {
+            let _ = child.kill();
+            let _ = child.wait();
+            let errors = errors.join().unwrap_or_default();
+            panic!("the provider did not start: {line:?}\n{errors}");
+        };
+        // a rotation restarts it on the same port, so the issuer stays the same
+        config["port"] = json!(
+            issuer
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse::<u16>().ok())
+        );
         Idp {
             child,
-            issuer,
-            signer: format!("http://127.0.0.1:{}", config["sign_port"]),
+            issuer: issuer.to_owned(),
+            signer: signer.to_owned(),
             config,
             http: reqwest::Client::new(),
             claims: std::sync::Mutex::new(None),
@@ -625,8 +634,10 @@ async fn page_text(b: &Browser) -> String {
 
 #[tokio::test]
 async fn people_sign_in_at_the_provider_in_a_browser_and_bad_callbacks_are_refused() {
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
+    // the service's address is in the provider's redirect URIs, so it is
+    // bound first and held until the service serves on it
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
     let idp = Idp::start(
         &[("rsa-1", "RS256")],
         json!([{"client_id": "certscope-web", "client_secret": SECRET,
@@ -637,7 +648,7 @@ async fn people_sign_in_at_the_provider_in_a_browser_and_bad_callbacks_are_refus
         "test-idp",
         json!({"client_id": "certscope-web", "client_secret": SECRET}),
     );
-    let s = TestApp::start_on(port, move |c| c.providers = vec![config]).await;
+    let s = TestApp::start_on(listener, move |c| c.providers = vec![config]).await;
     let (a, _) = s.orgs().await;
     let officer = email_of(&s, &a, Role::Officer).await;
     idp.set_accounts(json!({

@@ -116,8 +116,8 @@ struct Own {
 /// How a test's own service is set up, beyond its API settings.
 #[derive(Default)]
 struct Setup {
-    /// Loopback port (0: any).
-    port: u16,
+    /// A loopback listener the test bound (default: any free port).
+    listener: Option<std::net::TcpListener>,
     /// A read pool of its own of this many connections (`start_with_read_pool`).
     read_pool: Option<u32>,
     /// Where the index lives (default: a temporary directory of the test's).
@@ -212,24 +212,33 @@ impl TestApp {
     /// Seeds the small preset, builds the service with `configure`d API
     /// settings, serves it, and waits until the index covers the seed.
     pub async fn start_with(configure: impl FnOnce(&mut ApiConfig)) -> Self {
-        Self::start_on(0, configure).await
+        Self::start_set_up_with(Setup::default(), configure).await
     }
 
-    /// `start_with` on a chosen loopback port (0: any): for a peer that must
-    /// know the address first, such as an identity provider's redirect URIs.
-    pub async fn start_on(port: u16, configure: impl FnOnce(&mut ApiConfig)) -> Self {
-        let db = TestDb::seeded(&seed_config()).await;
+    /// `start_with` on a listener the caller bound: for a peer that must know
+    /// the address first, such as an identity provider's redirect URIs. The
+    /// port stays the caller's from its bind on, so no concurrent test can
+    /// take it in between.
+    pub async fn start_on(
+        listener: std::net::TcpListener,
+        configure: impl FnOnce(&mut ApiConfig),
+    ) -> Self {
         let setup = Setup {
-            port,
+            listener: Some(listener),
             ..Setup::default()
         };
-        Self::serve(db.url.clone(), Some(db), setup, configure).await
+        Self::start_set_up_with(setup, configure).await
     }
 
     /// The small preset served with `setup` and default API settings.
     async fn start_set_up(setup: Setup) -> Self {
+        Self::start_set_up_with(setup, |_| {}).await
+    }
+
+    /// The small preset served with `setup` and `configure`d API settings.
+    async fn start_set_up_with(setup: Setup, configure: impl FnOnce(&mut ApiConfig)) -> Self {
         let db = TestDb::seeded(&seed_config()).await;
-        Self::serve(db.url.clone(), Some(db), setup, |_| {}).await
+        Self::serve(db.url.clone(), Some(db), setup, configure).await
     }
 
     /// `start` with the service reading through a pool of its own of `size`
@@ -291,9 +300,17 @@ impl TestApp {
         api.search_limits.queue = 256;
         api.search_limits.late_after = api.search_limits.max_wait;
         configure(&mut api);
-        let listener = tokio::net::TcpListener::bind(("127.0.0.1", setup.port))
-            .await
-            .expect("bind");
+        let listener = match setup.listener {
+            Some(listener) => {
+                listener
+                    .set_nonblocking(true)
+                    .expect("a non-blocking listener");
+                tokio::net::TcpListener::from_std(listener).expect("the test's listener")
+            }
+            None => tokio::net::TcpListener::bind(("127.0.0.1", 0))
+                .await
+                .expect("bind"),
+        };
         let databases = match setup.read_pool {
             None => Databases::single(pool.clone()),
             Some(size) => Databases {

@@ -1,6 +1,6 @@
 // A real OpenID Connect provider (the certified `oidc-provider` package) for
 // Certscope's single sign-on tests. Configured by the JSON in OIDC_TEST_CONFIG:
-//   { "port": 4000, "sign_port": 4001,
+//   { "port": 0,                                               0 or absent: any free port
 //     "keys": [{ "kid": "rsa-1", "alg": "RS256" }, ...],       published keys (generated)
 //     "rogue_keys": [{ "kid": "rogue", "alg": "RS256" }],      keys NOT published
 //     "clients": [{ "client_id", "client_secret", "redirect_uris", "claims": {...} }],
@@ -17,7 +17,12 @@
 // A side server on `sign_port` signs arbitrary claims (POST /sign {kid, alg,
 // claims, header}) with published or rogue keys, and returns a published
 // key's public PEM (GET /pem?kid=...): forged tokens for the refusal tests.
-// Prints one line `ready <issuer>` when listening.
+// Both servers listen before anything is printed: the provider on `port` (kept
+// across a key rotation, so the issuer stays the same) or, when it is 0 or
+// absent, on a port the kernel picks, so concurrent tests cannot race for one;
+// the side server always on a port the kernel picks. Then it prints one line,
+// `ready <issuer> <side server URL>`; a port it cannot bind ends it with the
+// error on stderr.
 
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -25,7 +30,21 @@ import Provider from 'oidc-provider';
 import * as jose from 'jose';
 
 const config = JSON.parse(process.env.OIDC_TEST_CONFIG);
-const issuer = `http://127.0.0.1:${config.port}`;
+
+function listen(server, port) {
+  return new Promise((ok, fail) => {
+    server.once('error', fail);
+    server.listen(port, '127.0.0.1', () => {
+      server.off('error', fail);
+      ok(`http://127.0.0.1:${server.address().port}`);
+    });
+  });
+}
+
+// the issuer names the provider's port, so its server listens first and the
+// provider is attached to it once built
+const server = http.createServer();
+const issuer = await listen(server, config.port ?? 0);
 const audience = config.audience ?? 'certscope-api';
 
 async function makeKey({ kid, alg }) {
@@ -101,6 +120,7 @@ const configuration = {
 
 const provider = new Provider(issuer, configuration);
 provider.proxy = false;
+server.on('request', provider.callback());
 provider.on('server_error', (_ctx, err) => console.error('provider error', err));
 
 const signer = http.createServer(async (req, res) => {
@@ -143,6 +163,5 @@ const signer = http.createServer(async (req, res) => {
   }
 });
 
-await new Promise((ok) => provider.listen(config.port, '127.0.0.1', ok));
-await new Promise((ok) => signer.listen(config.sign_port, '127.0.0.1', ok));
-console.log(`ready ${issuer}`);
+const signerUrl = await listen(signer, 0);
+console.log(`ready ${issuer} ${signerUrl}`);
