@@ -7,6 +7,13 @@
 //! and `merge_thread_0` are one group); PostgreSQL's processes by the title
 //! it gives them (`checkpointer`, `autovacuum worker`, ...; every client
 //! connection is `backends`).
+//!
+//! Processes are not the whole machine: interrupts, softirq (loopback
+//! networking), the kernel's own threads and steal by the hypervisor take
+//! cores no process is charged for. So each reading also keeps the machine's
+//! time by state (`/proc/stat`) and how long tasks waited for a core or for
+//! I/O (pressure stall information, `/proc/pressure/{cpu,io}`), which say
+//! whether a stall was contention for the cores or the disk.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +28,21 @@ const TICKS_PER_SECOND: f64 = 100.0;
 struct Reading {
     at: f64,
     ticks: BTreeMap<String, u64>,
+    machine: Machine,
+}
+
+/// The states of the machine's time, in `/proc/stat` order of meaning.
+const STATES: [&str; 6] = ["user", "system", "irq", "softirq", "steal", "idle"];
+
+/// The whole machine at one moment, cumulative: ticks of all cores by state
+/// (`STATES`; user with nice, idle with iowait) and the microseconds in which
+/// some task waited for a core and for I/O (PSI `some total`; absent on a
+/// kernel without it).
+#[derive(Clone, Copy, Default, Debug, PartialEq)]
+struct Machine {
+    states: [u64; 6],
+    cpu_wait: Option<u64>,
+    io_wait: Option<u64>,
 }
 
 /// The readings of a run.
@@ -42,11 +64,12 @@ impl CpuLog {
             while !stop.is_cancelled() {
                 tick.tick().await;
                 let at = started.elapsed().as_secs_f64();
-                let ticks = tokio::task::spawn_blocking(move || read(server))
-                    .await
-                    .unwrap_or_default();
+                let (ticks, machine) =
+                    tokio::task::spawn_blocking(move || (read(server), Machine::read()))
+                        .await
+                        .unwrap_or_default();
                 if let Ok(mut r) = readings.lock() {
-                    r.push(Reading { at, ticks });
+                    r.push(Reading { at, ticks, machine });
                 }
             }
         });
@@ -57,6 +80,27 @@ impl CpuLog {
     /// first, the groups under a twentieth of a core left out: for example
     /// "server:certscope 1.31, postgres:backends 0.42".
     pub fn between(&self, from: f64, to: f64) -> String {
+        self.spanning(from, to, groups)
+    }
+
+    /// How the whole machine spent `from`..`to` (seconds): for example
+    /// "user 72 %, system 17 %, softirq 5 %, steal 2 %, idle 2 %; some task
+    /// waited for a core 76 % of the time, for I/O 9 %".
+    pub fn machine_between(&self, from: f64, to: f64) -> String {
+        self.spanning(from, to, |a, b, seconds| {
+            b.machine.since(&a.machine, seconds)
+        })
+    }
+
+    /// `tell` applied to the readings at or before `from` and at or after
+    /// `to` (the first and last when the run holds no such), and the seconds
+    /// between them.
+    fn spanning(
+        &self,
+        from: f64,
+        to: f64,
+        tell: impl Fn(&Reading, &Reading, f64) -> String,
+    ) -> String {
         let Ok(r) = self.readings.lock() else {
             return String::new();
         };
@@ -69,24 +113,110 @@ impl CpuLog {
         if seconds <= 0.0 {
             return "no readings".to_owned();
         }
-        let mut used: Vec<(f64, &str)> = b
-            .ticks
-            .iter()
-            .map(|(group, t)| {
-                let before = a.ticks.get(group).copied().unwrap_or(0);
-                let cores = t.saturating_sub(before) as f64 / TICKS_PER_SECOND / seconds;
-                (cores, group.as_str())
-            })
-            .filter(|(cores, _)| *cores >= 0.05)
-            .collect();
-        used.sort_by(|x, y| y.0.total_cmp(&x.0));
-        let total: f64 = used.iter().map(|(c, _)| c).sum();
-        let parts: Vec<String> = used
-            .iter()
-            .map(|(cores, group)| format!("{group} {cores:.2}"))
-            .collect();
-        format!("{total:.2} cores over {seconds:.1} s: {}", parts.join(", "))
+        tell(a, b, seconds)
     }
+}
+
+/// The cores each group took from `a` to `b`, `seconds` apart.
+fn groups(a: &Reading, b: &Reading, seconds: f64) -> String {
+    let mut used: Vec<(f64, &str)> = b
+        .ticks
+        .iter()
+        .map(|(group, t)| {
+            let before = a.ticks.get(group).copied().unwrap_or(0);
+            let cores = t.saturating_sub(before) as f64 / TICKS_PER_SECOND / seconds;
+            (cores, group.as_str())
+        })
+        .filter(|(cores, _)| *cores >= 0.05)
+        .collect();
+    used.sort_by(|x, y| y.0.total_cmp(&x.0));
+    let total: f64 = used.iter().map(|(c, _)| c).sum();
+    let parts: Vec<String> = used
+        .iter()
+        .map(|(cores, group)| format!("{group} {cores:.2}"))
+        .collect();
+    format!("{total:.2} cores over {seconds:.1} s: {}", parts.join(", "))
+}
+
+impl Machine {
+    /// The machine now; a file that cannot be read leaves its part empty.
+    fn read() -> Self {
+        let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+        let pressure = |kind: &str| {
+            std::fs::read_to_string(format!("/proc/pressure/{kind}"))
+                .ok()
+                .and_then(|text| some_total(&text))
+        };
+        Machine {
+            states: states(&stat).unwrap_or_default(),
+            cpu_wait: pressure("cpu"),
+            io_wait: pressure("io"),
+        }
+    }
+
+    /// The shares of the time from `before` to this reading, `seconds` apart.
+    fn since(&self, before: &Machine, seconds: f64) -> String {
+        let spent: Vec<u64> = self
+            .states
+            .iter()
+            .zip(before.states)
+            .map(|(now, then)| now.saturating_sub(then))
+            .collect();
+        let all: u64 = spent.iter().sum();
+        let shares = if all == 0 {
+            "no /proc/stat".to_owned()
+        } else {
+            STATES
+                .iter()
+                .zip(&spent)
+                // a state under half a percent says nothing
+                .filter(|(_, t)| **t * 200 >= all)
+                .map(|(state, t)| format!("{state} {:.0} %", *t as f64 * 100.0 / all as f64))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let waited = |now: Option<u64>, then: Option<u64>| {
+            Some(now?.saturating_sub(then?) as f64 / 1e4 / seconds)
+        };
+        match (
+            waited(self.cpu_wait, before.cpu_wait),
+            waited(self.io_wait, before.io_wait),
+        ) {
+            (Some(cpu), Some(io)) => format!(
+                "{shares}; some task waited for a core {cpu:.0} % of the time, for I/O {io:.0} %"
+            ),
+            _ => format!("{shares}; no pressure stall information"),
+        }
+    }
+}
+
+/// The cumulative ticks by `STATES` of the `cpu` line (all cores) of a
+/// `/proc/stat`: `cpu user nice system idle iowait irq softirq steal ...`.
+fn states(stat: &str) -> Option<[u64; 6]> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let t: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|f| f.parse().ok())
+        .collect::<Option<_>>()?;
+    let at = |i: usize| t.get(i).copied();
+    Some([
+        at(0)? + at(1)?,
+        at(2)?,
+        at(5)?,
+        at(6)?,
+        at(7).unwrap_or(0),
+        at(3)? + at(4)?,
+    ])
+}
+
+/// The `total=` (microseconds) of the `some` line of a PSI file.
+fn some_total(text: &str) -> Option<u64> {
+    let line = text.lines().find(|l| l.starts_with("some "))?;
+    line.split_whitespace()
+        .find_map(|f| f.strip_prefix("total="))?
+        .parse()
+        .ok()
 }
 
 /// Cumulative ticks by group now.
@@ -178,6 +308,46 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stat(&path), Some(("a (b) c".to_owned(), 22)));
+    }
+
+    #[test]
+    fn tells_the_machine_by_state_and_its_stalls() {
+        let stat = |user, system, softirq, idle| {
+            format!(
+                "cpu  {user} 0 {system} {idle} 0 0 {softirq} 2 0 0\ncpu0 1 2 3 4 5 6 7 8 9 10\nintr 1\n"
+            )
+        };
+        let psi = |total| {
+            format!(
+                "some avg10=1.00 avg60=0.50 avg300=0.10 total={total}\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=7\n"
+            )
+        };
+        let at = |stat: &str, cpu, io| Machine {
+            states: states(stat).unwrap(),
+            cpu_wait: some_total(&psi(cpu)),
+            io_wait: some_total(&psi(io)),
+        };
+        let before = at(&stat(100, 50, 10, 1000), 1_000_000, 0);
+        // 2 s on two cores: 400 ticks, of which 288 user, 68 system, 20
+        // softirq, 24 idle (steal stays); a core waited for 1.52 s, I/O 0.18 s
+        let after = at(&stat(388, 118, 30, 1024), 2_520_000, 180_000);
+        assert_eq!(after.states, [388, 118, 0, 30, 2, 1024]);
+        assert_eq!(
+            after.since(&before, 2.0),
+            "user 72 %, system 17 %, softirq 5 %, idle 6 %; \
+             some task waited for a core 76 % of the time, for I/O 9 %"
+        );
+        let without = Machine {
+            cpu_wait: None,
+            ..after
+        };
+        assert!(
+            without
+                .since(&before, 2.0)
+                .ends_with("no pressure stall information")
+        );
+        assert_eq!(states("intr 1\n"), None);
+        assert_eq!(some_total("full total=3\n"), None);
     }
 
     #[test]

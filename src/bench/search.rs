@@ -897,6 +897,10 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, b: SearchBench) -> anyh
         "    CPU under overload (cores, by server thread, PostgreSQL process and this benchmark): {}",
         cpu.between(0.0, f64::MAX)
     );
+    println!(
+        "    the machine under overload: {}",
+        cpu.machine_between(0.0, f64::MAX)
+    );
     println!("{}", f.by_second());
     let ilike_queries = if b.certscope_only { 0 } else { b.ilike_queries };
     let ilike: Vec<BenchQuery> = queries.iter().take(ilike_queries).cloned().collect();

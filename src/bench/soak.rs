@@ -604,6 +604,10 @@ pub async fn run(global: &GlobalArgs, index: &IndexArgs, s: Soak) -> anyhow::Res
         "CPU over the run (cores, by server thread, PostgreSQL process and this benchmark): {}",
         cpu.between(0.0, f64::MAX)
     );
+    println!(
+        "the machine over the run (all cores, by state; pressure stall information): {}",
+        cpu.machine_between(0.0, f64::MAX)
+    );
     for m in moments(&searches, &reports, &cpu) {
         println!("{m}");
     }
@@ -638,14 +642,15 @@ fn moments(searches: &[Outcome], reports: &[Outcome], cpu: &CpuLog) -> Vec<Strin
                 .map(|r| format!("{:.0} ms", r.ms))
                 .collect();
             format!(
-                "  refusals at {from:.1}-{to:.1} s: {} searches; cold reports computing then: {}\n    CPU then: {}",
+                "  refusals at {from:.1}-{to:.1} s: {} searches; cold reports computing then: {}\n    CPU then: {}\n    the machine then: {}",
                 g.len(),
                 if beside.is_empty() {
                     "none".to_owned()
                 } else {
                     beside.join(", ")
                 },
-                cpu.between(from - 1.0, to)
+                cpu.between(from - 1.0, to),
+                cpu.machine_between(from - 1.0, to)
             )
         })
         .collect()
