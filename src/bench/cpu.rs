@@ -61,13 +61,15 @@ impl CpuLog {
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(Duration::from_millis(200));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+            let mut tally = Tally::default();
             while !stop.is_cancelled() {
                 tick.tick().await;
                 let at = started.elapsed().as_secs_f64();
-                let (ticks, machine) =
+                let (sample, machine) =
                     tokio::task::spawn_blocking(move || (read(server), Machine::read()))
                         .await
                         .unwrap_or_default();
+                let ticks = tally.add(sample);
                 if let Ok(mut r) = readings.lock() {
                     r.push(Reading { at, ticks, machine });
                 }
@@ -219,25 +221,25 @@ fn some_total(text: &str) -> Option<u64> {
         .ok()
 }
 
-/// Cumulative ticks by group now.
-fn read(server: u32) -> BTreeMap<String, u64> {
-    let mut ticks = BTreeMap::new();
+/// The ticks each thread of the server, PostgreSQL process and this process
+/// has used so far, with its group and its id.
+fn read(server: u32) -> Vec<(String, u32, u64)> {
+    let id = |p: &std::fs::DirEntry| p.file_name().to_str().and_then(|n| n.parse().ok());
+    let mut ticks = Vec::new();
     if let Ok(tasks) = std::fs::read_dir(format!("/proc/{server}/task")) {
         for task in tasks.flatten() {
-            if let Some((name, t)) = stat(&task.path().join("stat")) {
-                *ticks
-                    .entry(format!("server:{}", thread_group(&name)))
-                    .or_default() += t;
+            if let (Some(tid), Some((name, t))) = (id(&task), stat(&task.path().join("stat"))) {
+                ticks.push((format!("server:{}", thread_group(&name)), tid, t));
             }
         }
     }
     if let Some((_, t)) = stat(std::path::Path::new("/proc/self/stat")) {
-        ticks.insert("bench".to_owned(), t);
+        ticks.push(("bench".to_owned(), std::process::id(), t));
     }
     if let Ok(procs) = std::fs::read_dir("/proc") {
         for p in procs.flatten() {
             let path = p.path();
-            let Some((name, t)) = stat(&path.join("stat")) else {
+            let (Some(pid), Some((name, t))) = (id(&p), stat(&path.join("stat"))) else {
                 continue;
             };
             if name != "postgres" {
@@ -245,10 +247,39 @@ fn read(server: u32) -> BTreeMap<String, u64> {
             }
             let title = std::fs::read(path.join("cmdline")).unwrap_or_default();
             let role = postgres_role(&String::from_utf8_lossy(&title));
-            *ticks.entry(format!("postgres:{role}")).or_default() += t;
+            ticks.push((format!("postgres:{role}"), pid, t));
         }
     }
     ticks
+}
+
+/// Ticks by group since sampling began, from one sample of every thread and
+/// process (`read`) after another. A process's `/proc` times go with it when
+/// it exits (a database connection closed, an idle blocking thread
+/// retired), so a group's sum over the living would fall and hide what the
+/// exited used: each id's growth since its last sample is added to its group
+/// instead, which loses at most one interval of a process that exits.
+#[derive(Default)]
+struct Tally {
+    last: std::collections::HashMap<u32, u64>,
+    totals: BTreeMap<String, u64>,
+}
+
+impl Tally {
+    fn add(&mut self, sample: Vec<(String, u32, u64)>) -> BTreeMap<String, u64> {
+        let mut last = std::collections::HashMap::with_capacity(sample.len());
+        for (group, id, t) in sample {
+            // an id seen with more ticks than now is a new process reusing it
+            let grown = match self.last.get(&id) {
+                Some(&before) if before <= t => t - before,
+                _ => t,
+            };
+            *self.totals.entry(group).or_default() += grown;
+            last.insert(id, t);
+        }
+        self.last = last;
+        self.totals.clone()
+    }
 }
 
 /// The name and user + system ticks of a `/proc` stat file.
@@ -308,6 +339,30 @@ mod tests {
         )
         .unwrap();
         assert_eq!(stat(&path), Some(("a (b) c".to_owned(), 22)));
+    }
+
+    #[test]
+    fn a_process_that_exits_keeps_what_it_used() {
+        let backend = |id, t| ("postgres:backends".to_owned(), id, t);
+        let mut tally = Tally::default();
+        assert_eq!(
+            tally.add(vec![backend(7, 10), backend(8, 5)])["postgres:backends"],
+            15
+        );
+        // 8 exits after 3 more ticks, 7 uses 20 more, 9 starts with 4
+        assert_eq!(
+            tally.add(vec![backend(7, 30), backend(8, 8)])["postgres:backends"],
+            38
+        );
+        assert_eq!(
+            tally.add(vec![backend(7, 30), backend(9, 4)])["postgres:backends"],
+            42
+        );
+        // 7 exits and a new process takes its id with fewer ticks
+        assert_eq!(
+            tally.add(vec![backend(7, 2), backend(9, 4)])["postgres:backends"],
+            44
+        );
     }
 
     #[test]
