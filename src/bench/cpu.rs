@@ -65,10 +65,13 @@ impl CpuLog {
             while !stop.is_cancelled() {
                 tick.tick().await;
                 let at = started.elapsed().as_secs_f64();
-                let (sample, machine) =
-                    tokio::task::spawn_blocking(move || (read(server), Machine::read()))
-                        .await
-                        .unwrap_or_default();
+                // a sample that failed is skipped: an empty one would make
+                // the next count every process's whole life again
+                let Ok((sample, machine)) =
+                    tokio::task::spawn_blocking(move || (read(server), Machine::read())).await
+                else {
+                    continue;
+                };
                 let ticks = tally.add(sample);
                 if let Ok(mut r) = readings.lock() {
                     r.push(Reading { at, ticks, machine });

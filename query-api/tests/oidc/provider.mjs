@@ -14,9 +14,10 @@
 // {login: claims} adds or replaces accounts while running; the login form of
 // the provider's development interactions takes any login and password).
 //
-// A side server on `sign_port` signs arbitrary claims (POST /sign {kid, alg,
-// claims, header}) with published or rogue keys, and returns a published
-// key's public PEM (GET /pem?kid=...): forged tokens for the refusal tests.
+// A side server (the second URL of the `ready` line) signs arbitrary claims
+// (POST /sign {kid, alg, claims, header}) with published or rogue keys, and
+// returns a published key's public PEM (GET /pem?kid=...): forged tokens for
+// the refusal tests.
 // Both servers listen before anything is printed: the provider on `port` (kept
 // across a key rotation, so the issuer stays the same) or, when it is 0 or
 // absent, on a port the kernel picks, so concurrent tests cannot race for one;
