@@ -71,10 +71,14 @@ pub struct ApiArgs {
     #[arg(long, env = "CERTSCOPE_SEARCH_CONCURRENCY")]
     pub search_concurrency: Option<usize>,
     /// Searches waiting for a turn; one more takes the oldest one's place
-    /// (which is answered 503) and makes it overload. Default: 8 per running
-    /// search.
+    /// (which is answered 503) and makes it overload. Default: 32 per
+    /// running search.
     #[arg(long, env = "CERTSCOPE_SEARCH_QUEUE")]
     pub search_queue: Option<usize>,
+    /// A waiting line longer than this is overload at once (the newest
+    /// waiting search gets the next turn). Default: 8 per running search.
+    #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_LINE")]
+    pub search_overload_line: Option<usize>,
     /// Longest wait for a turn, in milliseconds, before 503 with Retry-After.
     #[arg(long, env = "CERTSCOPE_SEARCH_MAX_WAIT_MS", default_value_t = Limits::DEFAULT_MAX_WAIT_MS)]
     pub search_max_wait_ms: u64,
@@ -189,9 +193,13 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
         }
         limits.concurrency = n;
         limits.queue = Limits::QUEUE_PER_TURN * n;
+        limits.overload_line = Limits::OVERLOAD_LINE_PER_TURN * n;
     }
     if let Some(q) = args.search_queue {
         limits.queue = q;
+    }
+    if let Some(n) = args.search_overload_line {
+        limits.overload_line = n;
     }
     limits.max_wait = Duration::from_millis(args.search_max_wait_ms);
     limits.late_after = Duration::from_millis(args.search_late_after_ms);

@@ -4,17 +4,28 @@
 //!
 //! - **A burst** (until the line has kept a search waiting longer than
 //!   `late_after`, 25 ms, for a whole `overload_interval`, half a second, or
-//!   has filled): first come, first served. A few people searching at once
-//!   are never refused (they keep a line standing behind the turns, but
-//!   nobody in it waits long), and a moment in which something else takes
-//!   the cores is absorbed by the line.
+//!   has grown longer than `overload_line`): first come, first served. A few
+//!   people searching at once are never refused (they keep a line standing
+//!   behind the turns, but nobody in it waits long), and a moment in which
+//!   something else takes the cores is absorbed by the line.
 //! - **Overload** (until the line has been empty for a tenth of an
 //!   interval): the newest waiting search gets the next free turn. Served
 //!   first in, first out, every accepted search would wait for the whole
 //!   line ahead of it (the bulk of its latency at three times capacity,
 //!   RELIABILITY.md); served newest first, the searches that get a turn get
 //!   it at once or nearly, and the ones that wait are the oldest, whose
-//!   clients are the most likely to have given up.
+//!   clients are the most likely to have given up. A search that has waited
+//!   half the longest wait goes first all the same: it is about to be
+//!   refused, and a line that has not filled is a moment the server catches
+//!   up with, so it is answered late rather than refused.
+//!
+//! The line that makes it overload (`overload_line`, 8 per core) is a
+//! quarter of the line that may wait (`queue`, 32 per core): at the onset of
+//! three times capacity the newest are served once 16 wait, so no accepted
+//! search waits through a long line; at 70 % of capacity a moment in which
+//! something else holds both cores for half a second (autovacuum, a merge, a
+//! burst of event deliveries) is still absorbed without refusing anyone
+//! (RELIABILITY.md, "Soak").
 //!
 //! Either way a search is refused when the line is full (a newcomer takes
 //! the place of the oldest, which is refused) or after `max_wait` (a
@@ -57,8 +68,11 @@ pub struct Limits {
     /// Searches running at once (default: the cores this process may use).
     pub concurrency: usize,
     /// Searches waiting for a turn; one more takes the oldest one's place,
-    /// which is refused, and makes it overload.
+    /// which is refused.
     pub queue: usize,
+    /// A line longer than this is overload at once (the newest waiting
+    /// search gets the next turn); a full one always is.
+    pub overload_line: usize,
     /// Longest wait for a turn.
     pub max_wait: Duration,
     /// A search waiting longer than this is late (CoDel's target)...
@@ -79,13 +93,18 @@ impl Limits {
     pub const DEFAULT_LATE_AFTER_MS: u64 = 25;
     pub const DEFAULT_OVERLOAD_INTERVAL_MS: u64 = 500;
     /// Searches that may wait per search running, by default.
-    pub const QUEUE_PER_TURN: usize = 8;
+    pub const QUEUE_PER_TURN: usize = 32;
+    /// Searches waiting per search running that make it overload, by
+    /// default.
+    pub const OVERLOAD_LINE_PER_TURN: usize = 8;
 
-    /// The defaults for this machine: one search per core, 8 waiting per
-    /// core (a line that drains in about a tenth of a second: at the onset
-    /// of an overload the searches that arrive before it fills are served
-    /// first in, first out, so a longer line makes them wait through it; 32
-    /// per core put the first second's p99 at 122 ms against 41 ms with 8,
+    /// The defaults for this machine: one search per core, 32 waiting per
+    /// core (half a second of searches at 70 % of capacity, so a moment in
+    /// which something else holds the cores fills no line), served newest
+    /// first once more than 8 per core wait (a line that drains in about a
+    /// tenth of a second: served first in, first out, a longer line makes
+    /// the searches at the onset of an overload wait through it; 32 per
+    /// core put the first second's p99 at 122 ms against 41 ms with 8,
     /// RELIABILITY.md); a search waits up to a second, and is late after 25
     /// ms (about one slow search).
     ///
@@ -96,6 +115,7 @@ impl Limits {
         Self {
             concurrency: cores,
             queue: Self::QUEUE_PER_TURN * cores,
+            overload_line: Self::OVERLOAD_LINE_PER_TURN * cores,
             max_wait: Duration::from_millis(Self::DEFAULT_MAX_WAIT_MS),
             late_after: Duration::from_millis(Self::DEFAULT_LATE_AFTER_MS),
             overload_interval: Duration::from_millis(Self::DEFAULT_OVERLOAD_INTERVAL_MS),
@@ -111,6 +131,12 @@ impl Limits {
             self.concurrency
         }
         .max(1)
+    }
+
+    /// Under overload, a search that has waited this long goes before the
+    /// newest: half the longest wait.
+    fn rescue_after(&self) -> Duration {
+        self.max_wait / 2
     }
 }
 
@@ -159,8 +185,8 @@ struct Line {
     late_since: Option<Instant>,
     /// ...and since when it has been empty.
     empty_since: Option<Instant>,
-    /// Overload, once the line has been late for an interval or filled,
-    /// until it has been empty for a tenth of one: a line that empties for
+    /// Overload, once the line has been late for an interval or grown
+    /// longer than `overload_line`, until it has been empty for a tenth of one: a line that empties for
     /// a moment (a client's pause) does not end it, or every such moment
     /// would serve the next half second first in, first out.
     overload: bool,
@@ -261,9 +287,10 @@ impl Gate {
         self.shed[reason as usize].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A turn given back: to the newest waiting search under overload, to
-    /// the oldest otherwise, or to nobody (none waits, or fewer run while
-    /// overload refuses).
+    /// A turn given back: to the newest waiting search under overload
+    /// (unless the oldest has waited half the longest wait), to the oldest
+    /// otherwise, or to nobody (none waits, or fewer run while overload
+    /// refuses).
     fn release(&self) {
         let mut line = self.lock();
         let now = Instant::now();
@@ -283,9 +310,11 @@ impl Gate {
         }
         let turns = self.limits.turns(refusing);
         loop {
+            let rescue =
+                |w: &Waiter| now.saturating_duration_since(w.since) >= self.limits.rescue_after();
             let next = if line.running > turns {
                 None
-            } else if lifo {
+            } else if lifo && !line.waiting.front().is_some_and(rescue) {
                 line.waiting.pop_back()
             } else {
                 line.waiting.pop_front()
@@ -411,6 +440,10 @@ impl Admission {
                 turn: send,
                 since: now,
             });
+            if line.waiting.len() > limits.overload_line {
+                // so is a long one
+                line.overload = true;
+            }
             line.observe(now);
             Waiting {
                 gate,
@@ -471,6 +504,7 @@ mod tests {
         Admission::new(Limits {
             concurrency,
             queue,
+            overload_line: queue,
             max_wait: Duration::from_millis(wait_ms),
             late_after: Duration::from_millis(wait_ms),
             overload_interval: Duration::from_millis(100),
@@ -490,6 +524,7 @@ mod tests {
         let g = Arc::new(Admission::new(Limits {
             concurrency: 1,
             queue,
+            overload_line: queue,
             max_wait: Duration::from_secs(5),
             late_after: Duration::from_secs(5),
             overload_interval: Duration::from_secs(3_600),
@@ -753,6 +788,50 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_line_longer_than_the_overload_line_is_served_newest_first_and_refuses_nobody() {
+        let g = Arc::new(Admission::new(Limits {
+            overload_line: 2,
+            ..one_turn(8, false).gate.limits
+        }));
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        let first = waiter(&g, "first", &order).await;
+        let second = waiter(&g, "second", &order).await;
+        assert!(!g.overloaded(), "two waiting: a burst");
+        let third = waiter(&g, "third", &order).await;
+        assert!(g.overloaded(), "three waiting: overload at once");
+        drop(held);
+        for w in [first, second, third] {
+            assert!(w.await.unwrap(), "nobody refused: the line is not full");
+        }
+        assert_eq!(*order.lock().unwrap(), ["third", "second", "first"]);
+        assert_eq!(g.shed(), 0);
+    }
+
+    #[tokio::test]
+    async fn under_overload_a_search_that_waited_half_the_longest_wait_goes_first() {
+        let g = Arc::new(Admission::new(Limits {
+            max_wait: Duration::from_millis(400),
+            ..one_turn(8, true).gate.limits
+        }));
+        overload(&g);
+        let order = Arc::new(Mutex::new(Vec::new()));
+        let held = g.enter("searches").await.expect("turn");
+        let old = waiter(&g, "old", &order).await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let new = waiter(&g, "new", &order).await;
+        let newest = waiter(&g, "newest", &order).await;
+        // `old` has waited over 200 ms (half of 400) by now: it goes first,
+        // then the newest as under overload
+        drop(held);
+        for w in [old, new, newest] {
+            assert!(w.await.unwrap());
+        }
+        assert_eq!(*order.lock().unwrap(), ["old", "newest", "new"]);
+        assert_eq!(g.shed(), 0);
+    }
+
+    #[tokio::test]
     async fn a_search_given_up_while_waiting_loses_no_turn() {
         let g = one_turn(4, false);
         let order = Arc::new(Mutex::new(Vec::new()));
@@ -781,6 +860,7 @@ mod tests {
         let g = Arc::new(Admission::new(Limits {
             concurrency: 1,
             queue: 10,
+            overload_line: 10,
             max_wait: Duration::from_millis(300),
             late_after: Duration::from_millis(20),
             overload_interval: Duration::from_secs(3_600),
@@ -813,6 +893,7 @@ mod tests {
         let g = Arc::new(Admission::new(Limits {
             concurrency: 1,
             queue: 1,
+            overload_line: 1,
             max_wait: Duration::from_secs(5),
             late_after: Duration::from_millis(20),
             overload_interval: Duration::from_secs(3_600),
