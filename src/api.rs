@@ -76,7 +76,9 @@ pub struct ApiArgs {
     #[arg(long, env = "CERTSCOPE_SEARCH_QUEUE")]
     pub search_queue: Option<usize>,
     /// A waiting line longer than this is overload at once (the newest
-    /// waiting search gets the next turn). Default: 8 per running search.
+    /// waiting search gets the next turn, unless the oldest has waited half
+    /// of --search-max-wait-ms); at --search-queue or more only a full line
+    /// is. Default: 8 per running search.
     #[arg(long, env = "CERTSCOPE_SEARCH_OVERLOAD_LINE")]
     pub search_overload_line: Option<usize>,
     /// Longest wait for a turn, in milliseconds, before 503 with Retry-After.
@@ -199,6 +201,11 @@ pub fn config(global: &GlobalArgs, args: &ApiArgs) -> anyhow::Result<ApiConfig> 
         limits.queue = q;
     }
     if let Some(n) = args.search_overload_line {
+        if n == 0 {
+            bail!(
+                "--search-overload-line must be at least 1 (a line of 0 would make every wait overload)"
+            );
+        }
         limits.overload_line = n;
     }
     limits.max_wait = Duration::from_millis(args.search_max_wait_ms);

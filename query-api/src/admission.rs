@@ -21,11 +21,11 @@
 //!
 //! The line that makes it overload (`overload_line`, 8 per core) is a
 //! quarter of the line that may wait (`queue`, 32 per core): at the onset of
-//! three times capacity the newest are served once 16 wait, so no accepted
-//! search waits through a long line; at 70 % of capacity a moment in which
-//! something else holds both cores for half a second (autovacuum, a merge, a
-//! burst of event deliveries) is still absorbed without refusing anyone
-//! (RELIABILITY.md, "Soak").
+//! three times capacity the newest are served once more than 16 wait (two
+//! cores), so no accepted search waits through a long line; at 70 % of
+//! capacity a moment in which something else holds both cores for half a
+//! second (autovacuum, a merge, a burst of event deliveries) is still
+//! absorbed without refusing anyone (RELIABILITY.md, "Soak").
 //!
 //! Either way a search is refused when the line is full (a newcomer takes
 //! the place of the oldest, which is refused) or after `max_wait` (a
@@ -185,10 +185,11 @@ struct Line {
     late_since: Option<Instant>,
     /// ...and since when it has been empty.
     empty_since: Option<Instant>,
-    /// Overload, once the line has been late for an interval or grown
-    /// longer than `overload_line`, until it has been empty for a tenth of one: a line that empties for
-    /// a moment (a client's pause) does not end it, or every such moment
-    /// would serve the next half second first in, first out.
+    /// Overload, once the line has been late for an interval, grown
+    /// longer than `overload_line` or filled, until it has been empty for a
+    /// tenth of an interval: a line that empties for a moment (a client's
+    /// pause) does not end it, or every such moment would serve the next
+    /// half second first in, first out.
     overload: bool,
     /// When a search was last refused (a full line or the longest wait).
     refused_at: Option<Instant>,
@@ -811,18 +812,18 @@ mod tests {
     #[tokio::test]
     async fn under_overload_a_search_that_waited_half_the_longest_wait_goes_first() {
         let g = Arc::new(Admission::new(Limits {
-            max_wait: Duration::from_millis(400),
-            ..one_turn(8, true).gate.limits
+            max_wait: Duration::from_millis(1_000),
+            ..one_turn(8, false).gate.limits
         }));
         overload(&g);
         let order = Arc::new(Mutex::new(Vec::new()));
         let held = g.enter("searches").await.expect("turn");
         let old = waiter(&g, "old", &order).await;
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
         let new = waiter(&g, "new", &order).await;
         let newest = waiter(&g, "newest", &order).await;
-        // `old` has waited over 200 ms (half of 400) by now: it goes first,
-        // then the newest as under overload
+        // `old` has waited over 500 ms (half of 1,000) by now: it goes
+        // first, then the newest as under overload
         drop(held);
         for w in [old, new, newest] {
             assert!(w.await.unwrap());
